@@ -1,0 +1,357 @@
+//! Events: one per lifecycle transition (and per audit-relevant refusal), and their canonical
+//! encoding, which is what the ledger hashes.
+//!
+//! Encoding, version 1: a JSON object with the keys `v`, `seq`, `at`, `actor`, `subject`, `type`
+//! and `data`, canonicalised as RFC 8785 (JCS) prescribes: keys sorted, no insignificant
+//! whitespace, strings escaped minimally. latch events hold no floating-point numbers, so JCS's
+//! number rules reduce to plain integers. The same event encodes to the same bytes on every store.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::Timestamp;
+
+/// The version written into every encoded event; bump it when the encoding changes.
+pub const ENCODING_VERSION: u32 = 1;
+
+/// Who caused an event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    User(String),
+    /// latch itself: the scheduler expiring grants and timing out requests.
+    System,
+}
+
+impl Actor {
+    pub fn user(name: impl Into<String>) -> Self {
+        Self::User(name.into())
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Self::User(name) => Some(name),
+            Self::System => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(name) => write!(f, "user:{name}"),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Actor {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "system" => Some(Self::System),
+            _ => text.strip_prefix("user:").map(Self::user),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid actor `{text}`")))
+    }
+}
+
+/// What happened. The serde names are the encoded `type` values: never rename one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", deny_unknown_fields)]
+pub enum EventKind {
+    #[serde(rename = "request.created")]
+    RequestCreated {
+        requester: String,
+        resource: String,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+        ticket: Option<String>,
+        required_approvals: u32,
+        /// When the request times out if undecided; `None` when requests never time out.
+        pending_until: Option<Timestamp>,
+    },
+    /// An approval that does not yet reach the required count.
+    #[serde(rename = "request.approval_recorded")]
+    ApprovalRecorded { comment: Option<String> },
+    /// The approval that reaches the required count.
+    #[serde(rename = "request.approved")]
+    RequestApproved { comment: Option<String> },
+    #[serde(rename = "request.denied")]
+    RequestDenied { reason: String },
+    #[serde(rename = "request.cancelled")]
+    RequestCancelled {},
+    #[serde(rename = "request.timed_out")]
+    RequestTimedOut {},
+    #[serde(rename = "grant.issued")]
+    GrantIssued {
+        grant_id: String,
+        grantee: String,
+        resource: String,
+        role: String,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    },
+    #[serde(rename = "grant.expired")]
+    GrantExpired { grant_id: String },
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked { grant_id: String, reason: String },
+    /// A refused attempt (403): recorded because attempts are evidence too.
+    #[serde(rename = "access.refused")]
+    AccessRefused { action: String, reason: String },
+    #[serde(rename = "token.created")]
+    TokenCreated {
+        token_id: String,
+        user: String,
+        label: Option<String>,
+    },
+    #[serde(rename = "token.revoked")]
+    TokenRevoked { token_id: String, user: String },
+}
+
+impl EventKind {
+    /// The encoded `type`, e.g. `request.created`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::RequestCreated { .. } => "request.created",
+            Self::ApprovalRecorded { .. } => "request.approval_recorded",
+            Self::RequestApproved { .. } => "request.approved",
+            Self::RequestDenied { .. } => "request.denied",
+            Self::RequestCancelled {} => "request.cancelled",
+            Self::RequestTimedOut {} => "request.timed_out",
+            Self::GrantIssued { .. } => "grant.issued",
+            Self::GrantExpired { .. } => "grant.expired",
+            Self::GrantRevoked { .. } => "grant.revoked",
+            Self::AccessRefused { .. } => "access.refused",
+            Self::TokenCreated { .. } => "token.created",
+            Self::TokenRevoked { .. } => "token.revoked",
+        }
+    }
+}
+
+/// An event before the store has given it its place in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: Actor,
+    /// The id of the object the event is about: a request id (for request and grant events),
+    /// a token id, or the API path of a refused call.
+    pub subject: String,
+    pub kind: EventKind,
+}
+
+/// An event with its sequence number: its position in the ledger, starting at 1 and gapless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub event: Event,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Encoded {
+    v: u32,
+    seq: u64,
+    at: Timestamp,
+    actor: Actor,
+    subject: String,
+    #[serde(flatten)]
+    kind: EventKind,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event is not valid JSON for version {ENCODING_VERSION}: {0}")]
+    Malformed(String),
+    #[error("event has encoding version {0}, this latch reads version {ENCODING_VERSION}")]
+    UnknownVersion(u32),
+    #[error("event bytes are not in canonical form")]
+    NotCanonical,
+}
+
+impl StoredEvent {
+    /// The canonical bytes of this event: the ledger leaf.
+    pub fn canonical_json(&self) -> String {
+        let encoded = Encoded {
+            v: ENCODING_VERSION,
+            seq: self.seq,
+            at: self.event.at,
+            actor: self.event.actor.clone(),
+            subject: self.event.subject.clone(),
+            kind: self.event.kind.clone(),
+        };
+        // Serialising these types to a Value cannot fail: every map key is a string and there
+        // are no floats; an empty object would only ever hide a bug, so fall back to it visibly.
+        let value = serde_json::to_value(&encoded).unwrap_or(Value::Null);
+        let mut out = String::with_capacity(256);
+        write_canonical(&value, &mut out);
+        out
+    }
+
+    /// Decodes canonical bytes; refuses anything that does not re-encode to the same bytes.
+    pub fn decode(bytes: &str) -> Result<Self, DecodeError> {
+        let value: Value =
+            serde_json::from_str(bytes).map_err(|err| DecodeError::Malformed(err.to_string()))?;
+        if let Some(version) = value.get("v").and_then(Value::as_u64)
+            && version != u64::from(ENCODING_VERSION)
+        {
+            return Err(DecodeError::UnknownVersion(
+                u32::try_from(version).unwrap_or(u32::MAX),
+            ));
+        }
+        let encoded: Encoded =
+            serde_json::from_value(value).map_err(|err| DecodeError::Malformed(err.to_string()))?;
+        let event = Self {
+            seq: encoded.seq,
+            event: Event {
+                at: encoded.at,
+                actor: encoded.actor,
+                subject: encoded.subject,
+                kind: encoded.kind,
+            },
+        };
+        if event.canonical_json() != bytes {
+            return Err(DecodeError::NotCanonical);
+        }
+        Ok(event)
+    }
+}
+
+/// Writes `value` as RFC 8785 canonical JSON. Key order is enforced here rather than trusted to
+/// `serde_json::Map`, whose order depends on a cargo feature any crate in the build may turn on.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // JCS sorts by UTF-16 code units; for the ASCII keys latch writes that is byte order.
+            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(text) => write_string(text, out),
+        // Integers print the same in JCS and serde_json; latch never encodes floats.
+        Value::Number(number) => out.push_str(&number.to_string()),
+        Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+    }
+}
+
+fn write_string(text: &str, out: &mut String) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+    use proptest::prelude::*;
+
+    fn sample() -> StoredEvent {
+        StoredEvent {
+            seq: 7,
+            event: Event {
+                at: Timestamp::from_millis(1_795_000_000_123),
+                actor: Actor::user("alice"),
+                subject: "req_01".into(),
+                kind: EventKind::RequestCreated {
+                    requester: "alice".into(),
+                    resource: "payments-db".into(),
+                    role: "read".into(),
+                    duration_secs: 1800,
+                    reason: "INC-4211: stuck job \"x\"\n\u{1}é".into(),
+                    ticket: Some("INC-4211".into()),
+                    required_approvals: 1,
+                    pending_until: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn encoding_is_canonical_and_stable() {
+        expect![[r#"{"actor":"user:alice","at":"2026-11-18T11:06:40.123Z","data":{"duration_secs":1800,"pending_until":null,"reason":"INC-4211: stuck job \"x\"\n\u0001é","requester":"alice","required_approvals":1,"resource":"payments-db","role":"read","ticket":"INC-4211"},"seq":7,"subject":"req_01","type":"request.created","v":1}"#]]
+        .assert_eq(&sample().canonical_json());
+    }
+
+    #[test]
+    fn decode_round_trips_and_refuses_non_canonical_bytes() {
+        let event = sample();
+        let bytes = event.canonical_json();
+        assert_eq!(StoredEvent::decode(&bytes), Ok(event));
+        let spaced = bytes.replacen(',', ", ", 1);
+        assert_eq!(StoredEvent::decode(&spaced), Err(DecodeError::NotCanonical));
+        let future = bytes.replace("\"v\":1", "\"v\":2");
+        assert_eq!(
+            StoredEvent::decode(&future),
+            Err(DecodeError::UnknownVersion(2))
+        );
+        assert!(matches!(
+            StoredEvent::decode("{\"v\":1}"),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_round_trips(reason in any::<String>(), subject in "[a-z0-9_]{1,30}", seq in 1u64..u64::MAX, millis in 0i64..4_000_000_000_000) {
+            let event = StoredEvent {
+                seq,
+                event: Event {
+                    at: Timestamp::from_millis(millis),
+                    actor: Actor::System,
+                    subject,
+                    kind: EventKind::RequestDenied { reason },
+                },
+            };
+            let bytes = event.canonical_json();
+            prop_assert_eq!(serde_json::from_str::<Value>(&bytes).is_ok(), true);
+            prop_assert_eq!(StoredEvent::decode(&bytes), Ok(event));
+        }
+    }
+}
