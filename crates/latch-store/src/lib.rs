@@ -1,0 +1,173 @@
+//! latch's storage: the [`Store`] trait, and one SQL implementation that serves both SQLite (the
+//! embedded default) and PostgreSQL. This is the only crate that writes SQL.
+//!
+//! Every change goes through [`Store::execute`]: in one transaction it takes the ledger's write
+//! lock, replays the request's events, lets `latch_core::lifecycle::decide` turn the command into
+//! events, appends them with the next sequence numbers, and writes the projections that
+//! `latch_core::lifecycle::apply` derives from them.
+
+mod migrations;
+mod sql;
+
+use async_trait::async_trait;
+use latch_core::catalog::Visibility;
+use latch_core::time::Clock;
+use latch_core::{
+    AccessRequest, Catalog, Command, Event, Refusal, RequestState, StoredEvent, Timestamp,
+};
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach the database: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
+    /// The stored events do not decode or do not replay: someone edited the store.
+    #[error("the event log is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err.to_string()),
+            other => Self::Database(other.to_string()),
+        }
+    }
+}
+
+/// The result of a command: the request as it now is with the events that made it so, or a
+/// refusal that changed nothing.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "short-lived return value; boxing buys nothing")]
+pub enum Executed {
+    Done {
+        request: AccessRequest,
+        events: Vec<StoredEvent>,
+    },
+    Refused(Refusal),
+}
+
+/// Which requests to list.
+#[derive(Clone, Debug)]
+pub struct RequestFilter {
+    /// Only these states (all when empty).
+    pub states: Vec<RequestState>,
+    pub requester: Option<String>,
+    /// Only requests that have (or had) a grant.
+    pub with_grant: bool,
+    pub visibility: Visibility,
+    pub limit: u32,
+}
+
+impl Default for RequestFilter {
+    fn default() -> Self {
+        Self {
+            states: Vec::new(),
+            requester: None,
+            with_grant: false,
+            visibility: Visibility::All,
+            limit: 100,
+        }
+    }
+}
+
+/// An API token as stored: only the hash of its secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user: String,
+    pub label: Option<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub requests_by_state: Vec<(RequestState, u64)>,
+    pub active_grants: u64,
+    pub events: u64,
+}
+
+/// A projection row that disagrees with the replay of the events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub request_id: String,
+    pub problem: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies `command` to request `id` atomically (see the crate docs).
+    async fn execute(
+        &self,
+        id: &str,
+        command: &Command,
+        catalog: &Catalog,
+        clock: &dyn Clock,
+    ) -> Result<Executed, StoreError>;
+
+    /// Applies many commands in one transaction: the scheduler's batches. A refused command
+    /// changes nothing and does not stop the others.
+    async fn execute_batch(
+        &self,
+        work: &[(String, Command)],
+        catalog: &Catalog,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Executed>, StoreError>;
+
+    /// Appends events that change no projection: refusals worth keeping as evidence.
+    async fn record(&self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// Newest first.
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError>;
+
+    /// Work the scheduler owes at `now`: grants to expire and requests to time out.
+    async fn due(&self, now: Timestamp, limit: u32) -> Result<Vec<(String, Command)>, StoreError>;
+
+    /// Events with `seq > after`, in order, with their canonical bytes.
+    async fn events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(StoredEvent, String)>, StoreError>;
+
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Stores a token (its hash only) with its `token.created` event.
+    async fn create_token(
+        &self,
+        token: &TokenRecord,
+        secret_hash: &str,
+        actor: latch_core::Actor,
+        clock: &dyn Clock,
+    ) -> Result<StoredEvent, StoreError>;
+
+    /// The live (not revoked) token with this hash.
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token with its `token.revoked` event; refused when unknown or already revoked.
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: latch_core::Actor,
+        clock: &dyn Clock,
+    ) -> Result<Result<TokenRecord, Refusal>, StoreError>;
+
+    /// Replays every event and compares the result with the projections.
+    async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError>;
+
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,76 @@
+//! Schema migrations, in SQL that SQLite and PostgreSQL both accept. Applied in order at start,
+//! each once, inside a transaction; never edit one that has shipped, add the next.
+
+/// (version, name, statements separated by `;`)
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "events, requests, grants, tokens",
+    r#"
+CREATE TABLE ledger_head (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    next_seq BIGINT NOT NULL
+);
+INSERT INTO ledger_head (id, next_seq) VALUES (1, 1);
+CREATE TABLE events (
+    seq BIGINT PRIMARY KEY,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_subject ON events (subject, seq);
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    role TEXT NOT NULL,
+    duration_secs BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    ticket TEXT,
+    required_approvals BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    pending_until_ms BIGINT,
+    state TEXT NOT NULL,
+    decided_at_ms BIGINT,
+    closed_by TEXT,
+    deny_reason TEXT,
+    last_seq BIGINT NOT NULL
+);
+CREATE INDEX requests_state ON requests (state, pending_until_ms);
+CREATE INDEX requests_requester ON requests (requester, created_at_ms);
+CREATE INDEX requests_created ON requests (created_at_ms);
+CREATE TABLE approvals (
+    request_id TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    comment TEXT,
+    at_ms BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE grants (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    starts_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    ended_at_ms BIGINT,
+    revoked_by TEXT,
+    revoke_reason TEXT
+);
+CREATE INDEX grants_due ON grants (state, expires_at_ms);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    label TEXT,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at_ms BIGINT NOT NULL,
+    revoked_at_ms BIGINT
+)
+"#,
+)];
+
+/// The statements of one migration.
+pub fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+}

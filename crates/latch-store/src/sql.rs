@@ -1,0 +1,821 @@
+//! The SQL store. One implementation for SQLite and PostgreSQL over sqlx's `Any` driver: the
+//! schema and queries use only what both accept (`BIGINT`, `TEXT`, `$n` parameters, `ON CONFLICT`,
+//! `RETURNING`), so the two cannot drift apart.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latch_core::catalog::Visibility;
+use latch_core::lifecycle::{self, Approval, Grant};
+use latch_core::time::Clock;
+use latch_core::{
+    AccessDuration, AccessRequest, Actor, Catalog, Command, Event, EventKind, GrantState, Refusal,
+    RefusalKind, RequestState, StoredEvent, Timestamp,
+};
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Connection, Executor, Row};
+use tokio::sync::Mutex;
+
+use crate::migrations::{MIGRATIONS, statements};
+use crate::{Counts, Drift, Executed, RequestFilter, Store, StoreError, TokenRecord};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A store on SQLite or PostgreSQL.
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
+    /// handler keeps latency fair under concurrency. PostgreSQL queues on the ledger row lock.
+    write_queue: Mutex<()>,
+}
+
+const REQUEST_COLUMNS: &str = "r.id, r.requester, r.resource, r.role, r.duration_secs, r.reason, \
+     r.ticket, r.required_approvals, r.created_at_ms, r.pending_until_ms, r.state, r.decided_at_ms, \
+     r.closed_by, r.deny_reason, g.id AS grant_id, g.state AS grant_state, g.starts_at_ms, \
+     g.expires_at_ms, g.ended_at_ms, g.revoked_by, g.revoke_reason";
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // FULL: an event is acknowledged only once it is on disk.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|err| {
+                StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display()))
+            })?;
+        Self::migrated(pool, Dialect::Sqlite).await
+    }
+
+    /// Connects to PostgreSQL at `url` and migrates the database.
+    pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
+        Self::migrated(pool, Dialect::Postgres).await
+    }
+
+    async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
+        let store = Self {
+            pool,
+            dialect,
+            write_queue: Mutex::new(()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            // Replicas starting together migrate one at a time.
+            tx.execute("SELECT pg_advisory_xact_lock(7411730)").await?;
+        }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .await?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            for statement in statements(sql) {
+                tx.execute(statement).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(*name)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, name, "applied migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Opens a write transaction holding the ledger's lock. Dropping it rolls back.
+    async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
+        let queued = match self.dialect {
+            Dialect::Sqlite => Some(self.write_queue.lock().await),
+            Dialect::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        // Taking the ledger row first serialises writers and, on SQLite, makes this the one
+        // write transaction before anything is read.
+        let next_seq: i64 = sqlx::query(
+            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let ledger = Ledger {
+            next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
+        };
+        Ok(WriteTx {
+            tx,
+            ledger,
+            _queued: queued,
+        })
+    }
+}
+
+/// A write transaction with the ledger's lock held.
+struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    ledger: Ledger,
+    _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    async fn append(&mut self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.ledger.append(&mut self.tx, events).await
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ledger_head SET next_seq = $1 WHERE id = 1")
+            .bind(to_i64(self.ledger.next_seq)?)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The ledger's head inside a write transaction: the next sequence number to hand out.
+struct Ledger {
+    next_seq: u64,
+}
+
+impl Ledger {
+    async fn append(
+        &mut self,
+        conn: &mut AnyConnection,
+        events: Vec<Event>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            let event = StoredEvent {
+                seq: self.next_seq,
+                event,
+            };
+            let body = event.canonical_json();
+            sqlx::query(
+                "INSERT INTO events (seq, type, actor, subject, at_ms, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(to_i64(event.seq)?)
+            .bind(event.event.kind.type_name())
+            .bind(event.event.actor.to_string())
+            .bind(&event.event.subject)
+            .bind(event.event.at.as_millis())
+            .bind(body)
+            .execute(&mut *conn)
+            .await?;
+            self.next_seq += 1;
+            stored.push(event);
+        }
+        Ok(stored)
+    }
+}
+
+fn corrupt(message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(message.into())
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Database(format!("{value} is out of range")))
+}
+
+fn redact_url(message: &str, url: &str) -> String {
+    // A URL may carry a password: never echo it.
+    let shown = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    };
+    format!(
+        "cannot connect to `{shown}`: {}",
+        message.replace(url, &shown)
+    )
+}
+
+/// Loads a request by replaying its events.
+async fn replay_request(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<AccessRequest>, StoreError> {
+    let rows = sqlx::query("SELECT body FROM events WHERE subject = $1 ORDER BY seq")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut state = None;
+    for row in rows {
+        let body: String = row.try_get(0)?;
+        let event =
+            StoredEvent::decode(&body).map_err(|err| corrupt(format!("request `{id}`: {err}")))?;
+        state =
+            Some(lifecycle::apply(state, &event.event).map_err(|err| corrupt(err.to_string()))?);
+    }
+    Ok(state)
+}
+
+async fn execute_one(
+    conn: &mut AnyConnection,
+    ledger: &mut Ledger,
+    id: &str,
+    command: &Command,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<Executed, StoreError> {
+    let current = replay_request(conn, id).await?;
+    let events = match lifecycle::decide(id, current.as_ref(), command, catalog, now) {
+        Ok(events) => events,
+        Err(refusal) => return Ok(Executed::Refused(refusal)),
+    };
+    let mut state = current;
+    for event in &events {
+        state = Some(lifecycle::apply(state, event).map_err(|err| corrupt(err.to_string()))?);
+    }
+    let stored = ledger.append(conn, events).await?;
+    let Some(request) = state else {
+        return Err(corrupt(format!("command on `{id}` produced no state")));
+    };
+    let last_seq = ledger.next_seq.saturating_sub(1);
+    write_projection(conn, &request, last_seq).await?;
+    Ok(Executed::Done {
+        request,
+        events: stored,
+    })
+}
+
+async fn write_projection(
+    conn: &mut AnyConnection,
+    r: &AccessRequest,
+    last_seq: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO requests (id, requester, resource, role, duration_secs, reason, ticket, \
+         required_approvals, created_at_ms, pending_until_ms, state, decided_at_ms, closed_by, \
+         deny_reason, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at_ms = excluded.decided_at_ms, \
+         closed_by = excluded.closed_by, deny_reason = excluded.deny_reason, last_seq = excluded.last_seq",
+    )
+    .bind(&r.id)
+    .bind(&r.requester)
+    .bind(&r.resource)
+    .bind(&r.role)
+    .bind(to_i64(r.duration.as_secs())?)
+    .bind(&r.reason)
+    .bind(r.ticket.as_deref())
+    .bind(i64::from(r.required_approvals))
+    .bind(r.created_at.as_millis())
+    .bind(r.pending_until.map(Timestamp::as_millis))
+    .bind(r.state.as_str())
+    .bind(r.decided_at.map(Timestamp::as_millis))
+    .bind(r.closed_by.as_deref())
+    .bind(r.deny_reason.as_deref())
+    .bind(to_i64(last_seq)?)
+    .execute(&mut *conn)
+    .await?;
+    for (i, approval) in r.approvals.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO approvals (request_id, approver, comment, at_ms, seq) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (request_id, approver) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(&approval.approver)
+        .bind(approval.comment.as_deref())
+        .bind(approval.at.as_millis())
+        .bind(to_i64(i as u64)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(g) = &r.grant {
+        sqlx::query(
+            "INSERT INTO grants (id, request_id, state, starts_at_ms, expires_at_ms, ended_at_ms, \
+             revoked_by, revoke_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at_ms = excluded.ended_at_ms, \
+             revoked_by = excluded.revoked_by, revoke_reason = excluded.revoke_reason",
+        )
+        .bind(&g.id)
+        .bind(&r.id)
+        .bind(g.state.as_str())
+        .bind(g.starts_at.as_millis())
+        .bind(g.expires_at.as_millis())
+        .bind(g.ended_at.map(Timestamp::as_millis))
+        .bind(g.revoked_by.as_deref())
+        .bind(g.revoke_reason.as_deref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn opt_ms(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(row
+        .try_get::<Option<i64>, _>(column)?
+        .map(Timestamp::from_millis))
+}
+
+fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError> {
+    let id: String = row.try_get("id")?;
+    let bad = |what: &str| corrupt(format!("request `{id}` has an invalid {what}"));
+    let state: String = row.try_get("state")?;
+    let duration_secs: i64 = row.try_get("duration_secs")?;
+    let grant = match row.try_get::<Option<String>, _>("grant_id")? {
+        None => None,
+        Some(grant_id) => {
+            let grant_state: String = row.try_get("grant_state")?;
+            Some(Grant {
+                id: grant_id,
+                starts_at: Timestamp::from_millis(row.try_get("starts_at_ms")?),
+                expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
+                state: GrantState::parse(&grant_state).ok_or_else(|| bad("grant state"))?,
+                ended_at: opt_ms(row, "ended_at_ms")?,
+                revoked_by: row.try_get("revoked_by")?,
+                revoke_reason: row.try_get("revoke_reason")?,
+            })
+        }
+    };
+    Ok(AccessRequest {
+        requester: row.try_get("requester")?,
+        resource: row.try_get("resource")?,
+        role: row.try_get("role")?,
+        duration: u64::try_from(duration_secs)
+            .ok()
+            .and_then(AccessDuration::from_secs)
+            .ok_or_else(|| bad("duration"))?,
+        reason: row.try_get("reason")?,
+        ticket: row.try_get("ticket")?,
+        required_approvals: u32::try_from(row.try_get::<i64, _>("required_approvals")?)
+            .map_err(|_| bad("approval count"))?,
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+        pending_until: opt_ms(row, "pending_until_ms")?,
+        approvals: Vec::new(),
+        state: RequestState::parse(&state).ok_or_else(|| bad("state"))?,
+        decided_at: opt_ms(row, "decided_at_ms")?,
+        closed_by: row.try_get("closed_by")?,
+        deny_reason: row.try_get("deny_reason")?,
+        grant,
+        id,
+    })
+}
+
+/// Builds SQL with `$n` placeholders and their values, for the filters that vary.
+#[derive(Default)]
+struct Params {
+    values: Vec<String>,
+}
+
+impl Params {
+    fn push(&mut self, value: impl Into<String>) -> String {
+        self.values.push(value.into());
+        format!("${}", self.values.len())
+    }
+
+    fn list<'a>(&mut self, values: impl IntoIterator<Item = &'a String>) -> String {
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.push(v.clone())).collect();
+        placeholders.join(", ")
+    }
+}
+
+async fn load_requests(
+    conn: &mut AnyConnection,
+    filter: &RequestFilter,
+    limit: Option<u32>,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let mut params = Params::default();
+    let mut sql = format!(
+        "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE 1 = 1"
+    );
+    if !filter.states.is_empty() {
+        let states: Vec<String> = filter
+            .states
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        sql.push_str(&format!(" AND r.state IN ({})", params.list(&states)));
+    }
+    if let Some(requester) = &filter.requester {
+        sql.push_str(&format!(
+            " AND r.requester = {}",
+            params.push(requester.clone())
+        ));
+    }
+    if filter.with_grant {
+        sql.push_str(" AND g.id IS NOT NULL");
+    }
+    if let Visibility::Some {
+        requesters,
+        resources,
+    } = &filter.visibility
+    {
+        let mut any = Vec::new();
+        if !requesters.is_empty() {
+            any.push(format!("r.requester IN ({})", params.list(requesters)));
+        }
+        if !resources.is_empty() {
+            any.push(format!("r.resource IN ({})", params.list(resources)));
+        }
+        if any.is_empty() {
+            sql.push_str(" AND 1 = 0");
+        } else {
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        }
+    }
+    sql.push_str(" ORDER BY r.created_at_ms DESC, r.id DESC");
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let mut query = sqlx::query(&sql);
+    for value in &params.values {
+        query = query.bind(value.as_str());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut requests = rows
+        .iter()
+        .map(request_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_approvals(conn, &mut requests).await?;
+    Ok(requests)
+}
+
+async fn attach_approvals(
+    conn: &mut AnyConnection,
+    requests: &mut [AccessRequest],
+) -> Result<(), StoreError> {
+    // In chunks: both databases cap the number of parameters in one statement.
+    for chunk in requests.chunks_mut(500) {
+        let mut params = Params::default();
+        let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
+        let sql = format!(
+            "SELECT request_id, approver, comment, at_ms FROM approvals WHERE request_id IN ({}) ORDER BY request_id, seq",
+            params.list(&ids)
+        );
+        let mut query = sqlx::query(&sql);
+        for value in &params.values {
+            query = query.bind(value.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let request_id: String = row.try_get(0)?;
+            if let Some(request) = chunk.iter_mut().find(|r| r.id == request_id) {
+                request.approvals.push(Approval {
+                    approver: row.try_get(1)?,
+                    comment: row.try_get(2)?,
+                    at: Timestamp::from_millis(row.try_get(3)?),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        label: row.try_get("label")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+        revoked_at: opt_ms(row, "revoked_at_ms")?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, user_name, label, created_at_ms, revoked_at_ms";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn execute(
+        &self,
+        id: &str,
+        command: &Command,
+        catalog: &Catalog,
+        clock: &dyn Clock,
+    ) -> Result<Executed, StoreError> {
+        let mut w = self.begin_write().await?;
+        let now = clock.now();
+        let executed = execute_one(&mut w.tx, &mut w.ledger, id, command, catalog, now).await?;
+        if matches!(executed, Executed::Done { .. }) {
+            w.commit().await?;
+        }
+        Ok(executed)
+    }
+
+    async fn execute_batch(
+        &self,
+        work: &[(String, Command)],
+        catalog: &Catalog,
+        clock: &dyn Clock,
+    ) -> Result<Vec<Executed>, StoreError> {
+        let mut w = self.begin_write().await?;
+        let now = clock.now();
+        let mut results = Vec::with_capacity(work.len());
+        for (id, command) in work {
+            results.push(execute_one(&mut w.tx, &mut w.ledger, id, command, catalog, now).await?);
+        }
+        w.commit().await?;
+        Ok(results)
+    }
+
+    async fn record(&self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut w = self.begin_write().await?;
+        let stored = w.append(events).await?;
+        w.commit().await?;
+        Ok(stored)
+    }
+
+    async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut requests = vec![request_from_row(&row)?];
+        attach_approvals(&mut conn, &mut requests).await?;
+        Ok(requests.pop())
+    }
+
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_requests(&mut conn, filter, Some(filter.limit)).await
+    }
+
+    async fn due(&self, now: Timestamp, limit: u32) -> Result<Vec<(String, Command)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut due = Vec::new();
+        let expiring = sqlx::query(&format!(
+            "SELECT request_id FROM grants WHERE state = 'active' AND expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT {limit}"
+        ))
+        .bind(now.as_millis())
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in expiring {
+            due.push((row.try_get::<String, _>(0)?, Command::Expire));
+        }
+        let timing_out = sqlx::query(&format!(
+            "SELECT id FROM requests WHERE state = 'pending' AND pending_until_ms <= $1 ORDER BY pending_until_ms LIMIT {limit}"
+        ))
+        .bind(now.as_millis())
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in timing_out {
+            due.push((row.try_get::<String, _>(0)?, Command::TimeOut));
+        }
+        Ok(due)
+    }
+
+    async fn events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
+        ))
+        .bind(to_i64(after)?)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get(0)?;
+                let body: String = row.try_get(1)?;
+                let event = StoredEvent::decode(&body)
+                    .map_err(|err| corrupt(format!("event {seq}: {err}")))?;
+                if i64::try_from(event.seq).ok() != Some(seq) {
+                    return Err(corrupt(format!(
+                        "event {seq} says it is event {}",
+                        event.seq
+                    )));
+                }
+                Ok((event, body))
+            })
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut counts = Counts::default();
+        for row in sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let state: String = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            if let Some(state) = RequestState::parse(&state) {
+                counts
+                    .requests_by_state
+                    .push((state, u64::try_from(count).unwrap_or(0)));
+            }
+        }
+        let active: i64 = sqlx::query("SELECT COUNT(*) FROM grants WHERE state = 'active'")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        counts.active_grants = u64::try_from(active).unwrap_or(0);
+        let next: i64 = sqlx::query("SELECT next_seq FROM ledger_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        counts.events = u64::try_from(next - 1).unwrap_or(0);
+        Ok(counts)
+    }
+
+    async fn create_token(
+        &self,
+        token: &TokenRecord,
+        secret_hash: &str,
+        actor: Actor,
+        clock: &dyn Clock,
+    ) -> Result<StoredEvent, StoreError> {
+        let mut w = self.begin_write().await?;
+        let now = clock.now();
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, label, secret_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.id)
+        .bind(&token.user)
+        .bind(token.label.as_deref())
+        .bind(secret_hash)
+        .bind(now.as_millis())
+        .execute(&mut *w.tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor,
+            subject: token.id.clone(),
+            kind: EventKind::TokenCreated {
+                token_id: token.id.clone(),
+                user: token.user.clone(),
+                label: token.label.clone(),
+            },
+        };
+        let mut stored = w.append(vec![event]).await?;
+        w.commit().await?;
+        stored.pop().ok_or_else(|| corrupt("no token event"))
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1 AND revoked_at_ms IS NULL"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at_ms, id"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: Actor,
+        clock: &dyn Clock,
+    ) -> Result<Result<TokenRecord, Refusal>, StoreError> {
+        let mut w = self.begin_write().await?;
+        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let Some(mut token) = row.as_ref().map(token_from_row).transpose()? else {
+            return Ok(Err(Refusal {
+                kind: RefusalKind::NotFound,
+                message: format!("no token `{id}` (see `latch admin token list`)"),
+            }));
+        };
+        if let Some(at) = token.revoked_at {
+            return Ok(Err(Refusal {
+                kind: RefusalKind::Conflict,
+                message: format!("token `{id}` was already revoked at {at}"),
+            }));
+        }
+        let now = clock.now();
+        sqlx::query("UPDATE tokens SET revoked_at_ms = $1 WHERE id = $2")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        let event = Event {
+            at: now,
+            actor,
+            subject: id.to_owned(),
+            kind: EventKind::TokenRevoked {
+                token_id: id.to_owned(),
+                user: token.user.clone(),
+            },
+        };
+        w.append(vec![event]).await?;
+        w.commit().await?;
+        token.revoked_at = Some(now);
+        Ok(Ok(token))
+    }
+
+    async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError> {
+        use std::collections::BTreeMap;
+        let mut conn = self.pool.acquire().await?;
+        let mut replayed: BTreeMap<String, AccessRequest> = BTreeMap::new();
+        let mut after = 0u64;
+        loop {
+            let page =
+                sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000")
+                    .bind(to_i64(after)?)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let Some(last) = page.last() else { break };
+            after = u64::try_from(last.try_get::<i64, _>(0)?).unwrap_or(u64::MAX);
+            for row in &page {
+                let body: String = row.try_get(1)?;
+                let event = StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))?;
+                if !event.event.subject.starts_with("req_") {
+                    continue;
+                }
+                let subject = event.event.subject.clone();
+                let current = replayed.remove(&subject);
+                let next = lifecycle::apply(current, &event.event)
+                    .map_err(|err| corrupt(format!("event {}: {err}", event.seq)))?;
+                replayed.insert(subject, next);
+            }
+        }
+        let mut drift = Vec::new();
+        let projected = load_requests(&mut conn, &RequestFilter::default(), None).await?;
+        for row in projected {
+            match replayed.remove(&row.id) {
+                None => drift.push(Drift {
+                    request_id: row.id.clone(),
+                    problem: "projected but no event created it".into(),
+                }),
+                Some(expected) if expected != row => drift.push(Drift {
+                    request_id: row.id.clone(),
+                    problem: format!(
+                        "projection differs from replay: projected {row:?}, replayed {expected:?}"
+                    ),
+                }),
+                Some(_) => {}
+            }
+        }
+        for id in replayed.into_keys() {
+            drift.push(Drift {
+                request_id: id,
+                problem: "created by events but missing from the projection".into(),
+            });
+        }
+        Ok(drift)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("SELECT 1").await?;
+        Ok(())
+    }
+}

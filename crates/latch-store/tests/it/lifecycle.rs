@@ -1,0 +1,366 @@
+//! Commands through the store: events and projections written together, serialised, replayable.
+
+use std::sync::Arc;
+
+use latch_core::{Actor, Command, EventKind, GrantState, RefusalKind, RequestState};
+use latch_store::{Executed, RequestFilter, Store, TokenRecord};
+use latch_testkit::{Backend, FakeClock, T0, TestStore, sample_catalog};
+
+crate::on_both_stores!(
+    request_approve_expire_writes_events_and_projections,
+    refusals_change_nothing,
+    racing_approvers_produce_one_grant,
+    scheduler_batches_expire_due_grants_only,
+    visibility_limits_what_a_requester_sees,
+    tokens_are_stored_as_hashes_and_revoked_once,
+    sequence_numbers_are_gapless_under_concurrency,
+);
+
+fn create(requester: &str) -> Command {
+    Command::Create {
+        requester: requester.into(),
+        resource: "payments-db".into(),
+        role: "read".into(),
+        duration: "30m".parse().unwrap(),
+        reason: "INC-1: stuck job".into(),
+        ticket: Some("INC-1".into()),
+    }
+}
+
+fn approve(approver: &str) -> Command {
+    Command::Approve {
+        approver: approver.into(),
+        comment: Some("ok".into()),
+    }
+}
+
+fn done(executed: Executed) -> (latch_core::AccessRequest, Vec<latch_core::StoredEvent>) {
+    match executed {
+        Executed::Done { request, events } => (request, events),
+        Executed::Refused(refusal) => panic!("refused: {refusal}"),
+    }
+}
+
+async fn request_approve_expire_writes_events_and_projections(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (request, events) = done(
+        store
+            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(request.state, RequestState::Pending);
+    assert_eq!(events[0].seq, 1);
+
+    clock.advance_secs(60);
+    let (request, events) = done(
+        store
+            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(request.state, RequestState::Granted);
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    let grant = request.grant.clone().unwrap();
+    assert_eq!(grant.expires_at.millis_since(grant.starts_at), 1_800_000);
+
+    // The projection read back equals the state the command produced.
+    assert_eq!(store.request("req_1").await.unwrap(), Some(request.clone()));
+    let active = store
+        .requests(&RequestFilter {
+            states: vec![RequestState::Granted],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active, vec![request]);
+
+    clock.advance_secs(1800);
+    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    assert_eq!(due, vec![("req_1".to_owned(), Command::Expire)]);
+    let results = store.execute_batch(&due, &catalog, &*clock).await.unwrap();
+    let (request, _) = done(results.into_iter().next().unwrap());
+    assert_eq!(request.grant.unwrap().state, GrantState::Expired);
+    assert!(store.due(clock_now(&clock), 100).await.unwrap().is_empty());
+
+    let events = store.events(0, 100).await.unwrap();
+    let types: Vec<_> = events
+        .iter()
+        .map(|(e, _)| e.event.kind.type_name())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "request.created",
+            "request.approved",
+            "grant.issued",
+            "grant.expired"
+        ]
+    );
+    assert_eq!(events[3].0.event.actor, Actor::System);
+    // Canonical bytes are stored as written.
+    assert_eq!(events[0].1, events[0].0.canonical_json());
+    assert!(store.verify_projections().await.unwrap().is_empty());
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.events, counts.active_grants), (4, 0));
+}
+
+fn clock_now(clock: &Arc<FakeClock>) -> latch_core::Timestamp {
+    use latch_core::time::Clock;
+    clock.now()
+}
+
+async fn refusals_change_nothing(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    done(
+        store
+            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    let Executed::Refused(refusal) = store
+        .execute("req_1", &approve("alice"), &catalog, &*clock)
+        .await
+        .unwrap()
+    else {
+        panic!("self-approval accepted");
+    };
+    assert_eq!(refusal.kind, RefusalKind::Forbidden);
+    let Executed::Refused(refusal) = store
+        .execute("req_9", &approve("bob"), &catalog, &*clock)
+        .await
+        .unwrap()
+    else {
+        panic!("approval of nothing accepted");
+    };
+    assert_eq!(refusal.kind, RefusalKind::NotFound);
+    assert_eq!(store.counts().await.unwrap().events, 1);
+    assert_eq!(
+        store.request("req_1").await.unwrap().unwrap().state,
+        RequestState::Pending
+    );
+}
+
+async fn racing_approvers_produce_one_grant(backend: Backend) {
+    let store = Arc::new(TestStore::new(backend).await);
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
+    done(
+        store
+            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    let mut racers = Vec::new();
+    for approver in ["bob", "carol", "bob", "carol"] {
+        let (store, catalog, clock) = (store.clone(), catalog.clone(), clock.clone());
+        racers.push(tokio::spawn(async move {
+            store
+                .execute("req_1", &approve(approver), &catalog, &*clock)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Executed::Done { .. } => granted += 1,
+            Executed::Refused(refusal) => assert_eq!(refusal.kind, RefusalKind::Conflict),
+        }
+    }
+    assert_eq!(granted, 1);
+    let events = store.events(0, 100).await.unwrap();
+    let issued = events
+        .iter()
+        .filter(|(e, _)| matches!(e.event.kind, EventKind::GrantIssued { .. }))
+        .count();
+    assert_eq!(issued, 1);
+    assert!(store.verify_projections().await.unwrap().is_empty());
+}
+
+async fn scheduler_batches_expire_due_grants_only(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    for i in 0..5 {
+        let id = format!("req_{i}");
+        done(
+            store
+                .execute(&id, &create("alice"), &catalog, &*clock)
+                .await
+                .unwrap(),
+        );
+        if i < 3 {
+            done(
+                store
+                    .execute(&id, &approve("bob"), &catalog, &*clock)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    clock.advance_secs(1800);
+    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    assert_eq!(
+        due.len(),
+        3,
+        "three grants are due, two requests are still pending"
+    );
+    clock.advance_secs(24 * 3600);
+    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    let timeouts = due.iter().filter(|(_, c)| *c == Command::TimeOut).count();
+    assert_eq!((due.len(), timeouts), (5, 2));
+    store.execute_batch(&due, &catalog, &*clock).await.unwrap();
+    // Running the same batch again refuses every command and writes nothing.
+    let again = store.execute_batch(&due, &catalog, &*clock).await.unwrap();
+    assert!(again.iter().all(|e| matches!(e, Executed::Refused(_))));
+    let states: Vec<_> = store
+        .requests(&RequestFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| **s == RequestState::Expired)
+            .count(),
+        3
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| **s == RequestState::TimedOut)
+            .count(),
+        2
+    );
+    assert!(store.verify_projections().await.unwrap().is_empty());
+}
+
+async fn visibility_limits_what_a_requester_sees(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    done(
+        store
+            .execute("req_a", &create("alice"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    clock.advance_secs(1);
+    done(
+        store
+            .execute("req_b", &create("bob"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    let seen = |user: &str| {
+        let filter = RequestFilter {
+            visibility: catalog.visibility(user),
+            ..Default::default()
+        };
+        let store = &store;
+        async move {
+            store
+                .requests(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(seen("alice").await, ["req_a"]);
+    assert_eq!(
+        seen("bob").await,
+        ["req_b", "req_a"],
+        "bob leads the owner team"
+    );
+    assert_eq!(seen("dave").await, ["req_b", "req_a"], "dave audits");
+    assert_eq!(seen("erin").await, ["req_b", "req_a"], "erin administers");
+}
+
+async fn tokens_are_stored_as_hashes_and_revoked_once(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let clock = FakeClock::new(T0);
+    let token = TokenRecord {
+        id: "tok_1".into(),
+        user: "alice".into(),
+        label: Some("laptop".into()),
+        created_at: T0,
+        revoked_at: None,
+    };
+    store
+        .create_token(&token, "hash-1", Actor::System, &*clock)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_by_hash("hash-1").await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.token_by_hash("tok_1").await.unwrap(), None);
+    clock.advance_secs(5);
+    let revoked = store
+        .revoke_token("tok_1", Actor::user("erin"), &*clock)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.token_by_hash("hash-1").await.unwrap(), None);
+    let again = store
+        .revoke_token("tok_1", Actor::user("erin"), &*clock)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(again.kind, RefusalKind::Conflict);
+    let unknown = store
+        .revoke_token("tok_9", Actor::user("erin"), &*clock)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(unknown.kind, RefusalKind::NotFound);
+    let types: Vec<_> = store
+        .events(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.event.kind.type_name())
+        .collect();
+    assert_eq!(types, ["token.created", "token.revoked"]);
+}
+
+async fn sequence_numbers_are_gapless_under_concurrency(backend: Backend) {
+    let store = Arc::new(TestStore::new(backend).await);
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, catalog, clock) = (store.clone(), catalog.clone(), clock.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("req_{i}");
+            done(
+                store
+                    .execute(&id, &create("alice"), &catalog, &*clock)
+                    .await
+                    .unwrap(),
+            );
+            done(
+                store
+                    .execute(&id, &approve("bob"), &catalog, &*clock)
+                    .await
+                    .unwrap(),
+            );
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seqs: Vec<u64> = store
+        .events(0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=48).collect::<Vec<_>>());
+    assert!(store.verify_projections().await.unwrap().is_empty());
+}
