@@ -305,7 +305,7 @@ pub fn decide(
                     ),
                 ));
             }
-            let comment = clean_optional(comment.as_deref());
+            let comment = optional_text("comment", comment.as_deref())?;
             let approvals = u32::try_from(request.approvals.len())
                 .unwrap_or(u32::MAX)
                 .saturating_add(1);
@@ -449,12 +449,6 @@ fn validate_create(
         reason,
         "say why you need access, e.g. `INC-4211: stuck job`",
     )?;
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Refusal::new(
-            Invalid,
-            format!("reason is longer than {MAX_REASON_CHARS} characters"),
-        ));
-    }
     let ticket = clean_optional(ticket);
     if let Some(ticket) = &ticket
         && (ticket.chars().count() > MAX_TICKET_CHARS || ticket.chars().any(char::is_control))
@@ -486,13 +480,43 @@ fn require_text(field: &str, text: &str, hint: &str) -> Result<String, Refusal> 
             format!("{field} is empty: {hint}"),
         ));
     }
+    check_free_text(field, trimmed)?;
     Ok(trimmed.to_owned())
+}
+
+/// Free text (reasons, comments) is shown in terminals and reports and stored in every
+/// database: it may hold line breaks and tabs, but no other control characters.
+fn check_free_text(field: &str, text: &str) -> Result<(), Refusal> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Refusal::new(
+            RefusalKind::Invalid,
+            format!("{field} contains control characters: use plain text"),
+        ));
+    }
+    if text.chars().count() > MAX_REASON_CHARS {
+        return Err(Refusal::new(
+            RefusalKind::Invalid,
+            format!("{field} is longer than {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 fn clean_optional(text: Option<&str>) -> Option<String> {
     text.map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
+}
+
+fn optional_text(field: &str, text: Option<&str>) -> Result<Option<String>, Refusal> {
+    let text = clean_optional(text);
+    if let Some(text) = &text {
+        check_free_text(field, text)?;
+    }
+    Ok(text)
 }
 
 impl AccessRequest {

@@ -192,6 +192,32 @@ fn refusals_say_what_was_wrong() {
         }),
         "reason is empty: say why you need access, e.g. `INC-4211: stuck job`"
     );
+    let with_reason = |reason: &str| Command::Create {
+        requester: "alice".into(),
+        resource: "payments-db".into(),
+        role: "read".into(),
+        duration: "1h".parse().unwrap(),
+        reason: reason.into(),
+        ticket: None,
+    };
+    assert_eq!(
+        message(with_reason("stuck\u{0}job")),
+        "reason contains control characters: use plain text"
+    );
+    assert_eq!(
+        message(with_reason(&"x".repeat(MAX_REASON_CHARS + 1))),
+        "reason is longer than 2000 characters"
+    );
+    assert!(
+        decide(
+            "req_1",
+            None,
+            &with_reason("line one\nline two\t."),
+            &catalog,
+            T0
+        )
+        .is_ok()
+    );
     assert_eq!(
         message(create("mallory", "read", "1h")).split(':').next(),
         Some("unknown user `mallory`")

@@ -1,0 +1,211 @@
+//! The HTTP API's request and response bodies (`/api/v1`), with their OpenAPI schemas. The
+//! server and the CLI both use these types, so the two cannot disagree about the wire. Domain
+//! types stay in `latch-core`; the `From` conversions here are the only place they meet JSON.
+
+use latch_core::lifecycle::{Approval, Grant};
+use latch_core::{AccessRequest, StoredEvent};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Body of `POST /api/v1/requests`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// The resource to access, e.g. `payments-db`.
+    pub resource: String,
+    /// A role of that resource, e.g. `read`.
+    pub role: String,
+    /// How long, e.g. `30m`, `2h`, `1h30m`; at most the role's maximum.
+    #[schema(example = "30m")]
+    pub duration: String,
+    /// Why: shown to approvers and auditors.
+    pub reason: String,
+    /// A ticket or incident reference, e.g. `INC-4211`.
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// Body of `POST /api/v1/requests/{id}/approve`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Body of `POST /api/v1/requests/{id}/deny` and `POST /api/v1/grants/{id}/revoke`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub comment: Option<String>,
+    /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub request_id: String,
+    pub grantee: String,
+    pub resource: String,
+    pub role: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    #[schema(format = DateTime)]
+    pub starts_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub requester: String,
+    pub resource: String,
+    pub role: String,
+    /// As requested, e.g. `30m`.
+    pub duration: String,
+    pub duration_secs: u64,
+    pub reason: String,
+    pub ticket: Option<String>,
+    /// `pending`, `denied`, `cancelled`, `timed_out`, `granted`, `expired` or `revoked`.
+    pub state: String,
+    pub required_approvals: u32,
+    pub approvals: Vec<ApprovalView>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When an undecided request times out.
+    #[schema(format = DateTime)]
+    pub pending_until: Option<String>,
+    #[schema(format = DateTime)]
+    pub decided_at: Option<String>,
+    /// Who denied or cancelled it.
+    pub closed_by: Option<String>,
+    pub deny_reason: Option<String>,
+    pub grant: Option<GrantView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RequestList {
+    pub requests: Vec<RequestView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct GrantList {
+    pub grants: Vec<GrantView>,
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub user: String,
+    pub email: String,
+    pub teams: Vec<String>,
+    pub manager: Option<String>,
+    /// Organisation roles: `admin`, `auditor`.
+    pub roles: Vec<String>,
+    pub token_id: String,
+}
+
+/// One ledger event, as stored: `body` is its canonical encoding (the ledger leaf).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub actor: String,
+    pub subject: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+}
+
+/// Every error response: a stable code for scripts and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid`,
+    /// `unavailable` or `internal`.
+    pub error: String,
+    pub message: String,
+}
+
+impl From<&Approval> for ApprovalView {
+    fn from(approval: &Approval) -> Self {
+        Self {
+            approver: approval.approver.clone(),
+            comment: approval.comment.clone(),
+            at: approval.at.to_string(),
+        }
+    }
+}
+
+impl GrantView {
+    pub fn new(request: &AccessRequest, grant: &Grant) -> Self {
+        Self {
+            id: grant.id.clone(),
+            request_id: request.id.clone(),
+            grantee: request.requester.clone(),
+            resource: request.resource.clone(),
+            role: request.role.clone(),
+            state: grant.state.as_str().to_owned(),
+            starts_at: grant.starts_at.to_string(),
+            expires_at: grant.expires_at.to_string(),
+            ended_at: grant.ended_at.map(|t| t.to_string()),
+            revoked_by: grant.revoked_by.clone(),
+            revoke_reason: grant.revoke_reason.clone(),
+        }
+    }
+}
+
+impl From<&AccessRequest> for RequestView {
+    fn from(r: &AccessRequest) -> Self {
+        Self {
+            id: r.id.clone(),
+            requester: r.requester.clone(),
+            resource: r.resource.clone(),
+            role: r.role.clone(),
+            duration: r.duration.to_string(),
+            duration_secs: r.duration.as_secs(),
+            reason: r.reason.clone(),
+            ticket: r.ticket.clone(),
+            state: r.state.as_str().to_owned(),
+            required_approvals: r.required_approvals,
+            approvals: r.approvals.iter().map(ApprovalView::from).collect(),
+            created_at: r.created_at.to_string(),
+            pending_until: r.pending_until.map(|t| t.to_string()),
+            decided_at: r.decided_at.map(|t| t.to_string()),
+            closed_by: r.closed_by.clone(),
+            deny_reason: r.deny_reason.clone(),
+            grant: r.grant.as_ref().map(|g| GrantView::new(r, g)),
+        }
+    }
+}
+
+impl EventView {
+    pub fn new(event: &StoredEvent, body: String) -> Self {
+        Self {
+            seq: event.seq,
+            event_type: event.event.kind.type_name().to_owned(),
+            actor: event.event.actor.to_string(),
+            subject: event.event.subject.clone(),
+            at: event.event.at.to_string(),
+            body,
+        }
+    }
+}
