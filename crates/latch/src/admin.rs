@@ -1,0 +1,208 @@
+//! `latch serve`, `latch check` and `latch admin …`: the commands that read the config and open
+//! the store themselves (the first token has no token to create it).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use latch_config::{Config, Database};
+use latch_core::Actor;
+use latch_core::time::SystemClock;
+use latch_server::AppState;
+use latch_store::{SqlStore, Store, TokenRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{GlobalOptions, Output, print_table};
+use crate::exit::{Failed, Usage};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// API tokens: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a user and print it once.
+    Create {
+        /// The user (a key of `[users]` in the config).
+        #[arg(long)]
+        user: String,
+        /// A note to recognise it by, e.g. `laptop`.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id (`tok_…`).
+    Revoke { id: String },
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    latch_config::load(path).map_err(|err| Failed(err.to_string()).into())
+}
+
+/// Opens the store the config names, creating the data directory for SQLite.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    match &config.server.database {
+        Database::Sqlite { path } => {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir)?;
+            }
+            Ok(SqlStore::open_sqlite(path).await?)
+        }
+        Database::Postgres { url } => Ok(SqlStore::open_postgres(url).await?),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // The data directory holds the ledger and, later, signing keys: owner only.
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data directory `{}`", dir.display()))
+}
+
+pub fn check(path: &Path) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let catalog = &config.catalog;
+    println!(
+        "{}: ok ({} users, {} teams, {} resources; store: {})",
+        path.display(),
+        catalog.users.len(),
+        catalog.teams.len(),
+        catalog.resources.len(),
+        match &config.server.database {
+            Database::Sqlite { path } => format!("sqlite at {}", path.display()),
+            Database::Postgres { .. } => "postgres".to_owned(),
+        }
+    );
+    Ok(())
+}
+
+pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = load_config(path)?;
+    let store = open_store(&config).await?;
+    let address = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on `{address}`: is another latch running there?"))?;
+    let bound = listener.local_addr()?;
+    let state = AppState::new(Arc::new(store), Arc::new(config.catalog), Arc::new(SystemClock));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    // Tests and scripts read this line to learn the port.
+    println!("latch listening on http://{bound}");
+    tracing::info!(%bound, config = %path.display(), "latch serving");
+    latch_server::run(listener, state, config.server.scheduler_interval, shutdown).await?;
+    tracing::info!("latch stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(err) => {
+                tracing::warn!(%err, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping");
+    shutdown.cancel();
+}
+
+pub async fn run(config: Option<&Path>, command: AdminCommand, options: &GlobalOptions) -> anyhow::Result<()> {
+    let path: PathBuf = config
+        .map(Path::to_owned)
+        .ok_or_else(|| Usage("`latch admin` needs the config: pass `--config FILE` or set LATCH_CONFIG".into()))?;
+    let config = load_config(&path)?;
+    let AdminCommand::Token { command } = command;
+    let store = open_store(&config).await?;
+    match command {
+        TokenCommand::Create { user, label } => {
+            if config.catalog.user(&user).is_none() {
+                let known: Vec<&str> = config.catalog.users.keys().map(String::as_str).collect();
+                return Err(Failed(format!("unknown user `{user}` (users: {})", known.join(", "))).into());
+            }
+            let token = latch_server::auth::new_token();
+            let record = TokenRecord {
+                id: token.id.clone(),
+                user: user.clone(),
+                label: label.filter(|l| !l.trim().is_empty()),
+                created_at: latch_core::time::Clock::now(&SystemClock),
+                revoked_at: None,
+            };
+            store.create_token(&record, &token.secret_hash, Actor::System, &SystemClock).await?;
+            eprintln!("created token {} for {user}; it is shown only once:", token.id);
+            println!("{}", token.secret);
+        }
+        TokenCommand::List => {
+            let tokens = store.tokens().await?;
+            match options.output {
+                Output::Json => {
+                    let rows: Vec<serde_json::Value> = tokens
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "id": t.id, "user": t.user, "label": t.label,
+                                "created_at": t.created_at.to_string(),
+                                "revoked_at": t.revoked_at.map(|at| at.to_string()),
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                }
+                Output::Table => print_table(
+                    &["ID", "USER", "LABEL", "CREATED", "REVOKED"],
+                    tokens.iter().map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.user.clone(),
+                            t.label.clone().unwrap_or_default(),
+                            t.created_at.to_string(),
+                            t.revoked_at.map(|at| at.to_string()).unwrap_or_default(),
+                        ]
+                    }),
+                ),
+            }
+        }
+        TokenCommand::Revoke { id } => match store.revoke_token(&id, Actor::System, &SystemClock).await? {
+            Ok(token) => println!("revoked token {} of {}", token.id, token.user),
+            Err(refusal) => return Err(Failed(refusal.message).into()),
+        },
+    }
+    Ok(())
+}

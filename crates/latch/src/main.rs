@@ -1,0 +1,66 @@
+//! The `latch` binary: `latch serve` runs the server; `latch check` and `latch admin …` work on
+//! the config and store directly; every other command is a client of the HTTP API.
+
+mod admin;
+mod client;
+mod exit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "latch", version, about = "Just-in-time access with a tamper-evident audit ledger")]
+struct Cli {
+    #[command(flatten)]
+    client: client::GlobalOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (API, scheduler) with the given config.
+    Serve {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+        /// Override `server.listen` (e.g. `127.0.0.1:0` for a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate a config file without starting anything.
+    Check {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+    },
+    /// Administration that works directly on the store the config names.
+    Admin {
+        #[arg(long, short, env = "LATCH_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, listen } => admin::serve(&config, listen).await,
+            Command::Check { config } => admin::check(&config),
+            Command::Admin { config, command } => admin::run(config.as_deref(), command, &cli.client).await,
+            Command::Client(command) => client::run(&cli.client, command).await,
+        }
+    });
+    exit::report(outcome)
+}
