@@ -1,0 +1,139 @@
+//! SHA-256 hashes and the two RFC 6962 hashing rules: leaves with prefix 0x00, nodes with 0x01.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::Error;
+
+/// A SHA-256 hash: a leaf hash, an interior node hash or a tree root.
+///
+/// Equality is constant-time, so comparing a computed root with an expected one leaks nothing
+/// through timing. `Display` is lowercase hex.
+#[derive(Clone, Copy)]
+pub struct Hash([u8; 32]);
+
+/// The root of the empty tree: SHA-256 of no bytes (RFC 9162 §2.1.1).
+pub const EMPTY_ROOT: Hash = Hash([
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+]);
+
+impl Hash {
+    /// Wraps 32 bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Reads a hash from bytes that must be exactly 32 long.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        <[u8; 32]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| Error::HashLength { len: bytes.len() })
+    }
+
+    /// The 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for Hash {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl PartialEq for Hash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Hash {}
+
+// Written by hand because `PartialEq` is; hashing all 32 bytes agrees with it.
+impl std::hash::Hash for Hash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({self})")
+    }
+}
+
+/// The hash of a leaf: `SHA-256(0x00 || data)`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([0x00]);
+    hasher.update(data);
+    Hash(hasher.finalize().into())
+}
+
+/// The hash of an interior node: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([0x01]);
+    hasher.update(left.0);
+    hasher.update(right.0);
+    Hash(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_root_is_sha256_of_nothing() {
+        let digest: [u8; 32] = Sha256::digest([]).into();
+        assert_eq!(EMPTY_ROOT, Hash(digest));
+        assert_eq!(
+            EMPTY_ROOT.to_string(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn leaf_and_node_hashes_use_distinct_prefixes() {
+        // RFC 6962's first test leaf is the empty string.
+        assert_eq!(
+            leaf_hash(b"").to_string(),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        let (a, b) = (leaf_hash(b"a"), leaf_hash(b"b"));
+        assert_ne!(node_hash(&a, &b), node_hash(&b, &a));
+        let mut concatenated = a.0.to_vec();
+        concatenated.extend_from_slice(&b.0);
+        assert_ne!(node_hash(&a, &b), leaf_hash(&concatenated));
+    }
+
+    #[test]
+    fn from_slice_wants_exactly_32_bytes() {
+        assert_eq!(Hash::from_slice(&[7; 32]), Ok(Hash([7; 32])));
+        assert_eq!(
+            Hash::from_slice(&[7; 31]),
+            Err(Error::HashLength { len: 31 })
+        );
+        assert_eq!(Hash::from_slice(&[]), Err(Error::HashLength { len: 0 }));
+        assert_eq!(
+            Error::HashLength { len: 31 }.to_string(),
+            "hash is 31 bytes long, expected 32"
+        );
+    }
+
+    #[test]
+    fn debug_shows_hex() {
+        let hash = Hash([0xab; 32]);
+        assert_eq!(format!("{hash:?}"), format!("Hash({})", "ab".repeat(32)));
+    }
+}
