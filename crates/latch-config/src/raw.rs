@@ -1,0 +1,75 @@
+//! The file as written: serde types mirroring each table, every value kept with its position so
+//! that later checks can point at it. Nothing here is validated beyond TOML types.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub database_url: Option<Spanned<String>>,
+    pub database_url_env: Option<Spanned<String>>,
+    pub pending_timeout: Option<Spanned<String>>,
+    pub scheduler_interval: Option<Spanned<String>>,
+}
+
+/// `[teams.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawTeam {
+    #[serde(default)]
+    pub leads: Vec<Spanned<String>>,
+    pub parent: Option<Spanned<String>>,
+}
+
+/// `[users.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawUser {
+    pub email: Spanned<String>,
+    #[serde(default)]
+    pub teams: Vec<Spanned<String>>,
+    pub manager: Option<Spanned<String>>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+}
+
+/// `[resources.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawResource {
+    pub kind: Spanned<String>,
+    pub owner_team: Spanned<String>,
+    pub upstream: RawUpstream,
+    /// Each role is decoded on its own (see `document`), so that one bad role does not hide the
+    /// problems of the others; it is named here so that `roles` is an allowed key.
+    #[serde(default, rename = "roles")]
+    pub _roles: Option<IgnoredAny>,
+}
+
+/// `[resources.NAME.upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawUpstream {
+    pub address: Spanned<String>,
+    pub database: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls: bool,
+}
+
+/// `[resources.NAME.roles.ROLE]`
+///
+/// An inline `password` key never reaches this type: `document` refuses it with its own message
+/// and removes it first, so the secret is not echoed in a type error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawRole {
+    pub max_duration: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+}

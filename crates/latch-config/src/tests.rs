@@ -1,0 +1,744 @@
+//! Whole files through [`crate::parse`]: what a good file becomes, and the exact problems a bad
+//! one gets (snapshots, since people read them).
+
+use std::collections::BTreeMap;
+use std::env::VarError;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use expect_test::{Expect, expect};
+use latch_core::{
+    AccessDuration, Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole,
+};
+
+use crate::{Config, Credential, Database, SecretRef, ServerSettings, Upstream, parse_with_env};
+
+/// One admin, one team: enough for a file to be valid, so a case adds only its mistake.
+const BASE: &str = r#"
+[teams.eng]
+[users.erin]
+email = "erin@example.com"
+teams = ["eng"]
+roles = ["admin"]
+"#;
+
+/// The environment the tests see: only `LATCH_TEST_DB`.
+fn env(name: &str) -> Result<String, VarError> {
+    match name {
+        "LATCH_TEST_DB" => Ok("postgres://latch:pw@db:5432/latch".to_owned()),
+        "LATCH_TEST_NOT_A_URL" => Ok("mysql://secret@db".to_owned()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn parse(text: &str) -> Result<Config, crate::ConfigError> {
+    parse_with_env(text, Path::new("/etc/latch/latch.toml"), env)
+}
+
+/// Checks that `text` (after [`BASE`]) is refused with exactly `expected`.
+fn check_err(text: &str, expected: Expect) {
+    let text = format!("{BASE}{text}");
+    match parse(&text) {
+        Ok(config) => panic!("expected problems, got {config:#?}"),
+        Err(error) => expected.assert_eq(&error.to_string()),
+    }
+}
+
+fn user(name: &str, teams: &[&str], manager: Option<&str>, roles: &[UserRole]) -> User {
+    User {
+        name: name.to_owned(),
+        email: format!("{name}@example.com"),
+        teams: teams.iter().map(|team| (*team).to_owned()).collect(),
+        manager: manager.map(str::to_owned),
+        roles: roles.iter().copied().collect(),
+    }
+}
+
+fn team(name: &str, leads: &[&str], parent: Option<&str>) -> Team {
+    Team {
+        name: name.to_owned(),
+        leads: leads.iter().map(|lead| (*lead).to_owned()).collect(),
+        parent: parent.map(str::to_owned),
+    }
+}
+
+fn duration(text: &str) -> AccessDuration {
+    text.parse().unwrap()
+}
+
+#[test]
+fn a_good_file_becomes_typed_values() {
+    let text = r#"
+[server]
+listen = "0.0.0.0:8080"
+data_dir = "state"
+pending_timeout = "2h"
+scheduler_interval = "250ms"
+
+[teams.eng]
+leads = ["carol"]
+[teams.payments]
+leads = ["bob"]
+parent = "eng"
+
+[users.alice]
+email = "alice@example.com"
+teams = ["payments"]
+manager = "carol"
+[users.bob]
+email = "bob@example.com"
+teams = ["payments"]
+[users.carol]
+email = "carol@example.com"
+teams = ["eng"]
+roles = ["admin", "auditor"]
+
+[resources.payments-db]
+kind = "postgres"
+owner_team = "payments"
+upstream = { address = "db.internal:5432", database = "payments", tls = true }
+roles.read = { max_duration = "4h", username = "reader", password_env = "READ_PW" }
+[resources.payments-db.roles.write]
+max_duration = "1h30m"
+username = "writer"
+password_file = "secrets/write"
+[resources.ledger]
+kind = "mysql"
+owner_team = "eng"
+[resources.ledger.upstream]
+address = "[::1]:3306"
+[resources.ledger.roles.admin]
+max_duration = "15m"
+username = "root"
+"#;
+    let config = parse(text).unwrap();
+    let expected = Config {
+        path: PathBuf::from("/etc/latch/latch.toml"),
+        server: ServerSettings {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            data_dir: PathBuf::from("/etc/latch/state"),
+            database: Database::Sqlite {
+                path: PathBuf::from("/etc/latch/state/latch.db"),
+            },
+            scheduler_interval: Duration::from_millis(250),
+        },
+        catalog: Catalog {
+            users: BTreeMap::from([
+                (
+                    "alice".to_owned(),
+                    user("alice", &["payments"], Some("carol"), &[]),
+                ),
+                ("bob".to_owned(), user("bob", &["payments"], None, &[])),
+                (
+                    "carol".to_owned(),
+                    user(
+                        "carol",
+                        &["eng"],
+                        None,
+                        &[UserRole::Admin, UserRole::Auditor],
+                    ),
+                ),
+            ]),
+            teams: BTreeMap::from([
+                ("eng".to_owned(), team("eng", &["carol"], None)),
+                (
+                    "payments".to_owned(),
+                    team("payments", &["bob"], Some("eng")),
+                ),
+            ]),
+            resources: BTreeMap::from([
+                (
+                    "ledger".to_owned(),
+                    Resource {
+                        name: "ledger".to_owned(),
+                        kind: ResourceKind::Mysql,
+                        owner_team: "eng".to_owned(),
+                        roles: BTreeMap::from([(
+                            "admin".to_owned(),
+                            ResourceRole {
+                                name: "admin".to_owned(),
+                                max_duration: duration("15m"),
+                            },
+                        )]),
+                    },
+                ),
+                (
+                    "payments-db".to_owned(),
+                    Resource {
+                        name: "payments-db".to_owned(),
+                        kind: ResourceKind::Postgres,
+                        owner_team: "payments".to_owned(),
+                        roles: BTreeMap::from([
+                            (
+                                "read".to_owned(),
+                                ResourceRole {
+                                    name: "read".to_owned(),
+                                    max_duration: duration("4h"),
+                                },
+                            ),
+                            (
+                                "write".to_owned(),
+                                ResourceRole {
+                                    name: "write".to_owned(),
+                                    max_duration: duration("1h30m"),
+                                },
+                            ),
+                        ]),
+                    },
+                ),
+            ]),
+            pending_timeout: Some(duration("2h")),
+        },
+        upstreams: BTreeMap::from([
+            (
+                "ledger".to_owned(),
+                Upstream {
+                    address: "[::1]:3306".to_owned(),
+                    database: None,
+                    tls: false,
+                    credentials: BTreeMap::from([(
+                        "admin".to_owned(),
+                        Credential {
+                            username: "root".to_owned(),
+                            password: SecretRef::None,
+                        },
+                    )]),
+                },
+            ),
+            (
+                "payments-db".to_owned(),
+                Upstream {
+                    address: "db.internal:5432".to_owned(),
+                    database: Some("payments".to_owned()),
+                    tls: true,
+                    credentials: BTreeMap::from([
+                        (
+                            "read".to_owned(),
+                            Credential {
+                                username: "reader".to_owned(),
+                                password: SecretRef::Env("READ_PW".to_owned()),
+                            },
+                        ),
+                        (
+                            "write".to_owned(),
+                            Credential {
+                                username: "writer".to_owned(),
+                                password: SecretRef::File(PathBuf::from(
+                                    "/etc/latch/secrets/write",
+                                )),
+                            },
+                        ),
+                    ]),
+                },
+            ),
+        ]),
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn the_quickstart_example_loads() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/quickstart/latch.toml"
+    ));
+    let config = crate::load(path).unwrap_or_else(|error| panic!("{error}"));
+    let catalog = &config.catalog;
+    assert_eq!(
+        catalog.users.keys().collect::<Vec<_>>(),
+        ["alice", "bob", "carol", "dave", "erin"]
+    );
+    assert!(catalog.may_approve("bob", "alice", "payments-db"));
+    assert!(catalog.may_approve("carol", "alice", "payments-db"));
+    assert!(!catalog.may_approve("alice", "alice", "payments-db"));
+    assert!(catalog.has_role("erin", UserRole::Admin));
+    assert!(catalog.has_role("dave", UserRole::Auditor));
+    assert_eq!(catalog.teams["payments"].parent.as_deref(), Some("eng"));
+    assert_eq!(catalog.pending_timeout, Some(duration("24h")));
+    let roles = &catalog.resources["payments-db"].roles;
+    assert_eq!(roles["read"].max_duration, duration("4h"));
+    assert_eq!(roles["write"].max_duration, duration("1h"));
+    let upstream = &config.upstreams["payments-db"];
+    assert_eq!(upstream.address, "127.0.0.1:5432");
+    assert_eq!(upstream.database.as_deref(), Some("postgres"));
+    let trust = Credential {
+        username: "postgres".to_owned(),
+        password: SecretRef::None,
+    };
+    assert_eq!(
+        upstream.credentials,
+        BTreeMap::from([
+            ("read".to_owned(), trust.clone()),
+            ("write".to_owned(), trust)
+        ])
+    );
+    let dir = path.parent().unwrap();
+    assert_eq!(config.server.data_dir, dir.join("data"));
+    assert_eq!(
+        config.server.database,
+        Database::Sqlite {
+            path: dir.join("data/latch.db")
+        }
+    );
+    assert_eq!(config.server.scheduler_interval, Duration::from_millis(100));
+}
+
+#[test]
+fn server_settings_have_defaults() {
+    let config = parse_with_env(BASE, Path::new("latch.toml"), env).unwrap();
+    assert_eq!(
+        config.server,
+        ServerSettings {
+            listen: "127.0.0.1:7070".parse().unwrap(),
+            data_dir: PathBuf::from("data"),
+            database: Database::Sqlite {
+                path: PathBuf::from("data/latch.db")
+            },
+            scheduler_interval: Duration::from_millis(100),
+        }
+    );
+    assert_eq!(config.catalog.pending_timeout, None);
+    assert!(config.catalog.resources.is_empty());
+}
+
+#[test]
+fn absolute_data_dir_and_database_url() {
+    let text = format!(
+        "{BASE}[server]\ndata_dir = \"/var/lib/latch\"\ndatabase_url = \"postgresql://db/latch\"\n"
+    );
+    let server = parse(&text).unwrap().server;
+    assert_eq!(server.data_dir, PathBuf::from("/var/lib/latch"));
+    assert_eq!(
+        server.database,
+        Database::Postgres {
+            url: "postgresql://db/latch".to_owned()
+        }
+    );
+    assert_eq!(
+        format!("{:?}", server.database),
+        r#"Postgres { url: "<redacted>" }"#
+    );
+}
+
+#[test]
+fn database_url_env_is_read_at_load_time() {
+    let text = format!("{BASE}[server]\ndatabase_url_env = \"LATCH_TEST_DB\"\n");
+    assert_eq!(
+        parse(&text).unwrap().server.database,
+        Database::Postgres {
+            url: "postgres://latch:pw@db:5432/latch".to_owned()
+        }
+    );
+}
+
+#[test]
+fn load_names_a_file_it_cannot_read() {
+    let error = crate::load(Path::new("/nonexistent/latch.toml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/latch.toml: cannot read the config file: "),
+        "{error}"
+    );
+    assert!(error.problems().is_empty());
+}
+
+#[test]
+fn a_syntax_error_has_its_line_and_column() {
+    check_err(
+        "[users.bob\nemail = 1\n",
+        expect!["/etc/latch/latch.toml:7:11: invalid table header; expected `.`, `]`"],
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_line_and_the_allowed_keys() {
+    check_err(
+        "[users.bob]\nemail = \"bob@example.com\"\nmanger = \"erin\"\n",
+        expect![
+            "/etc/latch/latch.toml:9:1: users.bob.manger: unknown key `manger`, expected one of `email`, `teams`, `manager`, `roles`"
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_section_is_refused() {
+    check_err(
+        "[user.bob]\nemail = \"bob@example.com\"\n",
+        expect![
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `teams`, `users`, `resources`"
+        ],
+    );
+}
+
+#[test]
+fn type_errors_and_missing_keys_are_reported_for_every_table() {
+    check_err(
+        r#"[users.bob]
+email = 3
+[users.carol]
+teams = ["eng"]
+[teams.ops]
+leads = "erin"
+[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream = { address = "db:5432", tls = "yes" }
+[resources.db.roles.read]
+max_duration = 4
+username = "r"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:9: users.bob.email: invalid type: integer `3`, expected a string
+            /etc/latch/latch.toml:9:8: users.carol: missing key `email`
+            /etc/latch/latch.toml:12:9: teams.ops.leads: invalid type: string "erin", expected an array
+            /etc/latch/latch.toml:16:41: resources.db.upstream.tls: invalid type: string "yes", expected a boolean
+            /etc/latch/latch.toml:18:16: resources.db.roles.read.max_duration: invalid type: integer `4`, expected a string"#]],
+    );
+}
+
+#[test]
+fn tables_must_be_tables() {
+    let text = "server = 1\nresources = [1]\n[teams]\nops = \"x\"\n[users.erin]\nemail = \"erin@example.com\"\nroles = [\"admin\"]\n";
+    expect![[r#"
+        /etc/latch/latch.toml:1:10: server: expected a table, found an integer
+        /etc/latch/latch.toml:2:13: resources: expected a table of named tables, e.g. `[resources.NAME]`, found an array
+        /etc/latch/latch.toml:4:7: teams.ops: expected a table, found a string"#]].assert_eq(&parse(text).unwrap_err().to_string());
+}
+
+#[test]
+fn listen_must_be_a_socket_address() {
+    check_err(
+        "[server]\nlisten = \"localhost:7070\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:10: server.listen: invalid socket address `localhost:7070` (expected an IP address and a port, e.g. `127.0.0.1:7070` or `[::1]:7070`)"
+        ],
+    );
+}
+
+#[test]
+fn durations_and_intervals_must_parse() {
+    check_err(
+        r#"[server]
+pending_timeout = "1w"
+scheduler_interval = "1m"
+[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+roles.read = { max_duration = "0m", username = "r" }
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:19: server.pending_timeout: invalid duration `1w`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+            /etc/latch/latch.toml:9:22: server.scheduler_interval: invalid interval `1m`: unknown or missing unit (expected a whole number of `ms` or `s` from `1ms` to `10s`, e.g. `100ms` or `1s`)
+            /etc/latch/latch.toml:14:31: resources.db.roles.read.max_duration: invalid duration `0m`: it must be longer than zero (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)"#]],
+    );
+}
+
+#[test]
+fn database_settings_are_checked_without_echoing_urls() {
+    check_err(
+        "[server]\ndatabase_url = \"mysql://root:hunter2@db\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:16: server.database_url: expected a PostgreSQL URL starting with `postgres://` or `postgresql://` (leave the key out to use the embedded SQLite database)"
+        ],
+    );
+    check_err(
+        "[server]\ndatabase_url = \"postgres://db\"\ndatabase_url_env = \"LATCH_TEST_DB\"\n",
+        expect![
+            "/etc/latch/latch.toml:9:20: server.database_url_env: `database_url` and `database_url_env` are mutually exclusive (keep `database_url_env` so that the password stays out of the file)"
+        ],
+    );
+    check_err(
+        "[server]\ndatabase_url_env = \"LATCH_TEST_UNSET\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:20: server.database_url_env: environment variable `LATCH_TEST_UNSET` is not set (expected it to hold the PostgreSQL URL, e.g. `postgres://latch@db:5432/latch`)"
+        ],
+    );
+    check_err(
+        "[server]\ndatabase_url_env = \"LATCH_TEST_NOT_A_URL\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:20: server.database_url_env: environment variable `LATCH_TEST_NOT_A_URL` does not hold a PostgreSQL URL (expected one starting with `postgres://` or `postgresql://`)"
+        ],
+    );
+    check_err(
+        "[server]\ndata_dir = \"\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:12: server.data_dir: expected a directory path, e.g. `data` (leave the key out for the default)"
+        ],
+    );
+}
+
+#[test]
+fn referenced_teams_must_exist() {
+    check_err(
+        r#"[teams.payments]
+parent = "engineering"
+[users.alice]
+email = "alice@example.com"
+teams = ["eng", "paymnts"]
+[resources.db]
+kind = "postgres"
+owner_team = "pay"
+upstream.address = "db:5432"
+roles.read = { max_duration = "1h", username = "r" }
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:10: teams.payments.parent: unknown team `engineering` (teams: eng, payments)
+            /etc/latch/latch.toml:11:17: users.alice.teams: unknown team `paymnts` (teams: eng, payments)
+            /etc/latch/latch.toml:14:14: resources.db.owner_team: unknown team `pay` (teams: eng, payments)"#]],
+    );
+}
+
+#[test]
+fn managers_and_leads_must_be_known_users() {
+    check_err(
+        r#"[teams.ops]
+leads = ["erin", "zoe"]
+[users.alice]
+email = "alice@example.com"
+manager = "carl"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:18: teams.ops.leads: unknown user `zoe` (users: alice, erin)
+            /etc/latch/latch.toml:11:11: users.alice.manager: unknown user `carl` (users: alice, erin)"#]],
+    );
+}
+
+#[test]
+fn a_user_is_not_their_own_manager() {
+    check_err(
+        "[users.alice]\nemail = \"alice@example.com\"\nmanager = \"alice\"\n",
+        expect![
+            "/etc/latch/latch.toml:9:11: users.alice.manager: user `alice` cannot be their own manager (expected another user, or no `manager` key)"
+        ],
+    );
+}
+
+#[test]
+fn team_parents_do_not_form_a_cycle() {
+    check_err(
+        r#"[teams.a]
+parent = "c"
+[teams.b]
+parent = "a"
+[teams.c]
+parent = "b"
+[teams.d]
+parent = "a"
+[teams.self]
+parent = "self"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:10: teams.a.parent: team parents form a cycle: `a` → `c` → `b` → `a` (expected a tree: no team may be its own ancestor)
+            /etc/latch/latch.toml:16:10: teams.self.parent: team parents form a cycle: `self` → `self` (expected a tree: no team may be its own ancestor)"#]],
+    );
+}
+
+#[test]
+fn managers_do_not_form_a_cycle() {
+    check_err(
+        r#"[users.alice]
+email = "alice@example.com"
+manager = "bob"
+[users.bob]
+email = "bob@example.com"
+manager = "alice"
+"#,
+        expect![
+            "/etc/latch/latch.toml:9:11: users.alice.manager: managers form a cycle: `alice` → `bob` → `alice` (expected a chain that ends with someone who has no manager)"
+        ],
+    );
+}
+
+#[test]
+fn org_roles_are_admin_or_auditor() {
+    check_err(
+        "[users.alice]\nemail = \"alice@example.com\"\nroles = [\"auditor\", \"superuser\"]\n",
+        expect![
+            "/etc/latch/latch.toml:9:21: users.alice.roles: unknown role `superuser` (expected `admin` or `auditor`; roles on a resource go under `[resources.NAME.roles.ROLE]`)"
+        ],
+    );
+}
+
+#[test]
+fn someone_must_be_admin() {
+    let text = "[users.alice]\nemail = \"alice@example.com\"\nroles = [\"auditor\"]\n";
+    expect![[r#"/etc/latch/latch.toml:1:2: users: no user has the role `admin` (expected at least one, e.g. `roles = ["admin"]` under `[users.NAME]`, so that someone can revoke any grant)"#]].assert_eq(&parse(text).unwrap_err().to_string());
+    expect![[r#"/etc/latch/latch.toml:1:1: users: no user has the role `admin` (expected at least one, e.g. `roles = ["admin"]` under `[users.NAME]`, so that someone can revoke any grant)"#]].assert_eq(&parse("").unwrap_err().to_string());
+}
+
+#[test]
+fn a_resource_has_at_least_one_role() {
+    check_err(
+        r#"[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+[resources.other]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+roles = {}
+[resources.third]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+roles = "read"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:7:12: resources.db: resource `db` has no roles (expected at least one `[resources.db.roles.ROLE]` table)
+            /etc/latch/latch.toml:11:12: resources.other: resource `other` has no roles (expected at least one `[resources.other.roles.ROLE]` table)
+            /etc/latch/latch.toml:20:9: resources.third.roles: expected a table of named tables, e.g. `[resources.third.roles.NAME]`, found a string"#]],
+    );
+}
+
+#[test]
+fn resource_kind_and_upstream_are_checked() {
+    check_err(
+        r#"[resources.db]
+kind = "oracle"
+owner_team = "eng"
+upstream = { address = "db", database = "" }
+roles.read = { max_duration = "1h", username = "" }
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:8: resources.db.kind: unknown resource kind `oracle` (expected `postgres` or `mysql`)
+            /etc/latch/latch.toml:10:24: resources.db.upstream.address: invalid address `db` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
+            /etc/latch/latch.toml:10:41: resources.db.upstream.database: expected a database name (leave the key out for the upstream's default)
+            /etc/latch/latch.toml:11:48: resources.db.roles.read.username: expected the upstream user name this role logs in as"#]],
+    );
+}
+
+#[test]
+fn password_env_and_password_file_are_mutually_exclusive() {
+    check_err(
+        r#"[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+[resources.db.roles.read]
+max_duration = "1h"
+username = "r"
+password_env = "READ_PW"
+password_file = "/run/secrets/read"
+"#,
+        expect![
+            "/etc/latch/latch.toml:15:17: resources.db.roles.read.password_file: `password_env` and `password_file` are mutually exclusive (expected one of them, or neither for an upstream that trusts the user without a password)"
+        ],
+    );
+}
+
+#[test]
+fn an_inline_password_is_refused_and_never_echoed() {
+    let text = r#"[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+[resources.db.roles.read]
+max_duration = "1h"
+username = "r"
+password = 12345
+"#;
+    check_err(
+        text,
+        expect![
+            "/etc/latch/latch.toml:14:1: resources.db.roles.read.password: secrets are never written inline in the config: use `password_env` (the name of an environment variable) or `password_file` (the path of a file) to say where the password is"
+        ],
+    );
+    let error = parse(&format!("{BASE}{text}")).unwrap_err().to_string();
+    assert!(!error.contains("12345"), "{error}");
+}
+
+#[test]
+fn names_are_lowercase_identifiers() {
+    check_err(
+        r#"[teams.Ops]
+[users."alice smith"]
+email = "alice@example.com"
+[resources.payments_DB]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+roles.Read = { max_duration = "1h", username = "r" }
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:7:8: teams.Ops: invalid team name `Ops` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`)
+            /etc/latch/latch.toml:8:8: users."alice smith": invalid user name `alice smith` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`)
+            /etc/latch/latch.toml:10:12: resources.payments_DB: invalid resource name `payments_DB` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`)
+            /etc/latch/latch.toml:14:7: resources.payments_DB.roles.Read: invalid role name `Read` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`)"#]],
+    );
+}
+
+#[test]
+fn an_email_must_look_like_one() {
+    check_err(
+        "[users.bob]\nemail = \"bob\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:9: users.bob.email: invalid email address `bob` (expected one like `alice@example.com`)"
+        ],
+    );
+}
+
+/// The problems of one file, all at once, in file order.
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let text = r#"[server]
+listen = "127.0.0.1"
+pending_timeout = "1 day"
+
+[teams.eng]
+leads = ["carol"]
+parent = "payments"
+
+[teams.payments]
+leads = ["bobby"]
+parent = "eng"
+
+[users.alice]
+email = "alice@example.com"
+teams = ["paymnts"]
+manager = "alice"
+roles = ["root"]
+
+[users.carol]
+email = "carol@example.com"
+tems = ["eng"]
+
+[resources.payments-db]
+kind = "postgres"
+owner_team = "paymnts"
+
+[resources.payments-db.upstream]
+address = "127.0.0.1"
+
+[resources.payments-db.roles.read]
+max_duration = "4hours"
+username = "postgres"
+password = "hunter2"
+
+[resources.payments-db.roles.write]
+max_duration = "1h"
+username = "postgres"
+password_env = "PW"
+password_file = "pw.txt"
+"#;
+    let error = parse_with_env(text, Path::new("examples/quickstart/latch.toml"), env)
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("hunter2"), "{error}");
+    expect![[r#"
+        examples/quickstart/latch.toml:2:10: server.listen: invalid socket address `127.0.0.1` (expected an IP address and a port, e.g. `127.0.0.1:7070` or `[::1]:7070`)
+        examples/quickstart/latch.toml:3:19: server.pending_timeout: invalid duration `1 day`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+        examples/quickstart/latch.toml:7:10: teams.eng.parent: team parents form a cycle: `eng` → `payments` → `eng` (expected a tree: no team may be its own ancestor)
+        examples/quickstart/latch.toml:10:10: teams.payments.leads: unknown user `bobby` (users: alice, carol)
+        examples/quickstart/latch.toml:15:10: users.alice.teams: unknown team `paymnts` (teams: eng, payments)
+        examples/quickstart/latch.toml:16:11: users.alice.manager: user `alice` cannot be their own manager (expected another user, or no `manager` key)
+        examples/quickstart/latch.toml:17:10: users.alice.roles: unknown role `root` (expected `admin` or `auditor`; roles on a resource go under `[resources.NAME.roles.ROLE]`)
+        examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`
+        examples/quickstart/latch.toml:25:14: resources.payments-db.owner_team: unknown team `paymnts` (teams: eng, payments)
+        examples/quickstart/latch.toml:28:11: resources.payments-db.upstream.address: invalid address `127.0.0.1` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
+        examples/quickstart/latch.toml:31:16: resources.payments-db.roles.read.max_duration: invalid duration `4hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+        examples/quickstart/latch.toml:33:1: resources.payments-db.roles.read.password: secrets are never written inline in the config: use `password_env` (the name of an environment variable) or `password_file` (the path of a file) to say where the password is
+        examples/quickstart/latch.toml:39:17: resources.payments-db.roles.write.password_file: `password_env` and `password_file` are mutually exclusive (expected one of them, or neither for an upstream that trusts the user without a password)"#]].assert_eq(&error);
+}

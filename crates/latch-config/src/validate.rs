@@ -1,0 +1,763 @@
+//! The checks serde cannot make — names, references between tables, cycles, durations,
+//! addresses, secrets — all reported at once, and the typed [`Config`] built from what passed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::env::VarError;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use latch_core::{
+    AccessDuration, Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole,
+};
+use toml::Spanned;
+
+use crate::document::{Entry, RawConfig, ResourceEntry, key_path};
+use crate::error::Diagnostics;
+use crate::interval::parse_interval;
+use crate::raw::{RawRole, RawServer, RawTeam, RawUser};
+use crate::{
+    Config, Credential, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_SCHEDULER_INTERVAL, Database,
+    SecretRef, ServerSettings, Upstream,
+};
+
+/// Reads an environment variable; the process environment, or a map in tests.
+pub(crate) type Env<'e> = &'e dyn Fn(&str) -> Result<String, VarError>;
+
+/// How many known names a problem lists before it stops.
+const MAX_LISTED: usize = 20;
+
+/// Checks everything in `raw`, reporting every problem, and builds the config from what passed
+/// (the caller discards it when anything was reported).
+pub(crate) fn check(
+    raw: RawConfig,
+    file: &Path,
+    env: Env<'_>,
+    diagnostics: &mut Diagnostics<'_>,
+) -> Config {
+    let mut checker = Checker {
+        base: file.parent().unwrap_or(Path::new("")).to_owned(),
+        env,
+        diagnostics,
+    };
+    // Tables that failed to decode still count as defined, so that references to them are not
+    // reported as unknown on top of their own problem.
+    let names = Names {
+        teams: raw.teams.iter().map(|team| team.name.clone()).collect(),
+        users: raw.users.iter().map(|user| user.name.clone()).collect(),
+    };
+    let (server, pending_timeout) = checker.server(&raw.server);
+    let teams = checker.teams(&raw.teams, &names);
+    let users = checker.users(&raw.users, &names, raw.users_span);
+    let (resources, upstreams) = checker.resources(&raw.resources, &names);
+    Config {
+        path: file.to_owned(),
+        server,
+        catalog: Catalog {
+            users,
+            teams,
+            resources,
+            pending_timeout,
+        },
+        upstreams,
+    }
+}
+
+struct Names {
+    teams: BTreeSet<String>,
+    users: BTreeSet<String>,
+}
+
+impl Names {
+    fn team(&self, checker: &mut Checker<'_, '_>, team: &Spanned<String>, key: &str) {
+        if !self.teams.contains(team.get_ref()) {
+            checker.report(
+                team,
+                key,
+                format!(
+                    "unknown team `{}` ({})",
+                    team.get_ref(),
+                    listed("teams", &self.teams)
+                ),
+            );
+        }
+    }
+
+    fn user(&self, checker: &mut Checker<'_, '_>, user: &Spanned<String>, key: &str) {
+        if !self.users.contains(user.get_ref()) {
+            checker.report(
+                user,
+                key,
+                format!(
+                    "unknown user `{}` ({})",
+                    user.get_ref(),
+                    listed("users", &self.users)
+                ),
+            );
+        }
+    }
+}
+
+/// `teams: eng, payments`, or a hint when there are none.
+fn listed(kind: &str, names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        return format!("no {kind} are defined");
+    }
+    let shown: Vec<&str> = names.iter().take(MAX_LISTED).map(String::as_str).collect();
+    let more = if names.len() > MAX_LISTED {
+        ", …"
+    } else {
+        ""
+    };
+    format!("{kind}: {}{more}", shown.join(", "))
+}
+
+struct Checker<'d, 'a> {
+    /// The config file's directory, which relative paths are resolved against.
+    base: PathBuf,
+    env: Env<'d>,
+    diagnostics: &'d mut Diagnostics<'a>,
+}
+
+impl Checker<'_, '_> {
+    fn report<T>(&mut self, value: &Spanned<T>, key: &str, message: impl Into<String>) {
+        self.diagnostics.report(Some(value.span()), key, message);
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        self.base.join(path)
+    }
+
+    /// Users, teams, resources and roles share one rule: resource names become PostgreSQL
+    /// database names, and the others appear in commands and URLs.
+    fn name<T>(&mut self, entry: &Entry<T>, what: &str) {
+        if !valid_name(&entry.name) {
+            self.diagnostics.report(
+                entry.span.clone(),
+                &entry.path,
+                format!(
+                    "invalid {what} name `{}` (expected a lowercase letter, then up to 62 \
+                     lowercase letters, digits, `_` or `-`)",
+                    entry.name
+                ),
+            );
+        }
+    }
+
+    fn server(&mut self, raw: &RawServer) -> (ServerSettings, Option<AccessDuration>) {
+        let listen = match &raw.listen {
+            None => DEFAULT_LISTEN,
+            Some(listen) => listen.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
+                self.report(
+                    listen,
+                    "server.listen",
+                    format!(
+                        "invalid socket address `{}` (expected an IP address and a port, e.g. \
+                         `127.0.0.1:7070` or `[::1]:7070`)",
+                        listen.get_ref()
+                    ),
+                );
+                DEFAULT_LISTEN
+            }),
+        };
+        let data_dir = match &raw.data_dir {
+            None => self.resolve(DEFAULT_DATA_DIR),
+            Some(dir) => {
+                if dir.get_ref().trim().is_empty() {
+                    self.report(
+                        dir,
+                        "server.data_dir",
+                        format!(
+                            "expected a directory path, e.g. `{DEFAULT_DATA_DIR}` (leave the key \
+                             out for the default)"
+                        ),
+                    );
+                }
+                self.resolve(dir.get_ref())
+            }
+        };
+        let database = self.database(raw, &data_dir);
+        let pending_timeout = raw.pending_timeout.as_ref().and_then(|timeout| {
+            timeout
+                .get_ref()
+                .parse::<AccessDuration>()
+                .map_err(|error| self.report(timeout, "server.pending_timeout", error.to_string()))
+                .ok()
+        });
+        let scheduler_interval = match &raw.scheduler_interval {
+            None => DEFAULT_SCHEDULER_INTERVAL,
+            Some(interval) => parse_interval(interval.get_ref()).unwrap_or_else(|message| {
+                self.report(interval, "server.scheduler_interval", message);
+                DEFAULT_SCHEDULER_INTERVAL
+            }),
+        };
+        let settings = ServerSettings {
+            listen,
+            data_dir,
+            database,
+            scheduler_interval,
+        };
+        (settings, pending_timeout)
+    }
+
+    /// The URL is never echoed in a problem: it may hold a password.
+    fn database(&mut self, raw: &RawServer, data_dir: &Path) -> Database {
+        let sqlite = Database::Sqlite {
+            path: data_dir.join("latch.db"),
+        };
+        match (&raw.database_url, &raw.database_url_env) {
+            (None, None) => sqlite,
+            (Some(_), Some(var)) => {
+                self.report(
+                    var,
+                    "server.database_url_env",
+                    "`database_url` and `database_url_env` are mutually exclusive (keep \
+                     `database_url_env` so that the password stays out of the file)",
+                );
+                sqlite
+            }
+            (Some(url), None) => {
+                if is_postgres_url(url.get_ref()) {
+                    Database::Postgres {
+                        url: url.get_ref().clone(),
+                    }
+                } else {
+                    self.report(
+                        url,
+                        "server.database_url",
+                        "expected a PostgreSQL URL starting with `postgres://` or \
+                         `postgresql://` (leave the key out to use the embedded SQLite database)",
+                    );
+                    sqlite
+                }
+            }
+            (None, Some(var)) => {
+                let key = "server.database_url_env";
+                let name = var.get_ref();
+                match (self.env)(name) {
+                    _ if name.is_empty() => {
+                        self.report(var, key, "expected the name of an environment variable");
+                    }
+                    Ok(url) if is_postgres_url(&url) => return Database::Postgres { url },
+                    Ok(_) => self.report(
+                        var,
+                        key,
+                        format!(
+                            "environment variable `{name}` does not hold a PostgreSQL URL \
+                             (expected one starting with `postgres://` or `postgresql://`)"
+                        ),
+                    ),
+                    Err(VarError::NotPresent) => self.report(
+                        var,
+                        key,
+                        format!(
+                            "environment variable `{name}` is not set (expected it to hold the \
+                             PostgreSQL URL, e.g. `postgres://latch@db:5432/latch`)"
+                        ),
+                    ),
+                    Err(VarError::NotUnicode(_)) => self.report(
+                        var,
+                        key,
+                        format!("environment variable `{name}` is not valid unicode"),
+                    ),
+                }
+                sqlite
+            }
+        }
+    }
+
+    fn teams(&mut self, entries: &[Entry<RawTeam>], names: &Names) -> BTreeMap<String, Team> {
+        let mut teams = BTreeMap::new();
+        let mut parents = BTreeMap::new();
+        for entry in entries {
+            self.name(entry, "team");
+            let Some(raw) = &entry.raw else { continue };
+            let leads_key = key_path(&entry.path, "leads");
+            for lead in &raw.leads {
+                names.user(self, lead, &leads_key);
+            }
+            if let Some(parent) = &raw.parent {
+                names.team(self, parent, &key_path(&entry.path, "parent"));
+                if names.teams.contains(parent.get_ref()) {
+                    parents.insert(entry.name.as_str(), parent);
+                }
+            }
+            let team = Team {
+                name: entry.name.clone(),
+                leads: raw
+                    .leads
+                    .iter()
+                    .map(|lead| lead.get_ref().clone())
+                    .collect(),
+                parent: raw.parent.as_ref().map(|parent| parent.get_ref().clone()),
+            };
+            teams.insert(entry.name.clone(), team);
+        }
+        for cycle in cycles(&parents) {
+            let Some(first) = cycle.first() else { continue };
+            if let Some(parent) = parents.get(first.as_str()) {
+                let key = key_path(&key_path("teams", first), "parent");
+                self.report(
+                    parent,
+                    &key,
+                    format!(
+                        "team parents form a cycle: {} (expected a tree: no team may be its own \
+                         ancestor)",
+                        render_cycle(&cycle)
+                    ),
+                );
+            }
+        }
+        teams
+    }
+
+    fn users(
+        &mut self,
+        entries: &[Entry<RawUser>],
+        names: &Names,
+        users_span: Option<Range<usize>>,
+    ) -> BTreeMap<String, User> {
+        let mut users = BTreeMap::new();
+        let mut managers = BTreeMap::new();
+        for entry in entries {
+            self.name(entry, "user");
+            let Some(raw) = &entry.raw else { continue };
+            if !is_email(raw.email.get_ref()) {
+                self.report(
+                    &raw.email,
+                    &key_path(&entry.path, "email"),
+                    format!(
+                        "invalid email address `{}` (expected one like `alice@example.com`)",
+                        raw.email.get_ref()
+                    ),
+                );
+            }
+            let teams_key = key_path(&entry.path, "teams");
+            for team in &raw.teams {
+                names.team(self, team, &teams_key);
+            }
+            if let Some(manager) = &raw.manager {
+                let key = key_path(&entry.path, "manager");
+                if manager.get_ref() == &entry.name {
+                    self.report(
+                        manager,
+                        &key,
+                        format!(
+                            "user `{}` cannot be their own manager (expected another user, or no \
+                             `manager` key)",
+                            entry.name
+                        ),
+                    );
+                } else {
+                    names.user(self, manager, &key);
+                    if names.users.contains(manager.get_ref()) {
+                        managers.insert(entry.name.as_str(), manager);
+                    }
+                }
+            }
+            let mut roles = BTreeSet::new();
+            for role in &raw.roles {
+                match UserRole::parse(role.get_ref()) {
+                    Some(parsed) => {
+                        roles.insert(parsed);
+                    }
+                    None => self.report(
+                        role,
+                        &key_path(&entry.path, "roles"),
+                        format!(
+                            "unknown role `{}` (expected `admin` or `auditor`; roles on a \
+                             resource go under `[resources.NAME.roles.ROLE]`)",
+                            role.get_ref()
+                        ),
+                    ),
+                }
+            }
+            let user = User {
+                name: entry.name.clone(),
+                email: raw.email.get_ref().clone(),
+                teams: raw
+                    .teams
+                    .iter()
+                    .map(|team| team.get_ref().clone())
+                    .collect(),
+                manager: raw
+                    .manager
+                    .as_ref()
+                    .map(|manager| manager.get_ref().clone()),
+                roles,
+            };
+            users.insert(entry.name.clone(), user);
+        }
+        for cycle in cycles(&managers) {
+            let Some(first) = cycle.first() else { continue };
+            if let Some(manager) = managers.get(first.as_str()) {
+                let key = key_path(&key_path("users", first), "manager");
+                self.report(
+                    manager,
+                    &key,
+                    format!(
+                        "managers form a cycle: {} (expected a chain that ends with someone \
+                         who has no manager)",
+                        render_cycle(&cycle)
+                    ),
+                );
+            }
+        }
+        // A user that failed to decode may be the admin; do not add a guess to its problem.
+        let all_decoded = entries.iter().all(|entry| entry.raw.is_some());
+        let has_admin = users
+            .values()
+            .any(|user| user.roles.contains(&UserRole::Admin));
+        if all_decoded && !has_admin {
+            self.diagnostics.report(
+                users_span,
+                "users",
+                "no user has the role `admin` (expected at least one, e.g. `roles = [\"admin\"]` \
+                 under `[users.NAME]`, so that someone can revoke any grant)",
+            );
+        }
+        users
+    }
+
+    fn resources(
+        &mut self,
+        entries: &[ResourceEntry],
+        names: &Names,
+    ) -> (BTreeMap<String, Resource>, BTreeMap<String, Upstream>) {
+        let mut resources = BTreeMap::new();
+        let mut upstreams = BTreeMap::new();
+        for ResourceEntry {
+            entry,
+            no_roles,
+            roles: role_entries,
+        } in entries
+        {
+            self.name(entry, "resource");
+            let mut roles = BTreeMap::new();
+            let mut credentials = BTreeMap::new();
+            for (role, credential) in role_entries.iter().filter_map(|role| self.role(role)) {
+                credentials.insert(role.name.clone(), credential);
+                roles.insert(role.name.clone(), role);
+            }
+            if *no_roles {
+                self.diagnostics.report(
+                    entry.span.clone(),
+                    &entry.path,
+                    format!(
+                        "resource `{}` has no roles (expected at least one \
+                         `[{}.roles.ROLE]` table)",
+                        entry.name, entry.path
+                    ),
+                );
+            }
+            let Some(raw) = &entry.raw else { continue };
+            names.team(self, &raw.owner_team, &key_path(&entry.path, "owner_team"));
+            let kind = match raw.kind.get_ref().as_str() {
+                "postgres" => Some(ResourceKind::Postgres),
+                "mysql" => Some(ResourceKind::Mysql),
+                other => {
+                    self.report(
+                        &raw.kind,
+                        &key_path(&entry.path, "kind"),
+                        format!("unknown resource kind `{other}` (expected `postgres` or `mysql`)"),
+                    );
+                    None
+                }
+            };
+            let upstream_path = key_path(&entry.path, "upstream");
+            let address = &raw.upstream.address;
+            if !is_host_port(address.get_ref()) {
+                self.report(
+                    address,
+                    &key_path(&upstream_path, "address"),
+                    format!(
+                        "invalid address `{}` (expected `host:port`, e.g. `127.0.0.1:5432`, \
+                         `db.internal:5432` or `[::1]:5432`)",
+                        address.get_ref()
+                    ),
+                );
+            }
+            if let Some(database) = &raw.upstream.database
+                && database.get_ref().is_empty()
+            {
+                self.report(
+                    database,
+                    &key_path(&upstream_path, "database"),
+                    "expected a database name (leave the key out for the upstream's default)",
+                );
+            }
+            upstreams.insert(
+                entry.name.clone(),
+                Upstream {
+                    address: address.get_ref().clone(),
+                    database: raw
+                        .upstream
+                        .database
+                        .as_ref()
+                        .map(|database| database.get_ref().clone()),
+                    tls: raw.upstream.tls,
+                    credentials,
+                },
+            );
+            if let Some(kind) = kind {
+                let resource = Resource {
+                    name: entry.name.clone(),
+                    kind,
+                    owner_team: raw.owner_team.get_ref().clone(),
+                    roles,
+                };
+                resources.insert(entry.name.clone(), resource);
+            }
+        }
+        (resources, upstreams)
+    }
+
+    /// One resource role: its grant limit for the catalog and its login for the gateway; `None`
+    /// when it has a problem (already reported).
+    fn role(&mut self, entry: &Entry<RawRole>) -> Option<(ResourceRole, Credential)> {
+        self.name(entry, "role");
+        let raw = entry.raw.as_ref()?;
+        let key = |name: &str| key_path(&entry.path, name);
+        let max_duration = raw
+            .max_duration
+            .get_ref()
+            .parse::<AccessDuration>()
+            .map_err(|error| {
+                self.report(&raw.max_duration, &key("max_duration"), error.to_string())
+            })
+            .ok();
+        if raw.username.get_ref().is_empty() {
+            self.report(
+                &raw.username,
+                &key("username"),
+                "expected the upstream user name this role logs in as",
+            );
+        }
+        let password = match (&raw.password_env, &raw.password_file) {
+            (Some(_), Some(file)) => {
+                self.report(
+                    file,
+                    &key("password_file"),
+                    "`password_env` and `password_file` are mutually exclusive (expected one of \
+                     them, or neither for an upstream that trusts the user without a password)",
+                );
+                SecretRef::None
+            }
+            (Some(var), None) => {
+                if var.get_ref().is_empty() {
+                    self.report(
+                        var,
+                        &key("password_env"),
+                        "expected the name of an environment variable",
+                    );
+                }
+                SecretRef::Env(var.get_ref().clone())
+            }
+            (None, Some(file)) => {
+                if file.get_ref().is_empty() {
+                    self.report(
+                        file,
+                        &key("password_file"),
+                        "expected the path of a file holding the password",
+                    );
+                }
+                SecretRef::File(self.resolve(file.get_ref()))
+            }
+            (None, None) => SecretRef::None,
+        };
+        let role = ResourceRole {
+            name: entry.name.clone(),
+            max_duration: max_duration?,
+        };
+        let credential = Credential {
+            username: raw.username.get_ref().clone(),
+            password,
+        };
+        Some((role, credential))
+    }
+}
+
+/// `^[a-z][a-z0-9_-]{0,62}$`
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_lowercase())
+        && name.len() <= 63
+        && chars.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+}
+
+fn is_email(email: &str) -> bool {
+    email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !email.chars().any(char::is_whitespace)
+    })
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    })
+}
+
+/// `host:port` with a non-zero port; an IPv6 host goes in brackets.
+fn is_host_port(address: &str) -> bool {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = !port.is_empty()
+        && port.chars().all(|ch| ch.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|port| port != 0);
+    let host_ok = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok()),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_'))
+        }
+    };
+    port_ok && host_ok
+}
+
+/// The cycles of a graph where each node has at most one successor (a team's parent, a user's
+/// manager), each starting at its smallest node, ordered by it.
+fn cycles(edges: &BTreeMap<&str, &Spanned<String>>) -> Vec<Vec<String>> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut found = Vec::new();
+    for &start in edges.keys() {
+        let mut path: Vec<&str> = Vec::new();
+        let mut node = start;
+        loop {
+            if done.contains(node) {
+                break;
+            }
+            if let Some(at) = path.iter().position(|seen| *seen == node) {
+                let mut cycle = path.split_off(at);
+                done.extend(cycle.iter().copied());
+                if let Some(smallest) = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, name)| **name)
+                    .map(|(index, _)| index)
+                {
+                    cycle.rotate_left(smallest);
+                }
+                found.push(cycle.into_iter().map(str::to_owned).collect());
+                break;
+            }
+            path.push(node);
+            match edges.get(node) {
+                Some(next) => node = next.get_ref(),
+                None => break,
+            }
+        }
+        done.extend(path);
+    }
+    found.sort();
+    found
+}
+
+/// `` `a` → `b` → `a` ``
+fn render_cycle(cycle: &[String]) -> String {
+    cycle
+        .iter()
+        .chain(cycle.first())
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spanned(text: &str) -> Spanned<String> {
+        Spanned::new(0..0, text.to_owned())
+    }
+
+    #[test]
+    fn finds_each_cycle_once_from_its_smallest_node() {
+        let names = ["a", "b", "c", "d", "e", "f", "g"].map(spanned);
+        let [a, b, c, d, e, f, g] = &names;
+        // g → a → b → c → a (g leads into the cycle), d → d, e → f (no cycle).
+        let edges = BTreeMap::from([("g", a), ("a", b), ("b", c), ("c", a), ("d", d), ("e", f)]);
+        assert_eq!(
+            cycles(&edges),
+            vec![
+                vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+                vec!["d".to_owned()]
+            ]
+        );
+        let _ = (e, g);
+        assert_eq!(
+            render_cycle(&["a".to_owned(), "b".to_owned()]),
+            "`a` → `b` → `a`"
+        );
+    }
+
+    #[test]
+    fn names_are_lowercase_identifiers_of_at_most_63_characters() {
+        for good in ["a", "payments-db", "read_only", "team2", &"a".repeat(63)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "2fa",
+            "-a",
+            "Alice",
+            "payments db",
+            "é",
+            "a.b",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_host_and_port() {
+        for good in [
+            "127.0.0.1:5432",
+            "db.internal:5432",
+            "[::1]:5432",
+            "db-1_a:1",
+        ] {
+            assert!(is_host_port(good), "{good}");
+        }
+        for bad in [
+            "127.0.0.1",
+            ":5432",
+            "db:",
+            "db:0",
+            "db:65536",
+            "db:+1",
+            "::1:5432",
+            "[db]:1",
+            "a b:1",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_and_postgres_urls_are_checked_for_shape() {
+        assert!(is_email("alice@example.com"));
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@",
+            "a@b@c",
+            "a lice@example.com",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+        assert!(is_postgres_url("postgres://latch@db/latch"));
+        assert!(is_postgres_url("postgresql://db"));
+        assert!(!is_postgres_url("postgres://"));
+        assert!(!is_postgres_url("mysql://db"));
+    }
+}
