@@ -124,6 +124,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Whether the event moves a request through its lifecycle (as opposed to recording an
+    /// attempt or a token change about it); only these are folded by `lifecycle::apply`.
+    pub fn is_request_transition(&self) -> bool {
+        !matches!(
+            self,
+            Self::AccessRefused { .. } | Self::TokenCreated { .. } | Self::TokenRevoked { .. }
+        )
+    }
+
     /// The encoded `type`, e.g. `request.created`.
     pub fn type_name(&self) -> &'static str {
         match self {

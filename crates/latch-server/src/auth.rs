@@ -7,8 +7,8 @@ use latch_core::Catalog;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// Prefix of every token secret: makes a leaked token recognisable to secret scanners.
 pub const TOKEN_PREFIX: &str = "latch_";
@@ -65,7 +65,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|secret| !secret.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("the `Authorization` header must be `Bearer <token>`".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the `Authorization` header must be `Bearer <token>`".into())
+            })?;
         let token = state
             .store
             .token_by_hash(&hash_secret(secret))

@@ -38,11 +38,17 @@ impl From<Refusal> for ApiError {
 
 impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Refused(Refusal { kind: RefusalKind::Forbidden, message: message.into() })
+        Self::Refused(Refusal {
+            kind: RefusalKind::Forbidden,
+            message: message.into(),
+        })
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::Refused(Refusal { kind: RefusalKind::NotFound, message: message.into() })
+        Self::Refused(Refusal {
+            kind: RefusalKind::NotFound,
+            message: message.into(),
+        })
     }
 
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -76,7 +82,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorBody { error: code.to_owned(), message })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

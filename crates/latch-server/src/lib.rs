@@ -36,7 +36,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, catalog, clock, metrics: metrics::Metrics::new() }
+        Self {
+            store,
+            catalog,
+            clock,
+            metrics: metrics::Metrics::new(),
+        }
     }
 }
 
@@ -92,17 +97,21 @@ pub fn router(state: AppState) -> Router {
     .route("/healthz", get(|| async { "ok\n" }))
     .route("/readyz", get(readyz))
     .route("/metrics", get(metrics::render))
-    .fallback(|| async {
-        error::ApiError::not_found("no such endpoint: see /api/v1/openapi.json")
-    })
-    .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+    .fallback(|| async { error::ApiError::not_found("no such endpoint: see /api/v1/openapi.json") })
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ))
     .with_state(state)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}\n")),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {err}\n"),
+        ),
     }
 }
 
@@ -127,7 +136,10 @@ pub async fn run(
         .await;
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop within 10s");
     }
     served

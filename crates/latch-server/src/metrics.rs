@@ -51,10 +51,20 @@ impl Metrics {
         let requests = Family::<StateLabels, Gauge>::default();
         registry.register("requests", "Access requests by state", requests.clone());
         let grants_active = Gauge::default();
-        registry.register("grants_active", "Grants currently active", grants_active.clone());
+        registry.register(
+            "grants_active",
+            "Grants currently active",
+            grants_active.clone(),
+        );
         let events = Gauge::default();
         registry.register("ledger_events", "Events in the ledger", events.clone());
-        Arc::new(Self { registry, latency, requests, grants_active, events })
+        Arc::new(Self {
+            registry,
+            latency,
+            requests,
+            grants_active,
+            events,
+        })
     }
 }
 
@@ -68,8 +78,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = RouteLabels { method, route, status: response.status().as_u16() };
-    state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    let labels = RouteLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    state
+        .metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -85,16 +103,25 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
             .map_or(0, |(_, n)| *n);
         metrics
             .requests
-            .get_or_create(&StateLabels { state: request_state.as_str().to_owned() })
+            .get_or_create(&StateLabels {
+                state: request_state.as_str().to_owned(),
+            })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
-    metrics.grants_active.set(i64::try_from(counts.active_grants).unwrap_or(i64::MAX));
-    metrics.events.set(i64::try_from(counts.events).unwrap_or(i64::MAX));
+    metrics
+        .grants_active
+        .set(i64::try_from(counts.active_grants).unwrap_or(i64::MAX));
+    metrics
+        .events
+        .set(i64::try_from(counts.events).unwrap_or(i64::MAX));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response())

@@ -10,7 +10,9 @@ use latch_api::{
     RequestList, RequestView, WhoAmI,
 };
 use latch_core::lifecycle::request_id_for;
-use latch_core::{AccessDuration, AccessRequest, Actor, Command, Event, EventKind, RefusalKind, RequestState};
+use latch_core::{
+    AccessDuration, AccessRequest, Actor, Command, Event, EventKind, RefusalKind, RequestState,
+};
 use latch_store::{Executed, RequestFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -47,7 +49,10 @@ fn check_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, ApiErr
     if valid {
         Ok(id)
     } else {
-        Err(ApiError::not_found(format!("no {what} `{}`", id.chars().take(80).collect::<String>())))
+        Err(ApiError::not_found(format!(
+            "no {what} `{}`",
+            id.chars().take(80).collect::<String>()
+        )))
     }
 }
 
@@ -55,14 +60,24 @@ fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(100),
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        Some(limit) => Err(ApiError::BadRequest(format!("limit `{limit}` is out of range: expected 1 to {MAX_LIMIT}"))),
+        Some(limit) => Err(ApiError::BadRequest(format!(
+            "limit `{limit}` is out of range: expected 1 to {MAX_LIMIT}"
+        ))),
     }
 }
 
 /// Records a 403 in the ledger, then returns it. If recording fails, the call fails with the
 /// store's error: a refusal that could not be recorded is not reported as a plain refusal.
-async fn refuse(state: &AppState, caller: &Caller, action: &str, subject: &str, error: ApiError) -> ApiError {
-    let ApiError::Refused(refusal) = &error else { return error };
+async fn refuse(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    subject: &str,
+    error: ApiError,
+) -> ApiError {
+    let ApiError::Refused(refusal) = &error else {
+        return error;
+    };
     if refusal.kind != RefusalKind::Forbidden {
         return error;
     }
@@ -70,7 +85,10 @@ async fn refuse(state: &AppState, caller: &Caller, action: &str, subject: &str, 
         at: state.clock.now(),
         actor: Actor::user(caller.user.clone()),
         subject: subject.to_owned(),
-        kind: EventKind::AccessRefused { action: action.to_owned(), reason: refusal.message.clone() },
+        kind: EventKind::AccessRefused {
+            action: action.to_owned(),
+            reason: refusal.message.clone(),
+        },
     };
     match state.store.record(vec![event]).await {
         Ok(_) => error,
@@ -78,16 +96,40 @@ async fn refuse(state: &AppState, caller: &Caller, action: &str, subject: &str, 
     }
 }
 
-async fn execute(state: &AppState, caller: &Caller, id: &str, command: Command) -> Result<AccessRequest, ApiError> {
-    match state.store.execute(id, &command, &state.catalog, &*state.clock).await? {
+async fn execute(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    command: Command,
+) -> Result<AccessRequest, ApiError> {
+    match state
+        .store
+        .execute(id, &command, &state.catalog, &*state.clock)
+        .await?
+    {
         Executed::Done { request, .. } => Ok(request),
-        Executed::Refused(refusal) => Err(refuse(state, caller, command.verb(), id, refusal.into()).await),
+        Executed::Refused(refusal) => {
+            Err(refuse(state, caller, command.verb(), id, refusal.into()).await)
+        }
     }
 }
 
-async fn visible_request(state: &AppState, caller: &Caller, id: &str, action: &str) -> Result<AccessRequest, ApiError> {
-    let request = state.store.request(id).await?.ok_or_else(|| ApiError::not_found(format!("no request `{id}`")))?;
-    if !state.catalog.visibility(&caller.user).allows(&request.requester, &request.resource) {
+async fn visible_request(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<AccessRequest, ApiError> {
+    let request = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no request `{id}`")))?;
+    if !state
+        .catalog
+        .visibility(&caller.user)
+        .allows(&request.requester, &request.resource)
+    {
         let error = ApiError::forbidden(format!("`{}` may not view request `{id}`", caller.user));
         return Err(refuse(state, caller, action, id, error).await);
     }
@@ -110,9 +152,15 @@ async fn create_request(
     caller: Caller,
     ApiJson(body): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
-    let duration: AccessDuration = body.duration.parse().map_err(|err: latch_core::duration::DurationError| {
-        ApiError::Refused(latch_core::Refusal { kind: RefusalKind::Invalid, message: err.to_string() })
-    })?;
+    let duration: AccessDuration =
+        body.duration
+            .parse()
+            .map_err(|err: latch_core::duration::DurationError| {
+                ApiError::Refused(latch_core::Refusal {
+                    kind: RefusalKind::Invalid,
+                    message: err.to_string(),
+                })
+            })?;
     let id = format!("req_{}", ulid::Ulid::new().to_string().to_lowercase());
     let command = Command::Create {
         requester: caller.user.clone(),
@@ -156,7 +204,10 @@ async fn list_requests(
         None | Some("") => Vec::new(),
         Some(text) => vec![RequestState::parse(text).ok_or_else(|| {
             let known: Vec<&str> = RequestState::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::BadRequest(format!("unknown state `{text}` (states: {})", known.join(", ")))
+            ApiError::BadRequest(format!(
+                "unknown state `{text}` (states: {})",
+                known.join(", ")
+            ))
         })?],
     };
     let filter = RequestFilter {
@@ -167,7 +218,9 @@ async fn list_requests(
         limit: check_limit(query.limit)?,
     };
     let requests = state.store.requests(&filter).await?;
-    Ok(Json(RequestList { requests: requests.iter().map(RequestView::from).collect() }))
+    Ok(Json(RequestList {
+        requests: requests.iter().map(RequestView::from).collect(),
+    }))
 }
 
 /// One request, with its approvals and grant.
@@ -181,7 +234,11 @@ async fn list_requests(
         (status = 404, description = "no such request", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn get_request(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
     let id = check_id(&id, "req_", "request")?;
     let request = visible_request(&state, &caller, id, "view").await?;
     Ok(Json(RequestView::from(&request)))
@@ -208,8 +265,13 @@ async fn approve_request(
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     let id = check_id(&id, "req_", "request")?;
-    let command = Command::Approve { approver: caller.user.clone(), comment: body.comment };
-    Ok(Json(RequestView::from(&execute(&state, &caller, id, command).await?)))
+    let command = Command::Approve {
+        approver: caller.user.clone(),
+        comment: body.comment,
+    };
+    Ok(Json(RequestView::from(
+        &execute(&state, &caller, id, command).await?,
+    )))
 }
 
 /// Deny a pending request, saying why.
@@ -233,8 +295,13 @@ async fn deny_request(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     let id = check_id(&id, "req_", "request")?;
-    let command = Command::Deny { approver: caller.user.clone(), reason: body.reason };
-    Ok(Json(RequestView::from(&execute(&state, &caller, id, command).await?)))
+    let command = Command::Deny {
+        approver: caller.user.clone(),
+        reason: body.reason,
+    };
+    Ok(Json(RequestView::from(
+        &execute(&state, &caller, id, command).await?,
+    )))
 }
 
 /// Withdraw one's own pending request (admins may cancel any).
@@ -249,10 +316,18 @@ async fn deny_request(
         (status = 409, description = "not pending", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn cancel_request(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+async fn cancel_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
     let id = check_id(&id, "req_", "request")?;
-    let command = Command::Cancel { by: caller.user.clone() };
-    Ok(Json(RequestView::from(&execute(&state, &caller, id, command).await?)))
+    let command = Command::Cancel {
+        by: caller.user.clone(),
+    };
+    Ok(Json(RequestView::from(
+        &execute(&state, &caller, id, command).await?,
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -282,7 +357,11 @@ async fn list_grants(
     ApiQuery(query): ApiQuery<ListGrantsQuery>,
 ) -> Result<Json<GrantList>, ApiError> {
     let filter = RequestFilter {
-        states: if query.active.unwrap_or(false) { vec![RequestState::Granted] } else { Vec::new() },
+        states: if query.active.unwrap_or(false) {
+            vec![RequestState::Granted]
+        } else {
+            Vec::new()
+        },
         requester: query.mine.unwrap_or(false).then(|| caller.user.clone()),
         with_grant: true,
         visibility: state.catalog.visibility(&caller.user),
@@ -307,12 +386,18 @@ async fn list_grants(
         (status = 404, description = "no such grant", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn get_grant(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<GrantView>, ApiError> {
+async fn get_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<GrantView>, ApiError> {
     let grant_id = check_id(&id, "grt_", "grant")?;
     let missing = || ApiError::not_found(format!("no grant `{grant_id}`"));
     let request_id = request_id_for(grant_id).ok_or_else(missing)?;
     let request = match visible_request(&state, &caller, &request_id, "view").await {
-        Err(ApiError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => return Err(missing()),
+        Err(ApiError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => {
+            return Err(missing());
+        }
         other => other?,
     };
     let grant = request.grant.as_ref().ok_or_else(missing)?;
@@ -342,11 +427,18 @@ async fn revoke_grant(
     let grant_id = check_id(&id, "grt_", "grant")?;
     let missing = || ApiError::not_found(format!("no grant `{grant_id}`"));
     let request_id = request_id_for(grant_id).ok_or_else(missing)?;
-    let command = Command::Revoke { by: caller.user.clone(), reason: body.reason };
+    let command = Command::Revoke {
+        by: caller.user.clone(),
+        reason: body.reason,
+    };
     let request = match execute(&state, &caller, &request_id, command).await {
-        Err(ApiError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => return Err(missing()),
+        Err(ApiError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => {
+            return Err(missing());
+        }
         // A pending request has no grant yet: to the caller, the grant does not exist.
-        Err(ApiError::Refused(refusal)) if refusal.kind == RefusalKind::Conflict && !refusal.message.starts_with("grant") => {
+        Err(ApiError::Refused(refusal))
+            if refusal.kind == RefusalKind::Conflict && !refusal.message.starts_with("grant") =>
+        {
             return Err(missing());
         }
         other => other?,
@@ -364,10 +456,12 @@ async fn revoke_grant(
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
 async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
-    let user = state
-        .catalog
-        .user(&caller.user)
-        .ok_or_else(|| ApiError::Unauthorized(format!("`{}` is no longer in the organisation", caller.user)))?;
+    let user = state.catalog.user(&caller.user).ok_or_else(|| {
+        ApiError::Unauthorized(format!(
+            "`{}` is no longer in the organisation",
+            caller.user
+        ))
+    })?;
     Ok(Json(WhoAmI {
         user: user.name.clone(),
         email: user.email.clone(),
@@ -404,10 +498,18 @@ async fn list_events(
     ApiQuery(query): ApiQuery<ListEventsQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     if !state.catalog.sees_everything(&caller.user) {
-        let error = ApiError::forbidden(format!("`{}` may not read the ledger: it needs the `auditor` or `admin` role", caller.user));
+        let error = ApiError::forbidden(format!(
+            "`{}` may not read the ledger: it needs the `auditor` or `admin` role",
+            caller.user
+        ));
         return Err(refuse(&state, &caller, "read events", "/api/v1/events", error).await);
     }
     let limit = check_limit(query.limit)?;
     let events = state.store.events(query.after.unwrap_or(0), limit).await?;
-    Ok(Json(EventList { events: events.into_iter().map(|(event, body)| EventView::new(&event, body)).collect() }))
+    Ok(Json(EventList {
+        events: events
+            .into_iter()
+            .map(|(event, body)| EventView::new(&event, body))
+            .collect(),
+    }))
 }

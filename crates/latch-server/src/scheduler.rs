@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch_core::time::Clock;
 use latch_core::Catalog;
+use latch_core::time::Clock;
 use latch_store::{Executed, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +54,10 @@ pub async fn tick(
         .iter()
         .filter(|r| matches!(r, Executed::Done { .. }))
         .count();
-    tracing::info!(due = due.len(), done, "scheduler ended due grants and requests");
+    tracing::info!(
+        due = due.len(),
+        done,
+        "scheduler ended due grants and requests"
+    );
     Ok(due.len())
 }

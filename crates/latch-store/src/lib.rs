@@ -45,7 +45,10 @@ impl From<sqlx::Error> for StoreError {
 /// The result of a command: the request as it now is with the events that made it so, or a
 /// refusal that changed nothing.
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "short-lived return value; boxing buys nothing")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived return value; boxing buys nothing"
+)]
 pub enum Executed {
     Done {
         request: AccessRequest,

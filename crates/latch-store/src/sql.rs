@@ -82,6 +82,11 @@ impl SqlStore {
         Self::migrated(pool, Dialect::Postgres).await
     }
 
+    /// Closes every connection; later calls fail as if the database were down.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
         let store = Self {
             pool,
@@ -247,6 +252,9 @@ async fn replay_request(
         let body: String = row.try_get(0)?;
         let event =
             StoredEvent::decode(&body).map_err(|err| corrupt(format!("request `{id}`: {err}")))?;
+        if !event.event.kind.is_request_transition() {
+            continue;
+        }
         state =
             Some(lifecycle::apply(state, &event.event).map_err(|err| corrupt(err.to_string()))?);
     }
@@ -777,7 +785,7 @@ impl Store for SqlStore {
             for row in &page {
                 let body: String = row.try_get(1)?;
                 let event = StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))?;
-                if !event.event.subject.starts_with("req_") {
+                if !event.event.kind.is_request_transition() {
                     continue;
                 }
                 let subject = event.event.subject.clone();

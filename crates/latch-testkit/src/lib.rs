@@ -45,7 +45,7 @@ impl Clock for FakeClock {
 pub const T0: Timestamp = Timestamp::from_millis(1_795_600_800_000);
 
 /// alice (engineer in payments, manager carol), bob (lead of payments), carol (lead of eng),
-/// dave (auditor), erin (admin); `payments-db` owned by payments with roles read (4h) and
+/// dave (auditor), erin (admin), frank (no standing over anyone); `payments-db` owned by payments with roles read (4h) and
 /// write (1h); requests time out after 24h.
 pub fn sample_catalog() -> Catalog {
     let user = |name: &str, team: &str, manager: Option<&str>, roles: &[UserRole]| {
@@ -86,6 +86,7 @@ pub fn sample_catalog() -> Catalog {
             user("carol", "eng", None, &[]),
             user("dave", "security", None, &[UserRole::Auditor]),
             user("erin", "platform", None, &[UserRole::Admin]),
+            user("frank", "platform", None, &[]),
         ]),
         teams: BTreeMap::from([
             team("payments", "bob", Some("eng")),
@@ -115,7 +116,7 @@ pub enum Backend {
 
 /// A store that removes its database when dropped.
 pub struct TestStore {
-    pub store: SqlStore,
+    pub store: Arc<SqlStore>,
     _dir: Option<tempfile::TempDir>,
     pg_database: Option<String>,
 }
@@ -202,7 +203,7 @@ impl TestStore {
                     .await
                     .unwrap();
                 Self {
-                    store,
+                    store: Arc::new(store),
                     _dir: Some(dir),
                     pg_database: None,
                 }
@@ -211,7 +212,7 @@ impl TestStore {
                 let (name, url) = create_postgres_database().await;
                 let store = SqlStore::open_postgres(&url).await.unwrap();
                 Self {
-                    store,
+                    store: Arc::new(store),
                     _dir: None,
                     pg_database: Some(name),
                 }

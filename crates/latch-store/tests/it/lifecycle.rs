@@ -141,6 +141,26 @@ async fn refusals_change_nothing(backend: Backend) {
         store.request("req_1").await.unwrap().unwrap().state,
         RequestState::Pending
     );
+    // A recorded refusal about the request is evidence, not a transition: the request still
+    // replays and moves on.
+    let refused = latch_core::Event {
+        at: T0,
+        actor: Actor::user("alice"),
+        subject: "req_1".into(),
+        kind: EventKind::AccessRefused {
+            action: "approve".into(),
+            reason: "own request".into(),
+        },
+    };
+    store.record(vec![refused]).await.unwrap();
+    let (request, _) = done(
+        store
+            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(request.state, RequestState::Granted);
+    assert!(store.verify_projections().await.unwrap().is_empty());
 }
 
 async fn racing_approvers_produce_one_grant(backend: Backend) {

@@ -1,6 +1,11 @@
 //! The store suite: every test runs on SQLite and on PostgreSQL (which must be reachable at
 //! `LATCH_TEST_DATABASE_URL`, by default 127.0.0.1:5432).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod lifecycle;
 
