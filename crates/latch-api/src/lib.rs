@@ -12,16 +12,20 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// The resource to access, e.g. `payments-db`.
+    #[schema(example = "payments-db")]
     pub resource: String,
     /// A role of that resource, e.g. `read`.
+    #[schema(example = "read")]
     pub role: String,
     /// How long, e.g. `30m`, `2h`, `1h30m`; at most the role's maximum.
     #[schema(example = "30m")]
     pub duration: String,
     /// Why: shown to approvers and auditors.
+    #[schema(example = "INC-4211: stuck job")]
     pub reason: String,
     /// A ticket or incident reference, e.g. `INC-4211`.
     #[serde(default)]
+    #[schema(example = "INC-4211")]
     pub ticket: Option<String>,
 }
 

@@ -99,6 +99,16 @@ pub struct Counts {
     pub events: u64,
 }
 
+/// A signed checkpoint as kept by the store: the tree `size`, its `root`, and the signed note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: latch_ledger::Hash,
+    pub at: Timestamp,
+    /// The C2SP signed note, exactly as signed.
+    pub note: String,
+}
+
 /// A projection row that disagrees with the replay of the events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drift {
@@ -167,6 +177,15 @@ pub trait Store: Send + Sync + 'static {
         actor: latch_core::Actor,
         clock: &dyn Clock,
     ) -> Result<Result<TokenRecord, Refusal>, StoreError>;
+
+    /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
+    async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;
+
+    /// Keeps a signed checkpoint; one per tree size (a second one for a size is ignored).
+    async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// Every checkpoint, smallest first.
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 
     /// Replays every event and compares the result with the projections.
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError>;

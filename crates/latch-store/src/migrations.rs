@@ -4,7 +4,7 @@
 /// (version, name, statements separated by `;`)
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
-    "events, requests, grants, tokens",
+    "events, requests, grants, checkpoints, tokens",
     r#"
 CREATE TABLE ledger_head (
     id BIGINT PRIMARY KEY CHECK (id = 1),
@@ -17,7 +17,8 @@ CREATE TABLE events (
     actor TEXT NOT NULL,
     subject TEXT NOT NULL,
     at_ms BIGINT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL
 );
 CREATE INDEX events_subject ON events (subject, seq);
 CREATE TABLE requests (
@@ -59,6 +60,12 @@ CREATE TABLE grants (
     revoke_reason TEXT
 );
 CREATE INDEX grants_due ON grants (state, expires_at_ms);
+CREATE TABLE checkpoints (
+    size BIGINT PRIMARY KEY,
+    root TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
 CREATE TABLE tokens (
     id TEXT PRIMARY KEY,
     user_name TEXT NOT NULL,

@@ -19,7 +19,9 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 use tokio::sync::Mutex;
 
 use crate::migrations::{MIGRATIONS, statements};
-use crate::{Counts, Drift, Executed, RequestFilter, Store, StoreError, TokenRecord};
+use crate::{
+    Counts, Drift, Executed, RequestFilter, Store, StoreError, StoredCheckpoint, TokenRecord,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
@@ -198,8 +200,9 @@ impl Ledger {
                 event,
             };
             let body = event.canonical_json();
+            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
             sqlx::query(
-                "INSERT INTO events (seq, type, actor, subject, at_ms, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(to_i64(event.seq)?)
             .bind(event.event.kind.type_name())
@@ -207,6 +210,7 @@ impl Ledger {
             .bind(&event.event.subject)
             .bind(event.event.at.as_millis())
             .bind(body)
+            .bind(leaf_hash)
             .execute(&mut *conn)
             .await?;
             self.next_seq += 1;
@@ -214,6 +218,17 @@ impl Ledger {
         }
         Ok(stored)
     }
+}
+
+fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(latch_ledger::Hash::from_bytes(bytes))
 }
 
 fn corrupt(message: impl Into<String>) -> StoreError {
@@ -767,6 +782,68 @@ impl Store for SqlStore {
         w.commit().await?;
         token.revoked_at = Some(now);
         Ok(Ok(token))
+    }
+
+    async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT seq, leaf_hash FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(to_i64(from)?)
+        .bind(to_i64(to)?)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (expected, row) in (from + 1..).zip(&rows) {
+            let seq: i64 = row.try_get(0)?;
+            if i64::try_from(expected).ok() != Some(seq) {
+                return Err(corrupt(format!(
+                    "event {expected} is missing from the ledger"
+                )));
+            }
+            let hex: String = row.try_get(1)?;
+            hashes.push(
+                parse_hash(&hex)
+                    .ok_or_else(|| corrupt(format!("event {seq} has a malformed leaf hash")))?,
+            );
+        }
+        if u64::try_from(hashes.len()).ok() != Some(to.saturating_sub(from)) {
+            return Err(corrupt(format!("the ledger holds fewer than {to} events")));
+        }
+        Ok(hashes)
+    }
+
+    async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("INSERT INTO checkpoints (size, root, at_ms, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING")
+            .bind(to_i64(checkpoint.size)?)
+            .bind(checkpoint.root.to_string())
+            .bind(checkpoint.at.as_millis())
+            .bind(&checkpoint.note)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query("SELECT size, root, at_ms, note FROM checkpoints ORDER BY size")
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = row.try_get(0)?;
+                let root: String = row.try_get(1)?;
+                Ok(StoredCheckpoint {
+                    size: u64::try_from(size).map_err(|_| corrupt("negative checkpoint size"))?,
+                    root: parse_hash(&root).ok_or_else(|| {
+                        corrupt(format!("checkpoint {size} has a malformed root"))
+                    })?,
+                    at: Timestamp::from_millis(row.try_get(2)?),
+                    note: row.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError> {

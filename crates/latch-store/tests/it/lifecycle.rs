@@ -14,6 +14,7 @@ crate::on_both_stores!(
     visibility_limits_what_a_requester_sees,
     tokens_are_stored_as_hashes_and_revoked_once,
     sequence_numbers_are_gapless_under_concurrency,
+    leaves_are_the_canonical_events_and_checkpoints_are_kept,
 );
 
 fn create(requester: &str) -> Command {
@@ -383,4 +384,49 @@ async fn sequence_numbers_are_gapless_under_concurrency(backend: Backend) {
         .collect();
     assert_eq!(seqs, (1..=48).collect::<Vec<_>>());
     assert!(store.verify_projections().await.unwrap().is_empty());
+}
+
+async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    done(
+        store
+            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    done(
+        store
+            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .await
+            .unwrap(),
+    );
+    let events = store.events(0, 10).await.unwrap();
+    let leaves = store.leaf_hashes(0, 3).await.unwrap();
+    let expected: Vec<_> = events
+        .iter()
+        .map(|(_, body)| latch_ledger::leaf_hash(body.as_bytes()))
+        .collect();
+    assert_eq!(leaves, expected);
+    assert_eq!(store.leaf_hashes(1, 3).await.unwrap(), expected[1..]);
+    assert!(
+        store.leaf_hashes(0, 4).await.is_err(),
+        "asking past the end is an error, not a short answer"
+    );
+
+    let checkpoint = latch_store::StoredCheckpoint {
+        size: 3,
+        root: latch_ledger::root(&leaves),
+        at: T0,
+        note: "note".into(),
+    };
+    store.add_checkpoint(&checkpoint).await.unwrap();
+    store
+        .add_checkpoint(&latch_store::StoredCheckpoint {
+            note: "other".into(),
+            ..checkpoint.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.checkpoints().await.unwrap(), vec![checkpoint]);
 }
