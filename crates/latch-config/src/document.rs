@@ -9,10 +9,10 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item, Key, TableLike};
 
 use crate::error::Diagnostics;
-use crate::raw::{RawResource, RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{RawLedger, RawResource, RawRole, RawServer, RawTeam, RawUser};
 
 /// The top-level tables a config may have.
-const SECTIONS: &str = "`server`, `teams`, `users`, `resources`";
+const SECTIONS: &str = "`server`, `ledger`, `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -39,6 +39,8 @@ pub(crate) struct ResourceEntry {
 pub(crate) struct RawConfig {
     /// Defaults when `[server]` is absent (or could not be decoded, which is already reported).
     pub server: RawServer,
+    /// Defaults when `[ledger]` is absent.
+    pub ledger: RawLedger,
     pub teams: Vec<Entry<RawTeam>>,
     pub users: Vec<Entry<RawUser>>,
     pub resources: Vec<ResourceEntry>,
@@ -68,6 +70,11 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
             "server" => {
                 raw.server = decoder
                     .decode(item.clone(), "server", span)
+                    .unwrap_or_default();
+            }
+            "ledger" => {
+                raw.ledger = decoder
+                    .decode(item.clone(), "ledger", span)
                     .unwrap_or_default();
             }
             "teams" => raw.teams = decoder.section(item, "teams", span),

@@ -39,6 +39,7 @@ pub struct Config {
     /// The file it was read from, to name it in messages and resolve relative paths.
     pub path: PathBuf,
     pub server: ServerSettings,
+    pub ledger: LedgerSettings,
     /// The organisation and resources, as the lifecycle and policy see them.
     pub catalog: latch_core::Catalog,
     /// How the gateway reaches each resource, by resource name; kept out of the catalog because
@@ -58,6 +59,24 @@ pub struct ServerSettings {
     /// How often the scheduler looks for due grants and requests; expiry waits up to this long.
     pub scheduler_interval: Duration,
 }
+
+/// `[ledger]`: how the ledger signs its checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// The ledger's name, the first line of every checkpoint and the signing key's name; by
+    /// default `latch.local/audit`. Give each deployment its own.
+    pub origin: String,
+    /// The Ed25519 signing key (note private-key text), created with mode 0600 at first start
+    /// when missing; by default `data_dir/ledger.key`.
+    pub signing_key_file: PathBuf,
+    /// How often a checkpoint is signed when the tree has grown; default 1s.
+    pub checkpoint_interval: Duration,
+}
+
+/// `ledger.origin` when not given.
+pub const DEFAULT_ORIGIN: &str = "latch.local/audit";
+/// `ledger.checkpoint_interval` when not given.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where latch stores its ledger and projections.
 #[derive(Clone, PartialEq, Eq)]

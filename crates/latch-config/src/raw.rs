@@ -17,6 +17,15 @@ pub(crate) struct RawServer {
     pub scheduler_interval: Option<Spanned<String>>,
 }
 
+/// `[ledger]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawLedger {
+    pub origin: Option<Spanned<String>>,
+    pub signing_key_file: Option<Spanned<String>>,
+    pub checkpoint_interval: Option<Spanned<String>>,
+}
+
 /// `[teams.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]

@@ -122,6 +122,11 @@ username = "root"
             },
             scheduler_interval: Duration::from_millis(250),
         },
+        ledger: crate::LedgerSettings {
+            origin: crate::DEFAULT_ORIGIN.to_owned(),
+            signing_key_file: PathBuf::from("/etc/latch/state/ledger.key"),
+            checkpoint_interval: crate::DEFAULT_CHECKPOINT_INTERVAL,
+        },
         catalog: Catalog {
             users: BTreeMap::from([
                 (
@@ -366,7 +371,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -741,4 +746,39 @@ password_file = "pw.txt"
         examples/quickstart/latch.toml:31:16: resources.payments-db.roles.read.max_duration: invalid duration `4hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
         examples/quickstart/latch.toml:33:1: resources.payments-db.roles.read.password: secrets are never written inline in the config: use `password_env` (the name of an environment variable) or `password_file` (the path of a file) to say where the password is
         examples/quickstart/latch.toml:39:17: resources.payments-db.roles.write.password_file: `password_env` and `password_file` are mutually exclusive (expected one of them, or neither for an upstream that trusts the user without a password)"#]].assert_eq(&error);
+}
+
+#[test]
+fn the_ledger_section_sets_origin_key_and_interval() {
+    let text = format!(
+        "{}\n[ledger]\norigin = \"acme.example/latch\"\nsigning_key_file = \"keys/ledger.key\"\ncheckpoint_interval = \"5s\"\n",
+        BASE
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.ledger.origin, "acme.example/latch");
+    assert_eq!(
+        config.ledger.signing_key_file,
+        PathBuf::from("/etc/latch/keys/ledger.key")
+    );
+    assert_eq!(config.ledger.checkpoint_interval, Duration::from_secs(5));
+
+    let bad = format!(
+        "{}\n[ledger]\norigin = \"has space\"\ncheckpoint_interval = \"1h\"\n",
+        BASE
+    );
+    let problems: Vec<String> = parse(&bad)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("ledger.origin: invalid origin `has space`"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("ledger.checkpoint_interval: invalid interval `1h`"),
+        "{problems:?}"
+    );
 }

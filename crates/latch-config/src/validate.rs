@@ -15,10 +15,11 @@ use toml::Spanned;
 use crate::document::{Entry, RawConfig, ResourceEntry, key_path};
 use crate::error::Diagnostics;
 use crate::interval::parse_interval;
-use crate::raw::{RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{RawLedger, RawRole, RawServer, RawTeam, RawUser};
 use crate::{
-    Config, Credential, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_SCHEDULER_INTERVAL, Database,
-    SecretRef, ServerSettings, Upstream,
+    Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    DEFAULT_ORIGIN, DEFAULT_SCHEDULER_INTERVAL, Database, LedgerSettings, SecretRef,
+    ServerSettings, Upstream,
 };
 
 /// Reads an environment variable; the process environment, or a map in tests.
@@ -47,12 +48,14 @@ pub(crate) fn check(
         users: raw.users.iter().map(|user| user.name.clone()).collect(),
     };
     let (server, pending_timeout) = checker.server(&raw.server);
+    let ledger = checker.ledger(&raw.ledger, &server.data_dir);
     let teams = checker.teams(&raw.teams, &names);
     let users = checker.users(&raw.users, &names, raw.users_span);
     let (resources, upstreams) = checker.resources(&raw.resources, &names);
     Config {
         path: file.to_owned(),
         server,
+        ledger,
         catalog: Catalog {
             users,
             teams,
@@ -198,6 +201,55 @@ impl Checker<'_, '_> {
             scheduler_interval,
         };
         (settings, pending_timeout)
+    }
+
+    fn ledger(&mut self, raw: &RawLedger, data_dir: &Path) -> LedgerSettings {
+        let origin = match &raw.origin {
+            None => DEFAULT_ORIGIN.to_owned(),
+            Some(origin) => {
+                let text = origin.get_ref();
+                // The origin is a line of the checkpoint and the key's name in signed notes.
+                let valid = !text.is_empty()
+                    && text.len() <= 128
+                    && text.chars().all(|c| c.is_ascii_graphic() && c != '+');
+                if !valid {
+                    self.report(
+                        origin,
+                        "ledger.origin",
+                        format!(
+                            "invalid origin `{text}` (expected up to 128 printable ASCII \
+                             characters without spaces or `+`, e.g. `{DEFAULT_ORIGIN}`)"
+                        ),
+                    );
+                }
+                text.clone()
+            }
+        };
+        let signing_key_file = match &raw.signing_key_file {
+            None => data_dir.join("ledger.key"),
+            Some(path) => {
+                if path.get_ref().trim().is_empty() {
+                    self.report(
+                        path,
+                        "ledger.signing_key_file",
+                        "expected a file path (leave the key out for `data_dir/ledger.key`)",
+                    );
+                }
+                self.resolve(path.get_ref())
+            }
+        };
+        let checkpoint_interval = match &raw.checkpoint_interval {
+            None => DEFAULT_CHECKPOINT_INTERVAL,
+            Some(interval) => parse_interval(interval.get_ref()).unwrap_or_else(|message| {
+                self.report(interval, "ledger.checkpoint_interval", message);
+                DEFAULT_CHECKPOINT_INTERVAL
+            }),
+        };
+        LedgerSettings {
+            origin,
+            signing_key_file,
+            checkpoint_interval,
+        }
     }
 
     /// The URL is never echoed in a problem: it may hold a password.
