@@ -140,6 +140,52 @@ pub struct EventList {
     pub events: Vec<EventView>,
 }
 
+/// `GET /api/v1/ledger/public-key`: what a verifier needs to check checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerKey {
+    /// The ledger's name, the first line of each checkpoint.
+    pub origin: String,
+    /// The Ed25519 verifier key in the signed-note format `<name>+<hash>+<base64 key>`.
+    pub verifier_key: String,
+}
+
+/// A signed checkpoint of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    /// Number of events covered.
+    pub size: u64,
+    /// Root hash of the Merkle tree over those events (hex).
+    pub root: String,
+    #[schema(format = DateTime)]
+    pub time: String,
+    /// The C2SP signed note, exactly as signed.
+    pub note: String,
+}
+
+/// `GET /api/v1/ledger/inclusion`: proof that one event is in a signed checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProofView {
+    pub seq: u64,
+    /// The event's leaf index in the tree: `seq - 1`.
+    pub index: u64,
+    /// The event's canonical encoding: its leaf hash is SHA-256(0x00 || body).
+    pub body: String,
+    /// Leaf hash (hex).
+    pub leaf_hash: String,
+    /// Audit path, bottom up (hex).
+    pub proof: Vec<String>,
+    pub checkpoint: CheckpointView,
+}
+
+/// `GET /api/v1/ledger/consistency`: proof that a later checkpoint extends an earlier one.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProofView {
+    pub from: CheckpointView,
+    pub to: CheckpointView,
+    /// Consistency proof nodes (hex).
+    pub proof: Vec<String>,
+}
+
 /// Every error response: a stable code for scripts and a message for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {

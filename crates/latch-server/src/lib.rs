@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod ledger;
 pub mod metrics;
 mod routes;
 pub mod scheduler;
@@ -31,18 +32,39 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     pub clock: Arc<dyn Clock>,
+    pub ledger: Arc<ledger::Ledger>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        signing_key: latch_ledger::SigningKey,
+    ) -> Self {
+        let ledger = Arc::new(ledger::Ledger::new(
+            store.clone(),
+            signing_key,
+            clock.clone(),
+        ));
         Self {
             store,
             catalog,
             clock,
+            ledger,
             metrics: metrics::Metrics::new(),
         }
     }
+}
+
+/// How often the background tasks run.
+#[derive(Clone, Copy, Debug)]
+pub struct Intervals {
+    /// Expiry and timeouts wait up to this long.
+    pub scheduler: Duration,
+    /// A checkpoint is signed this often while the ledger grows.
+    pub checkpoint: Duration,
 }
 
 #[derive(OpenApi)]
@@ -56,7 +78,7 @@ impl AppState {
         (name = "requests", description = "Access requests and their decisions"),
         (name = "grants", description = "Time-bound grants"),
         (name = "identity", description = "The caller"),
-        (name = "audit", description = "The ledger"),
+        (name = "audit", description = "The ledger: events, signed checkpoints, proofs"),
     )
 )]
 struct ApiDoc;
@@ -120,7 +142,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn run(
     listener: TcpListener,
     state: AppState,
-    scheduler_interval: Duration,
+    intervals: Intervals,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
@@ -128,7 +150,12 @@ pub async fn run(
         state.store.clone(),
         state.catalog.clone(),
         state.clock.clone(),
-        scheduler_interval,
+        intervals.scheduler,
+        shutdown.clone(),
+    ));
+    tracker.spawn(ledger::run(
+        state.ledger.clone(),
+        intervals.checkpoint,
         shutdown.clone(),
     ));
     let served = axum::serve(listener, router(state))

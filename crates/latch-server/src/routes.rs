@@ -6,13 +6,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latch_api::{
-    ApproveBody, CreateRequest, ErrorBody, EventList, EventView, GrantList, GrantView, ReasonBody,
-    RequestList, RequestView, WhoAmI,
+    ApproveBody, CheckpointView, ConsistencyProofView, CreateRequest, ErrorBody, EventList,
+    EventView, GrantList, GrantView, InclusionProofView, LedgerKey, ReasonBody, RequestList,
+    RequestView, WhoAmI,
 };
 use latch_core::lifecycle::request_id_for;
 use latch_core::{
     AccessDuration, AccessRequest, Actor, Command, Event, EventKind, RefusalKind, RequestState,
 };
+use latch_store::StoredCheckpoint;
 use latch_store::{Executed, RequestFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -39,6 +41,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_grant))
         .routes(routes!(whoami))
         .routes(routes!(list_events))
+        .routes(routes!(public_key))
+        .routes(routes!(get_checkpoint, make_checkpoint))
+        .routes(routes!(inclusion_proof))
+        .routes(routes!(consistency_proof))
 }
 
 /// Ids latch hands out look like `req_01jd…`; anything else cannot exist.
@@ -511,5 +517,223 @@ async fn list_events(
             .into_iter()
             .map(|(event, body)| EventView::new(&event, body))
             .collect(),
+    }))
+}
+
+/// The ledger's verifier key: public, so that anyone can check checkpoints and proofs.
+#[utoipa::path(get, path = "/api/v1/ledger/public-key", tag = "audit",
+    responses((status = 200, description = "the verifier key", body = LedgerKey)))]
+pub(crate) async fn public_key(State(state): State<AppState>) -> Json<LedgerKey> {
+    Json(LedgerKey {
+        origin: state.ledger.origin().to_owned(),
+        verifier_key: state.ledger.verifier_key().to_string(),
+    })
+}
+
+fn checkpoint_view(checkpoint: &StoredCheckpoint) -> CheckpointView {
+    CheckpointView {
+        size: checkpoint.size,
+        root: checkpoint.root.to_string(),
+        time: checkpoint.at.to_string(),
+        note: checkpoint.note.clone(),
+    }
+}
+
+/// Auditors and admins read the ledger; every other attempt is refused and recorded.
+async fn require_audit(state: &AppState, caller: &Caller, action: &str) -> Result<(), ApiError> {
+    if state.catalog.sees_everything(&caller.user) {
+        return Ok(());
+    }
+    let error = ApiError::forbidden(format!(
+        "`{}` may not read the ledger: it needs the `auditor` or `admin` role",
+        caller.user
+    ));
+    Err(refuse(state, caller, action, "/api/v1/ledger", error).await)
+}
+
+fn ledger_error(err: crate::ledger::LedgerError) -> ApiError {
+    match err {
+        crate::ledger::LedgerError::Store(err) => err.into(),
+        crate::ledger::LedgerError::Proof(err) => ApiError::BadRequest(err.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CheckpointQuery {
+    /// The checkpoint of this tree size (default: the latest).
+    size: Option<u64>,
+}
+
+/// A signed checkpoint (auditors and admins).
+#[utoipa::path(get, path = "/api/v1/ledger/checkpoint", tag = "audit", params(CheckpointQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the checkpoint", body = CheckpointView),
+        (status = 400, description = "bad query", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = ErrorBody),
+        (status = 404, description = "no checkpoint of that size (or none yet)", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn get_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<CheckpointQuery>,
+) -> Result<Json<CheckpointView>, ApiError> {
+    require_audit(&state, &caller, "read checkpoint").await?;
+    let checkpoint = state
+        .ledger
+        .find_checkpoint(query.size)
+        .await
+        .map_err(ledger_error)?;
+    let checkpoint = checkpoint.ok_or_else(|| match query.size {
+        Some(size) => ApiError::not_found(format!(
+            "no checkpoint of size {size}: `latch ledger checkpoint` lists the latest"
+        )),
+        None => ApiError::not_found("no checkpoint yet: the ledger is empty"),
+    })?;
+    Ok(Json(checkpoint_view(&checkpoint)))
+}
+
+/// Sign a checkpoint of the ledger now (auditors and admins); returns the latest when nothing
+/// was added since.
+#[utoipa::path(post, path = "/api/v1/ledger/checkpoint", tag = "audit",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the latest checkpoint", body = CheckpointView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = ErrorBody),
+        (status = 404, description = "the ledger is empty", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn make_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CheckpointView>, ApiError> {
+    require_audit(&state, &caller, "sign checkpoint").await?;
+    let checkpoint = state.ledger.checkpoint().await.map_err(ledger_error)?;
+    let checkpoint =
+        checkpoint.ok_or_else(|| ApiError::not_found("no checkpoint yet: the ledger is empty"))?;
+    Ok(Json(checkpoint_view(&checkpoint)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct InclusionQuery {
+    /// The event's sequence number (its id).
+    #[param(minimum = 1)]
+    seq: u64,
+    /// The size of the checkpoint to prove against (default: the latest).
+    size: Option<u64>,
+}
+
+/// Proof that an event is in a signed checkpoint (auditors and admins).
+#[utoipa::path(get, path = "/api/v1/ledger/inclusion", tag = "audit", params(InclusionQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the proof", body = InclusionProofView),
+        (status = 400, description = "bad query, or the event is not covered by the checkpoint", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = ErrorBody),
+        (status = 404, description = "no such checkpoint", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn inclusion_proof(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<InclusionQuery>,
+) -> Result<Json<InclusionProofView>, ApiError> {
+    require_audit(&state, &caller, "prove inclusion").await?;
+    let checkpoint = find_checkpoint(&state, query.size).await?;
+    if query.seq == 0 || query.seq > checkpoint.size {
+        return Err(ApiError::BadRequest(format!(
+            "event {} is not covered by the checkpoint of size {}: sign a newer one with `latch ledger checkpoint`",
+            query.seq, checkpoint.size
+        )));
+    }
+    let index = query.seq - 1;
+    let (leaf, proof) = state
+        .ledger
+        .inclusion_proof(index, checkpoint.size)
+        .await
+        .map_err(ledger_error)?;
+    let body = state
+        .store
+        .events(index, 1)
+        .await?
+        .pop()
+        .map(|(_, body)| body)
+        .ok_or_else(|| ApiError::not_found(format!("no event {}", query.seq)))?;
+    Ok(Json(InclusionProofView {
+        seq: query.seq,
+        index,
+        body,
+        leaf_hash: leaf.to_string(),
+        proof: proof.iter().map(ToString::to_string).collect(),
+        checkpoint: checkpoint_view(&checkpoint),
+    }))
+}
+
+async fn find_checkpoint(
+    state: &AppState,
+    size: Option<u64>,
+) -> Result<StoredCheckpoint, ApiError> {
+    state
+        .ledger
+        .find_checkpoint(size)
+        .await
+        .map_err(ledger_error)?
+        .ok_or_else(|| match size {
+            Some(size) => ApiError::not_found(format!("no checkpoint of size {size}")),
+            None => ApiError::not_found("no checkpoint yet: the ledger is empty"),
+        })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConsistencyQuery {
+    /// The earlier checkpoint's size.
+    #[param(minimum = 1)]
+    from: u64,
+    /// The later checkpoint's size (default: the latest).
+    to: Option<u64>,
+}
+
+/// Proof that a later checkpoint extends an earlier one (auditors and admins).
+#[utoipa::path(get, path = "/api/v1/ledger/consistency", tag = "audit", params(ConsistencyQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the proof", body = ConsistencyProofView),
+        (status = 400, description = "bad query, e.g. `from` after `to`", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = ErrorBody),
+        (status = 404, description = "no checkpoint of that size", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn consistency_proof(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProofView>, ApiError> {
+    require_audit(&state, &caller, "prove consistency").await?;
+    let from = find_checkpoint(&state, Some(query.from)).await?;
+    let to = find_checkpoint(&state, query.to).await?;
+    if from.size > to.size {
+        return Err(ApiError::BadRequest(format!(
+            "`from` ({}) is after `to` ({}): a consistency proof goes from an earlier checkpoint to a later one",
+            from.size, to.size
+        )));
+    }
+    let proof = state
+        .ledger
+        .consistency_proof(from.size, to.size)
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(ConsistencyProofView {
+        from: checkpoint_view(&from),
+        to: checkpoint_view(&to),
+        proof: proof.iter().map(ToString::to_string).collect(),
     }))
 }

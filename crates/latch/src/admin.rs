@@ -107,15 +107,30 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on `{address}`: is another latch running there?"))?;
+        .with_context(|| {
+            format!("cannot listen on `{address}`: is another latch running there?")
+        })?;
     let bound = listener.local_addr()?;
-    let state = AppState::new(Arc::new(store), Arc::new(config.catalog), Arc::new(SystemClock));
+    let key = latch_server::ledger::load_or_create_key(
+        &config.ledger.signing_key_file,
+        &config.ledger.origin,
+    )?;
+    let state = AppState::new(
+        Arc::new(store),
+        Arc::new(config.catalog),
+        Arc::new(SystemClock),
+        key,
+    );
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // Tests and scripts read this line to learn the port.
     println!("latch listening on http://{bound}");
     tracing::info!(%bound, config = %path.display(), "latch serving");
-    latch_server::run(listener, state, config.server.scheduler_interval, shutdown).await?;
+    let intervals = latch_server::Intervals {
+        scheduler: config.server.scheduler_interval,
+        checkpoint: config.ledger.checkpoint_interval,
+    };
+    latch_server::run(listener, state, intervals, shutdown).await?;
     tracing::info!("latch stopped");
     Ok(())
 }
@@ -144,10 +159,14 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-pub async fn run(config: Option<&Path>, command: AdminCommand, options: &GlobalOptions) -> anyhow::Result<()> {
-    let path: PathBuf = config
-        .map(Path::to_owned)
-        .ok_or_else(|| Usage("`latch admin` needs the config: pass `--config FILE` or set LATCH_CONFIG".into()))?;
+pub async fn run(
+    config: Option<&Path>,
+    command: AdminCommand,
+    options: &GlobalOptions,
+) -> anyhow::Result<()> {
+    let path: PathBuf = config.map(Path::to_owned).ok_or_else(|| {
+        Usage("`latch admin` needs the config: pass `--config FILE` or set LATCH_CONFIG".into())
+    })?;
     let config = load_config(&path)?;
     let AdminCommand::Token { command } = command;
     let store = open_store(&config).await?;
@@ -155,7 +174,11 @@ pub async fn run(config: Option<&Path>, command: AdminCommand, options: &GlobalO
         TokenCommand::Create { user, label } => {
             if config.catalog.user(&user).is_none() {
                 let known: Vec<&str> = config.catalog.users.keys().map(String::as_str).collect();
-                return Err(Failed(format!("unknown user `{user}` (users: {})", known.join(", "))).into());
+                return Err(Failed(format!(
+                    "unknown user `{user}` (users: {})",
+                    known.join(", ")
+                ))
+                .into());
             }
             let token = latch_server::auth::new_token();
             let record = TokenRecord {
@@ -165,8 +188,13 @@ pub async fn run(config: Option<&Path>, command: AdminCommand, options: &GlobalO
                 created_at: latch_core::time::Clock::now(&SystemClock),
                 revoked_at: None,
             };
-            store.create_token(&record, &token.secret_hash, Actor::System, &SystemClock).await?;
-            eprintln!("created token {} for {user}; it is shown only once:", token.id);
+            store
+                .create_token(&record, &token.secret_hash, Actor::System, &SystemClock)
+                .await?;
+            eprintln!(
+                "created token {} for {user}; it is shown only once:",
+                token.id
+            );
             println!("{}", token.secret);
         }
         TokenCommand::List => {
@@ -199,10 +227,12 @@ pub async fn run(config: Option<&Path>, command: AdminCommand, options: &GlobalO
                 ),
             }
         }
-        TokenCommand::Revoke { id } => match store.revoke_token(&id, Actor::System, &SystemClock).await? {
-            Ok(token) => println!("revoked token {} of {}", token.id, token.user),
-            Err(refusal) => return Err(Failed(refusal.message).into()),
-        },
+        TokenCommand::Revoke { id } => {
+            match store.revoke_token(&id, Actor::System, &SystemClock).await? {
+                Ok(token) => println!("revoked token {} of {}", token.id, token.user),
+                Err(refusal) => return Err(Failed(refusal.message).into()),
+            }
+        }
     }
     Ok(())
 }

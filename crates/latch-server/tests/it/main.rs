@@ -8,6 +8,7 @@
 )]
 
 mod api;
+mod ledger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ impl TestApi {
                 .unwrap();
             tokens.insert(user.clone(), token.secret);
         }
-        let state = AppState::new(store.store.clone(), catalog, clock.clone());
+        let key = latch_ledger::SigningKey::from_seed("latch.test/audit", [7; 32]).unwrap();
+        let state = AppState::new(store.store.clone(), catalog, clock.clone(), key);
         Self {
             store,
             clock,

@@ -1,0 +1,228 @@
+//! The ledger service: the signing key, the checkpointer that signs the tree as it grows, and
+//! the proofs the API serves. The Merkle math and note format are `latch-ledger`'s; this module
+//! only feeds it from the store.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch_core::time::Clock;
+use latch_ledger::{Checkpoint, CompactRange, Hash, SigningKey, VerifierKey};
+use latch_store::{Store, StoreError, StoredCheckpoint};
+use rand::RngCore;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("signing key `{path}`: {message}")]
+    Key { path: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot sign checkpoint: {0}")]
+    Sign(latch_ledger::Error),
+    #[error("{0}")]
+    Proof(latch_ledger::Error),
+}
+
+/// Reads the signing key at `path`, or creates one (mode 0600) when the file does not exist.
+/// A key whose name is not `origin` is refused: checkpoints would name another ledger.
+pub fn load_or_create_key(path: &Path, origin: &str) -> Result<SigningKey, LedgerError> {
+    let fail = |message: String| LedgerError::Key {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            check_private_mode(path).map_err(fail)?;
+            let key = SigningKey::parse(text.trim())
+                .map_err(|err| fail(format!("not a latch signing key: {err}")))?;
+            if key.name() != origin {
+                return Err(fail(format!(
+                    "the key is named `{}` but `ledger.origin` is `{origin}`: use the matching key or origin",
+                    key.name()
+                )));
+            }
+            Ok(key)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut seed);
+            let key = SigningKey::from_seed(origin, seed)
+                .map_err(|err| fail(format!("invalid origin: {err}")))?;
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|err| fail(format!("cannot create its directory: {err}")))?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options
+                .open(path)
+                .map_err(|err| fail(format!("cannot create it: {err}")))?;
+            file.write_all(key.to_private_text().as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.sync_all())
+                .map_err(|err| fail(format!("cannot write it: {err}")))?;
+            tracing::info!(path = %path.display(), verifier_key = %key.verifier_key(), "created the ledger signing key");
+            Ok(key)
+        }
+        Err(err) => Err(fail(format!("cannot read it: {err}"))),
+    }
+}
+
+#[cfg(unix)]
+fn check_private_mode(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|err| err.to_string())?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "is readable by others (mode {:o}): run `chmod 600` on it",
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_mode(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Signs checkpoints of the ledger as it grows. The compact range holds the tree's right
+/// border, so each checkpoint reads only the leaves added since the last one.
+pub struct Ledger {
+    store: Arc<dyn Store>,
+    key: SigningKey,
+    clock: Arc<dyn Clock>,
+    range: Mutex<Option<CompactRange>>,
+}
+
+impl Ledger {
+    pub fn new(store: Arc<dyn Store>, key: SigningKey, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            key,
+            clock,
+            range: Mutex::new(None),
+        }
+    }
+
+    pub fn verifier_key(&self) -> VerifierKey {
+        self.key.verifier_key()
+    }
+
+    pub fn origin(&self) -> &str {
+        self.key.name()
+    }
+
+    /// Signs a checkpoint of the whole ledger if it grew since the last one; returns the latest
+    /// checkpoint either way (`None` for an empty ledger).
+    pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let mut guard = self.range.lock().await;
+        let range = match guard.as_mut() {
+            Some(range) => range,
+            None => guard.insert(self.load_range().await?),
+        };
+        let size = self.store.counts().await?.events;
+        let latest = self.store.checkpoints().await?.pop();
+        if size == 0 || latest.as_ref().is_some_and(|c| c.size >= size) {
+            return Ok(latest);
+        }
+        const PAGE: u64 = 10_000;
+        while range.size() < size {
+            let to = size.min(range.size() + PAGE);
+            for leaf in self.store.leaf_hashes(range.size(), to).await? {
+                range.append(leaf);
+            }
+        }
+        let at = self.clock.now();
+        let checkpoint = Checkpoint {
+            origin: self.key.name().to_owned(),
+            size,
+            root: range.root(),
+            time_millis: at.as_millis(),
+        };
+        let note = latch_ledger::sign(&checkpoint, &self.key).map_err(LedgerError::Sign)?;
+        let stored = StoredCheckpoint {
+            size,
+            root: checkpoint.root,
+            at,
+            note,
+        };
+        self.store.add_checkpoint(&stored).await?;
+        Ok(Some(stored))
+    }
+
+    async fn load_range(&self) -> Result<CompactRange, LedgerError> {
+        // Rebuilt from the leaf hashes once per process; a later version may persist it.
+        let mut range = CompactRange::new();
+        let size = self.store.counts().await?.events;
+        const PAGE: u64 = 10_000;
+        while range.size() < size {
+            let to = size.min(range.size() + PAGE);
+            for leaf in self.store.leaf_hashes(range.size(), to).await? {
+                range.append(leaf);
+            }
+        }
+        Ok(range)
+    }
+
+    /// The checkpoint of `size`, or the latest.
+    pub async fn find_checkpoint(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let checkpoints = self.store.checkpoints().await?;
+        Ok(match size {
+            None => checkpoints.into_iter().last(),
+            Some(size) => checkpoints.into_iter().find(|c| c.size == size),
+        })
+    }
+
+    /// The inclusion proof of the leaf at `index` in the tree of `size`.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<(Hash, Vec<Hash>), LedgerError> {
+        let leaves = self.store.leaf_hashes(0, size).await?;
+        let proof = latch_ledger::inclusion_proof(&leaves, index).map_err(LedgerError::Proof)?;
+        let leaf = leaves
+            .get(usize::try_from(index).unwrap_or(usize::MAX))
+            .copied()
+            .unwrap_or(latch_ledger::EMPTY_ROOT);
+        Ok((leaf, proof))
+    }
+
+    /// The consistency proof from the tree of `from` leaves to the tree of `to` leaves.
+    pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        let leaves = self.store.leaf_hashes(0, to).await?;
+        latch_ledger::consistency_proof(&leaves, from).map_err(LedgerError::Proof)
+    }
+}
+
+/// Signs a checkpoint every `interval` while the ledger grows, until `shutdown`; and once more
+/// on the way out, so that the last events of a run are covered.
+pub async fn run(ledger: Arc<Ledger>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        let stop = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(interval) => false,
+        };
+        if let Err(err) = ledger.checkpoint().await {
+            tracing::warn!(%err, "could not sign a checkpoint; retrying");
+        }
+        if stop {
+            return;
+        }
+    }
+}
