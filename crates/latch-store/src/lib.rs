@@ -109,6 +109,15 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// An event row exactly as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    pub seq: u64,
+    pub body: String,
+    /// The stored leaf hash, hex (it should be SHA-256(0x00 || body)).
+    pub leaf_hash: String,
+}
+
 /// A projection row that disagrees with the replay of the events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drift {
@@ -177,6 +186,10 @@ pub trait Store: Send + Sync + 'static {
         actor: latch_core::Actor,
         clock: &dyn Clock,
     ) -> Result<Result<TokenRecord, Refusal>, StoreError>;
+
+    /// Events with `seq > after` as stored, undecoded and unchecked: for the verifier, which must
+    /// see a corrupt row to name it.
+    async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError>;
 
     /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;

@@ -20,7 +20,8 @@ use tokio::sync::Mutex;
 
 use crate::migrations::{MIGRATIONS, statements};
 use crate::{
-    Counts, Drift, Executed, RequestFilter, Store, StoreError, StoredCheckpoint, TokenRecord,
+    Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
+    TokenRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +219,77 @@ impl Ledger {
         }
         Ok(stored)
     }
+}
+
+/// Names the first field where a projected request differs from its replay.
+fn describe_drift(projected: &AccessRequest, replayed: &AccessRequest) -> String {
+    let grant_field = |r: &AccessRequest, f: fn(&Grant) -> String| {
+        r.grant.as_ref().map_or_else(|| "none".to_owned(), f)
+    };
+    let fields: [(&str, String, String); 10] = [
+        (
+            "state",
+            projected.state.to_string(),
+            replayed.state.to_string(),
+        ),
+        (
+            "requester",
+            projected.requester.clone(),
+            replayed.requester.clone(),
+        ),
+        (
+            "resource",
+            projected.resource.clone(),
+            replayed.resource.clone(),
+        ),
+        ("role", projected.role.clone(), replayed.role.clone()),
+        (
+            "duration",
+            projected.duration.to_string(),
+            replayed.duration.to_string(),
+        ),
+        ("reason", projected.reason.clone(), replayed.reason.clone()),
+        (
+            "approvals",
+            format!(
+                "{:?}",
+                projected
+                    .approvals
+                    .iter()
+                    .map(|a| &a.approver)
+                    .collect::<Vec<_>>()
+            ),
+            format!(
+                "{:?}",
+                replayed
+                    .approvals
+                    .iter()
+                    .map(|a| &a.approver)
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "grant.state",
+            grant_field(projected, |g| g.state.as_str().to_owned()),
+            grant_field(replayed, |g| g.state.as_str().to_owned()),
+        ),
+        (
+            "grant.expires_at",
+            grant_field(projected, |g| g.expires_at.to_string()),
+            grant_field(replayed, |g| g.expires_at.to_string()),
+        ),
+        (
+            "grant.starts_at",
+            grant_field(projected, |g| g.starts_at.to_string()),
+            grant_field(replayed, |g| g.starts_at.to_string()),
+        ),
+    ];
+    fields.iter().find(|(_, p, r)| p != r).map_or_else(
+        || "projection differs from the replay of its events".to_owned(),
+        |(field, p, r)| {
+            format!("`{field}` is `{p}` in the projection but `{r}` in the replay of its events")
+        },
+    )
 }
 
 fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
@@ -784,6 +856,27 @@ impl Store for SqlStore {
         Ok(Ok(token))
     }
 
+    async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT seq, body, leaf_hash FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
+        ))
+        .bind(to_i64(after)?)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get(0)?;
+                Ok(RawEvent {
+                    seq: u64::try_from(seq)
+                        .map_err(|_| corrupt(format!("negative sequence number {seq}")))?,
+                    body: row.try_get(1)?,
+                    leaf_hash: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
@@ -882,9 +975,7 @@ impl Store for SqlStore {
                 }),
                 Some(expected) if expected != row => drift.push(Drift {
                     request_id: row.id.clone(),
-                    problem: format!(
-                        "projection differs from replay: projected {row:?}, replayed {expected:?}"
-                    ),
+                    problem: describe_drift(&row, &expected),
                 }),
                 Some(_) => {}
             }

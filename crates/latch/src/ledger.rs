@@ -1,0 +1,237 @@
+//! `latch ledger …`: the public key, export to a bundle, and the offline verifier over a store
+//! or a bundle. None of these needs a running server.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use latch_ledger::{Hash, VerifierKey};
+use latch_store::Store;
+
+use crate::exit::{Failed, Usage};
+use crate::verify::Verifier;
+
+#[derive(Subcommand)]
+pub enum OfflineCommand {
+    /// Print the ledger's verifier key (derived from the signing key the config names).
+    PublicKey,
+    /// Recompute every leaf and the tree, check every signed checkpoint and that the projections
+    /// match a replay; exit 1 naming the first bad index on any edit, deletion, reordering or
+    /// insertion. Works offline, over the store the config names or over an exported bundle.
+    Verify {
+        /// Verify an exported bundle (see `latch ledger export`) instead of the store.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// The verifier key to trust (`latch ledger public-key`); by default the config's
+        /// signing key, or the bundle's `public-key.txt`.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Write the events (JSONL), the signed checkpoints and the public key to a new directory,
+    /// for verification elsewhere with `latch ledger verify --bundle DIR`.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+const EVENTS_FILE: &str = "events.jsonl";
+const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+const KEY_FILE: &str = "public-key.txt";
+
+fn config_path(config: Option<&Path>) -> anyhow::Result<&Path> {
+    config.ok_or_else(|| Usage("this command needs the config: pass `--config FILE` or set LATCH_CONFIG".into()).into())
+}
+
+fn load_config(path: &Path) -> anyhow::Result<latch_config::Config> {
+    latch_config::load(path).map_err(|err| Failed(err.to_string()).into())
+}
+
+fn configured_key(config: &latch_config::Config) -> anyhow::Result<VerifierKey> {
+    let path = &config.ledger.signing_key_file;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the signing key `{}` (it is created by the first `latch serve`)", path.display()))?;
+    let key = latch_ledger::SigningKey::parse(text.trim())
+        .map_err(|err| Failed(format!("`{}` is not a latch signing key: {err}", path.display())))?;
+    Ok(key.verifier_key())
+}
+
+fn parse_key(text: &str) -> anyhow::Result<VerifierKey> {
+    VerifierKey::parse(text.trim()).map_err(|err| Failed(format!("invalid verifier key `{}`: {err}", text.trim())).into())
+}
+
+pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Result<()> {
+    match command {
+        OfflineCommand::PublicKey => {
+            let config = load_config(config_path(config)?)?;
+            println!("{}", configured_key(&config)?);
+            Ok(())
+        }
+        OfflineCommand::Export { out } => export(config_path(config)?, &out).await,
+        OfflineCommand::Verify { bundle: Some(dir), key } => {
+            let key = match key {
+                Some(key) => parse_key(&key)?,
+                None => parse_key(&std::fs::read_to_string(dir.join(KEY_FILE)).with_context(|| {
+                    format!("cannot read `{}`: is `{}` a bundle from `latch ledger export`?", dir.join(KEY_FILE).display(), dir.display())
+                })?)?,
+            };
+            verify_bundle(&dir, &key)
+        }
+        OfflineCommand::Verify { bundle: None, key } => {
+            let config = load_config(config_path(config)?)?;
+            let key = match key {
+                Some(key) => parse_key(&key)?,
+                None => configured_key(&config)?,
+            };
+            verify_store(&config, &key).await
+        }
+    }
+}
+
+fn progress(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("verifying");
+    bar
+}
+
+fn parse_hex(hex: &str) -> Option<Hash> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..32).map(|i| hex.get(2 * i..2 * i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    Hash::from_slice(&bytes?).ok()
+}
+
+fn failed(failure: crate::verify::Failure) -> anyhow::Error {
+    Failed(format!("ledger verification failed: {failure}")).into()
+}
+
+async fn verify_store(config: &latch_config::Config, key: &VerifierKey) -> anyhow::Result<()> {
+    let store = crate::admin::open_store(config).await?;
+    let checkpoints: Vec<(u64, String)> = store.checkpoints().await?.into_iter().map(|c| (c.size, c.note)).collect();
+    let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
+    let total = store.counts().await?.events;
+    let bar = progress(total);
+    let mut after = 0;
+    loop {
+        let page = store.raw_events(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            // A malformed stored hash is itself a mismatch: compare against something that
+            // cannot equal the recomputed hash.
+            let stored = parse_hex(&event.leaf_hash).unwrap_or(Hash::from_bytes([0; 32]));
+            verifier.push(event.seq, &event.body, Some(&stored)).map_err(failed)?;
+        }
+        bar.inc(page.len() as u64);
+    }
+    verifier.finish().map_err(failed)?;
+    bar.finish_and_clear();
+    let drift = store.verify_projections().await?;
+    if let Some(first) = drift.first() {
+        return Err(Failed(format!(
+            "ledger verification failed: projection drift: request `{}`: {} ({} requests differ from a replay of the events)",
+            first.request_id,
+            first.problem,
+            drift.len()
+        ))
+        .into());
+    }
+    report(&verifier, key, &["projections (requests, grants) match a replay of the events"]);
+    Ok(())
+}
+
+fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
+    println!("ledger ok: {} events, tree size {}, root {}", verifier.size(), verifier.size(), verifier.root());
+    println!("  - every event decodes, is canonical and sits at its own index (no gap, insertion or reordering)");
+    println!("  - every leaf and the tree recomputed (RFC 6962, SHA-256)");
+    println!(
+        "  - {} signed checkpoints verified with key `{}` and consistent with the events and each other",
+        verifier.checkpoints_checked,
+        key
+    );
+    for line in extra {
+        println!("  - {line}");
+    }
+}
+
+fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
+    let checkpoints_path = dir.join(CHECKPOINTS_FILE);
+    let text = std::fs::read_to_string(&checkpoints_path).with_context(|| format!("cannot read `{}`", checkpoints_path.display()))?;
+    let mut checkpoints = Vec::new();
+    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .map_err(|err| Failed(format!("{}:{}: not JSON: {err}", checkpoints_path.display(), line_no + 1)))?;
+        let size = entry["size"].as_u64();
+        let note = entry["note"].as_str();
+        match (size, note) {
+            (Some(size), Some(note)) => checkpoints.push((size, note.to_owned())),
+            _ => return Err(Failed(format!("{}:{}: expected {{\"size\": N, \"note\": \"…\"}}", checkpoints_path.display(), line_no + 1)).into()),
+        }
+    }
+    let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
+    let events_path = dir.join(EVENTS_FILE);
+    let file = std::fs::File::open(&events_path).with_context(|| format!("cannot read `{}`", events_path.display()))?;
+    let total = std::io::BufReader::new(std::fs::File::open(&events_path)?).lines().count() as u64;
+    let bar = progress(total);
+    for (line_no, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read `{}`", events_path.display()))?;
+        // A bundle keeps events in order, one per line: the line number is where it sits.
+        verifier.push(line_no as u64 + 1, &line, None).map_err(failed)?;
+        bar.inc(1);
+    }
+    verifier.finish().map_err(failed)?;
+    bar.finish_and_clear();
+    report(&verifier, key, &[]);
+    Ok(())
+}
+
+async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
+    let config = load_config(config_path)?;
+    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Failed(format!("`{}` exists and is not empty: export into a new directory", out.display())).into());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    let key = configured_key(&config)?;
+    let store = crate::admin::open_store(&config).await?;
+    let mut events = std::io::BufWriter::new(std::fs::File::create(out.join(EVENTS_FILE))?);
+    let total = store.counts().await?.events;
+    let bar = progress(total);
+    bar.set_message("exporting");
+    let mut after = 0;
+    loop {
+        let page = store.raw_events(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            // Canonical JSON has no raw newlines (they are escaped), so one event is one line.
+            writeln!(events, "{}", event.body)?;
+        }
+        bar.inc(page.len() as u64);
+    }
+    events.flush()?;
+    bar.finish_and_clear();
+    let mut checkpoints = std::io::BufWriter::new(std::fs::File::create(out.join(CHECKPOINTS_FILE))?);
+    let stored = store.checkpoints().await?;
+    for checkpoint in &stored {
+        writeln!(checkpoints, "{}", serde_json::json!({"size": checkpoint.size, "note": checkpoint.note}))?;
+    }
+    checkpoints.flush()?;
+    std::fs::write(out.join(KEY_FILE), format!("{key}\n"))?;
+    std::fs::write(
+        out.join("README.txt"),
+        format!(
+            "latch ledger export\n\n{EVENTS_FILE}: every event, in order, one canonical JSON document per line (the Merkle leaves)\n\
+             {CHECKPOINTS_FILE}: the signed checkpoints (C2SP signed notes)\n{KEY_FILE}: the verifier key\n\n\
+             Verify offline, trusting a key you obtained independently:\n  latch ledger verify --bundle . --key '{key}'\n"
+        ),
+    )?;
+    println!("exported {total} events and {} checkpoints to {}", stored.len(), out.display());
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The offline ledger verifier: fed the events in order and the signed checkpoints, it
+//! recomputes every leaf and the tree, checks every signature, and names the first thing wrong.
+//! No IO here: `ledger.rs` reads a store or a bundle and feeds it.
+
+use latch_core::StoredEvent;
+use latch_ledger::{Checkpoint, CompactRange, Hash, VerifierKey};
+
+/// What is wrong, and where: the ledger index (`seq - 1`) of the first bad event when it can be
+/// known exactly, or the range a changed event must lie in.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("index {index}: missing event: expected event {expected}, found event {found} (events were deleted or reordered)")]
+    Missing { index: u64, expected: u64, found: u64 },
+    #[error("index {index}: event {found} is out of place: expected event {expected} (events were inserted, duplicated or reordered)")]
+    OutOfPlace { index: u64, expected: u64, found: u64 },
+    #[error("index {index}: the event does not decode: {reason}")]
+    Undecodable { index: u64, reason: String },
+    #[error("index {index}: the event's bytes say it is event {claimed} (it was moved)")]
+    Moved { index: u64, claimed: u64 },
+    #[error("index {index}: hash mismatch: the stored leaf hash is not the hash of the stored event (the event was edited)")]
+    LeafHash { index: u64 },
+    #[error("index {first}..{last}: hash mismatch: the events do not match the checkpoint of size {size} signed at {time} (an event in this range was edited)")]
+    Root { first: u64, last: u64, size: u64, time: String },
+    #[error("checkpoint of size {size}: bad signature: {reason}")]
+    Signature { size: u64, reason: String },
+    #[error("checkpoint of size {size}: it says size {claimed}")]
+    SizeMismatch { size: u64, claimed: u64 },
+    #[error("index {index}: missing events: the checkpoint of size {size} covers {size} events but the ledger ends after {index} (events were deleted)")]
+    Truncated { index: u64, size: u64 },
+}
+
+/// Streams events through the tree and checks checkpoints as their sizes are reached.
+pub struct Verifier {
+    range: CompactRange,
+    /// Opened checkpoints, smallest first; the front is the next one to reach.
+    pending: std::collections::VecDeque<Checkpoint>,
+    /// The last size at which a checkpoint matched: a later mismatch lies after it.
+    last_good: u64,
+    pub checkpoints_checked: u64,
+}
+
+impl Verifier {
+    /// Opens every checkpoint note with `key`; the first bad signature fails.
+    pub fn new(checkpoints: &[(u64, String)], key: &VerifierKey) -> Result<Self, Failure> {
+        let mut opened = Vec::with_capacity(checkpoints.len());
+        for (size, note) in checkpoints {
+            let checkpoint = latch_ledger::open(note, key)
+                .map_err(|err| Failure::Signature { size: *size, reason: err.to_string() })?;
+            if checkpoint.size != *size {
+                return Err(Failure::SizeMismatch { size: *size, claimed: checkpoint.size });
+            }
+            opened.push(checkpoint);
+        }
+        opened.sort_by_key(|c| c.size);
+        Ok(Self {
+            range: CompactRange::new(),
+            pending: opened.into(),
+            last_good: 0,
+            checkpoints_checked: 0,
+        })
+    }
+
+    /// Events seen so far.
+    pub fn size(&self) -> u64 {
+        self.range.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.range.root()
+    }
+
+    /// Feeds the next event: `stored_seq` is where the store (or bundle) keeps it, `body` its
+    /// bytes, `stored_leaf` the leaf hash kept beside it, if any.
+    pub fn push(&mut self, stored_seq: u64, body: &str, stored_leaf: Option<&Hash>) -> Result<(), Failure> {
+        let index = self.range.size();
+        let expected = index + 1;
+        if stored_seq > expected {
+            return Err(Failure::Missing { index, expected, found: stored_seq });
+        }
+        if stored_seq < expected {
+            return Err(Failure::OutOfPlace { index, expected, found: stored_seq });
+        }
+        let event = StoredEvent::decode(body).map_err(|err| Failure::Undecodable { index, reason: err.to_string() })?;
+        if event.seq != expected {
+            return Err(Failure::Moved { index, claimed: event.seq });
+        }
+        let leaf = latch_ledger::leaf_hash(body.as_bytes());
+        if stored_leaf.is_some_and(|stored| *stored != leaf) {
+            return Err(Failure::LeafHash { index });
+        }
+        self.range.append(leaf);
+        self.check_reached()
+    }
+
+    fn check_reached(&mut self) -> Result<(), Failure> {
+        while let Some(next) = self.pending.front() {
+            if next.size > self.range.size() {
+                break;
+            }
+            if next.size < self.range.size() {
+                // Only possible for size 0 or duplicates; nothing to compare.
+                self.pending.pop_front();
+                continue;
+            }
+            if next.root != self.range.root() {
+                return Err(Failure::Root {
+                    first: self.last_good,
+                    last: next.size - 1,
+                    size: next.size,
+                    time: latch_core::Timestamp::from_millis(next.time_millis).to_string(),
+                });
+            }
+            self.last_good = next.size;
+            self.checkpoints_checked += 1;
+            self.pending.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: a checkpoint beyond the last event means events were removed.
+    pub fn finish(&self) -> Result<(), Failure> {
+        match self.pending.back() {
+            Some(checkpoint) if checkpoint.size > self.range.size() => Err(Failure::Truncated {
+                index: self.range.size(),
+                size: checkpoint.size,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latch_core::{Actor, Event, EventKind, Timestamp};
+    use latch_ledger::{SigningKey, sign};
+
+    use super::*;
+
+    fn body(seq: u64, reason: &str) -> String {
+        StoredEvent {
+            seq,
+            event: Event {
+                at: Timestamp::from_millis(1_795_600_800_000 + seq as i64),
+                actor: Actor::user("alice"),
+                subject: format!("req_{seq}"),
+                kind: EventKind::RequestDenied { reason: reason.to_owned() },
+            },
+        }
+        .canonical_json()
+    }
+
+    /// Ten events with checkpoints signed at sizes 4 and 10.
+    fn ledger() -> (Vec<String>, Vec<(u64, String)>, VerifierKey) {
+        let key = SigningKey::from_seed("latch.test/audit", [3; 32]).unwrap();
+        let bodies: Vec<String> = (1..=10).map(|seq| body(seq, "r")).collect();
+        let mut checkpoints = Vec::new();
+        for size in [4u64, 10] {
+            let leaves: Vec<Hash> = bodies[..size as usize].iter().map(|b| latch_ledger::leaf_hash(b.as_bytes())).collect();
+            let checkpoint = Checkpoint { origin: "latch.test/audit".into(), size, root: latch_ledger::root(&leaves), time_millis: 1_795_600_900_000 };
+            checkpoints.push((size, sign(&checkpoint, &key).unwrap()));
+        }
+        (bodies, checkpoints, key.verifier_key())
+    }
+
+    fn run(events: &[(u64, String)], checkpoints: &[(u64, String)], key: &VerifierKey) -> Result<Verifier, Failure> {
+        let mut verifier = Verifier::new(checkpoints, key)?;
+        for (seq, body) in events {
+            verifier.push(*seq, body, None)?;
+        }
+        verifier.finish()?;
+        Ok(verifier)
+    }
+
+    fn numbered(bodies: &[String]) -> Vec<(u64, String)> {
+        bodies.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.clone())).collect()
+    }
+
+    #[test]
+    fn an_untouched_ledger_verifies() {
+        let (bodies, checkpoints, key) = ledger();
+        let verifier = run(&numbered(&bodies), &checkpoints, &key).unwrap();
+        assert_eq!((verifier.size(), verifier.checkpoints_checked), (10, 2));
+    }
+
+    #[test]
+    fn an_edit_is_found_in_the_range_before_the_first_checkpoint_that_disagrees() {
+        let (mut bodies, checkpoints, key) = ledger();
+        bodies[6] = body(7, "edited");
+        let failure = run(&numbered(&bodies), &checkpoints, &key).err().unwrap();
+        assert!(matches!(failure, Failure::Root { first: 4, last: 9, size: 10, .. }), "{failure}");
+        assert!(failure.to_string().starts_with("index 4..9: hash mismatch"));
+    }
+
+    #[test]
+    fn an_edit_with_a_stale_leaf_hash_is_named_exactly() {
+        let (bodies, checkpoints, key) = ledger();
+        let mut verifier = Verifier::new(&checkpoints, &key).unwrap();
+        for (i, body_text) in bodies.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let stored_leaf = latch_ledger::leaf_hash(body_text.as_bytes());
+            let shown = if seq == 3 { body(3, "edited") } else { body_text.clone() };
+            if let Err(failure) = verifier.push(seq, &shown, Some(&stored_leaf)) {
+                assert_eq!(failure, Failure::LeafHash { index: 2 });
+                return;
+            }
+        }
+        panic!("edit not found");
+    }
+
+    #[test]
+    fn deletion_insertion_reordering_and_truncation_name_the_index() {
+        let (bodies, checkpoints, key) = ledger();
+        let mut deleted = numbered(&bodies);
+        deleted.remove(5);
+        assert_eq!(run(&deleted, &checkpoints, &key).err(), Some(Failure::Missing { index: 5, expected: 6, found: 7 }));
+
+        let mut swapped = numbered(&bodies);
+        swapped.swap(2, 3);
+        assert_eq!(run(&swapped, &checkpoints, &key).err(), Some(Failure::Missing { index: 2, expected: 3, found: 4 }));
+
+        // Rows renumbered to hide a swap: the bytes still say where each event belongs.
+        let mut renumbered = numbered(&bodies);
+        renumbered.swap(2, 3);
+        renumbered[2].0 = 3;
+        renumbered[3].0 = 4;
+        assert_eq!(run(&renumbered, &checkpoints, &key).err(), Some(Failure::Moved { index: 2, claimed: 4 }));
+
+        let mut inserted = numbered(&bodies);
+        inserted.insert(4, (4, body(4, "forged")));
+        assert_eq!(run(&inserted, &checkpoints, &key).err(), Some(Failure::OutOfPlace { index: 4, expected: 5, found: 4 }));
+
+        let truncated = numbered(&bodies[..8]);
+        assert_eq!(run(&truncated, &checkpoints, &key).err(), Some(Failure::Truncated { index: 8, size: 10 }));
+
+        let mut garbled = numbered(&bodies);
+        garbled[1].1 = garbled[1].1.replace("\"v\":1", "\"v\": 1");
+        assert!(matches!(run(&garbled, &checkpoints, &key).err(), Some(Failure::Undecodable { index: 1, .. })));
+    }
+
+    #[test]
+    fn a_forged_checkpoint_or_a_wrong_key_is_refused() {
+        let (bodies, mut checkpoints, key) = ledger();
+        checkpoints[1].1 = checkpoints[1].1.replacen("\n10\n", "\n11\n", 1);
+        assert!(matches!(run(&numbered(&bodies), &checkpoints, &key).err(), Some(Failure::Signature { size: 10, .. })));
+        let (_, checkpoints, _) = ledger();
+        let other = SigningKey::from_seed("latch.test/audit", [4; 32]).unwrap().verifier_key();
+        assert!(matches!(run(&numbered(&bodies), &checkpoints, &other).err(), Some(Failure::Signature { size: 4, .. })));
+    }
+}
