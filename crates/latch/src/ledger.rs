@@ -41,7 +41,10 @@ const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
 const KEY_FILE: &str = "public-key.txt";
 
 fn config_path(config: Option<&Path>) -> anyhow::Result<&Path> {
-    config.ok_or_else(|| Usage("this command needs the config: pass `--config FILE` or set LATCH_CONFIG".into()).into())
+    config.ok_or_else(|| {
+        Usage("this command needs the config: pass `--config FILE` or set LATCH_CONFIG".into())
+            .into()
+    })
 }
 
 fn load_config(path: &Path) -> anyhow::Result<latch_config::Config> {
@@ -50,15 +53,24 @@ fn load_config(path: &Path) -> anyhow::Result<latch_config::Config> {
 
 fn configured_key(config: &latch_config::Config) -> anyhow::Result<VerifierKey> {
     let path = &config.ledger.signing_key_file;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the signing key `{}` (it is created by the first `latch serve`)", path.display()))?;
-    let key = latch_ledger::SigningKey::parse(text.trim())
-        .map_err(|err| Failed(format!("`{}` is not a latch signing key: {err}", path.display())))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the signing key `{}` (it is created by the first `latch serve`)",
+            path.display()
+        )
+    })?;
+    let key = latch_ledger::SigningKey::parse(text.trim()).map_err(|err| {
+        Failed(format!(
+            "`{}` is not a latch signing key: {err}",
+            path.display()
+        ))
+    })?;
     Ok(key.verifier_key())
 }
 
 fn parse_key(text: &str) -> anyhow::Result<VerifierKey> {
-    VerifierKey::parse(text.trim()).map_err(|err| Failed(format!("invalid verifier key `{}`: {err}", text.trim())).into())
+    VerifierKey::parse(text.trim())
+        .map_err(|err| Failed(format!("invalid verifier key `{}`: {err}", text.trim())).into())
 }
 
 pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Result<()> {
@@ -69,12 +81,21 @@ pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Resu
             Ok(())
         }
         OfflineCommand::Export { out } => export(config_path(config)?, &out).await,
-        OfflineCommand::Verify { bundle: Some(dir), key } => {
+        OfflineCommand::Verify {
+            bundle: Some(dir),
+            key,
+        } => {
             let key = match key {
                 Some(key) => parse_key(&key)?,
-                None => parse_key(&std::fs::read_to_string(dir.join(KEY_FILE)).with_context(|| {
-                    format!("cannot read `{}`: is `{}` a bundle from `latch ledger export`?", dir.join(KEY_FILE).display(), dir.display())
-                })?)?,
+                None => parse_key(&std::fs::read_to_string(dir.join(KEY_FILE)).with_context(
+                    || {
+                        format!(
+                            "cannot read `{}`: is `{}` a bundle from `latch ledger export`?",
+                            dir.join(KEY_FILE).display(),
+                            dir.display()
+                        )
+                    },
+                )?)?,
             };
             verify_bundle(&dir, &key)
         }
@@ -92,9 +113,11 @@ pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Resu
 fn progress(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message("verifying");
     bar
@@ -104,7 +127,12 @@ fn parse_hex(hex: &str) -> Option<Hash> {
     if hex.len() != 64 {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..32).map(|i| hex.get(2 * i..2 * i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    let bytes: Option<Vec<u8>> = (0..32)
+        .map(|i| {
+            hex.get(2 * i..2 * i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect();
     Hash::from_slice(&bytes?).ok()
 }
 
@@ -114,7 +142,12 @@ fn failed(failure: crate::verify::Failure) -> anyhow::Error {
 
 async fn verify_store(config: &latch_config::Config, key: &VerifierKey) -> anyhow::Result<()> {
     let store = crate::admin::open_store(config).await?;
-    let checkpoints: Vec<(u64, String)> = store.checkpoints().await?.into_iter().map(|c| (c.size, c.note)).collect();
+    let checkpoints: Vec<(u64, String)> = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| (c.size, c.note))
+        .collect();
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
     let total = store.counts().await?.events;
     let bar = progress(total);
@@ -127,7 +160,9 @@ async fn verify_store(config: &latch_config::Config, key: &VerifierKey) -> anyho
             // A malformed stored hash is itself a mismatch: compare against something that
             // cannot equal the recomputed hash.
             let stored = parse_hex(&event.leaf_hash).unwrap_or(Hash::from_bytes([0; 32]));
-            verifier.push(event.seq, &event.body, Some(&stored)).map_err(failed)?;
+            verifier
+                .push(event.seq, &event.body, Some(&stored))
+                .map_err(failed)?;
         }
         bar.inc(page.len() as u64);
     }
@@ -143,18 +178,28 @@ async fn verify_store(config: &latch_config::Config, key: &VerifierKey) -> anyho
         ))
         .into());
     }
-    report(&verifier, key, &["projections (requests, grants) match a replay of the events"]);
+    report(
+        &verifier,
+        key,
+        &["projections (requests, grants) match a replay of the events"],
+    );
     Ok(())
 }
 
 fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
-    println!("ledger ok: {} events, tree size {}, root {}", verifier.size(), verifier.size(), verifier.root());
-    println!("  - every event decodes, is canonical and sits at its own index (no gap, insertion or reordering)");
+    println!(
+        "ledger ok: {} events, tree size {}, root {}",
+        verifier.size(),
+        verifier.size(),
+        verifier.root()
+    );
+    println!(
+        "  - every event decodes, is canonical and sits at its own index (no gap, insertion or reordering)"
+    );
     println!("  - every leaf and the tree recomputed (RFC 6962, SHA-256)");
     println!(
         "  - {} signed checkpoints verified with key `{}` and consistent with the events and each other",
-        verifier.checkpoints_checked,
-        key
+        verifier.checkpoints_checked, key
     );
     for line in extra {
         println!("  - {line}");
@@ -163,27 +208,49 @@ fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
 
 fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
     let checkpoints_path = dir.join(CHECKPOINTS_FILE);
-    let text = std::fs::read_to_string(&checkpoints_path).with_context(|| format!("cannot read `{}`", checkpoints_path.display()))?;
+    let text = std::fs::read_to_string(&checkpoints_path)
+        .with_context(|| format!("cannot read `{}`", checkpoints_path.display()))?;
     let mut checkpoints = Vec::new();
-    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let entry: serde_json::Value = serde_json::from_str(line)
-            .map_err(|err| Failed(format!("{}:{}: not JSON: {err}", checkpoints_path.display(), line_no + 1)))?;
+    for (line_no, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let entry: serde_json::Value = serde_json::from_str(line).map_err(|err| {
+            Failed(format!(
+                "{}:{}: not JSON: {err}",
+                checkpoints_path.display(),
+                line_no + 1
+            ))
+        })?;
         let size = entry["size"].as_u64();
         let note = entry["note"].as_str();
         match (size, note) {
             (Some(size), Some(note)) => checkpoints.push((size, note.to_owned())),
-            _ => return Err(Failed(format!("{}:{}: expected {{\"size\": N, \"note\": \"…\"}}", checkpoints_path.display(), line_no + 1)).into()),
+            _ => {
+                return Err(Failed(format!(
+                    "{}:{}: expected {{\"size\": N, \"note\": \"…\"}}",
+                    checkpoints_path.display(),
+                    line_no + 1
+                ))
+                .into());
+            }
         }
     }
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
     let events_path = dir.join(EVENTS_FILE);
-    let file = std::fs::File::open(&events_path).with_context(|| format!("cannot read `{}`", events_path.display()))?;
-    let total = std::io::BufReader::new(std::fs::File::open(&events_path)?).lines().count() as u64;
+    let file = std::fs::File::open(&events_path)
+        .with_context(|| format!("cannot read `{}`", events_path.display()))?;
+    let total = std::io::BufReader::new(std::fs::File::open(&events_path)?)
+        .lines()
+        .count() as u64;
     let bar = progress(total);
     for (line_no, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read `{}`", events_path.display()))?;
         // A bundle keeps events in order, one per line: the line number is where it sits.
-        verifier.push(line_no as u64 + 1, &line, None).map_err(failed)?;
+        verifier
+            .push(line_no as u64 + 1, &line, None)
+            .map_err(failed)?;
         bar.inc(1);
     }
     verifier.finish().map_err(failed)?;
@@ -194,8 +261,16 @@ fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
 
 async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
-    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(Failed(format!("`{}` exists and is not empty: export into a new directory", out.display())).into());
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Failed(format!(
+            "`{}` exists and is not empty: export into a new directory",
+            out.display()
+        ))
+        .into());
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let key = configured_key(&config)?;
@@ -217,10 +292,15 @@ async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     }
     events.flush()?;
     bar.finish_and_clear();
-    let mut checkpoints = std::io::BufWriter::new(std::fs::File::create(out.join(CHECKPOINTS_FILE))?);
+    let mut checkpoints =
+        std::io::BufWriter::new(std::fs::File::create(out.join(CHECKPOINTS_FILE))?);
     let stored = store.checkpoints().await?;
     for checkpoint in &stored {
-        writeln!(checkpoints, "{}", serde_json::json!({"size": checkpoint.size, "note": checkpoint.note}))?;
+        writeln!(
+            checkpoints,
+            "{}",
+            serde_json::json!({"size": checkpoint.size, "note": checkpoint.note})
+        )?;
     }
     checkpoints.flush()?;
     std::fs::write(out.join(KEY_FILE), format!("{key}\n"))?;
@@ -232,6 +312,10 @@ async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
              Verify offline, trusting a key you obtained independently:\n  latch ledger verify --bundle . --key '{key}'\n"
         ),
     )?;
-    println!("exported {total} events and {} checkpoints to {}", stored.len(), out.display());
+    println!(
+        "exported {total} events and {} checkpoints to {}",
+        stored.len(),
+        out.display()
+    );
     Ok(())
 }

@@ -4,6 +4,8 @@
 mod admin;
 mod client;
 mod exit;
+mod ledger;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "latch", version, about = "Just-in-time access with a tamper-evident audit ledger")]
+#[command(
+    name = "latch",
+    version,
+    about = "Just-in-time access with a tamper-evident audit ledger"
+)]
 struct Cli {
     #[command(flatten)]
     client: client::GlobalOptions,
@@ -41,13 +47,23 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// The tamper-evident ledger: public key, verification, export.
+    Ledger {
+        #[arg(long, short, env = "LATCH_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ledger::OfflineCommand,
+    },
     #[command(flatten)]
     Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -58,7 +74,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config, listen } => admin::serve(&config, listen).await,
             Command::Check { config } => admin::check(&config),
-            Command::Admin { config, command } => admin::run(config.as_deref(), command, &cli.client).await,
+            Command::Admin { config, command } => {
+                admin::run(config.as_deref(), command, &cli.client).await
+            }
+            Command::Ledger { config, command } => ledger::run(config.as_deref(), command).await,
             Command::Client(command) => client::run(&cli.client, command).await,
         }
     });

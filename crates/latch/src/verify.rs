@@ -9,23 +9,46 @@ use latch_ledger::{Checkpoint, CompactRange, Hash, VerifierKey};
 /// known exactly, or the range a changed event must lie in.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
-    #[error("index {index}: missing event: expected event {expected}, found event {found} (events were deleted or reordered)")]
-    Missing { index: u64, expected: u64, found: u64 },
-    #[error("index {index}: event {found} is out of place: expected event {expected} (events were inserted, duplicated or reordered)")]
-    OutOfPlace { index: u64, expected: u64, found: u64 },
+    #[error(
+        "index {index}: missing event: expected event {expected}, found event {found} (events were deleted or reordered)"
+    )]
+    Missing {
+        index: u64,
+        expected: u64,
+        found: u64,
+    },
+    #[error(
+        "index {index}: event {found} is out of place: expected event {expected} (events were inserted, duplicated or reordered)"
+    )]
+    OutOfPlace {
+        index: u64,
+        expected: u64,
+        found: u64,
+    },
     #[error("index {index}: the event does not decode: {reason}")]
     Undecodable { index: u64, reason: String },
     #[error("index {index}: the event's bytes say it is event {claimed} (it was moved)")]
     Moved { index: u64, claimed: u64 },
-    #[error("index {index}: hash mismatch: the stored leaf hash is not the hash of the stored event (the event was edited)")]
+    #[error(
+        "index {index}: hash mismatch: the stored leaf hash is not the hash of the stored event (the event was edited)"
+    )]
     LeafHash { index: u64 },
-    #[error("index {first}..{last}: hash mismatch: the events do not match the checkpoint of size {size} signed at {time} (an event in this range was edited)")]
-    Root { first: u64, last: u64, size: u64, time: String },
+    #[error(
+        "index {first}..{last}: hash mismatch: the events do not match the checkpoint of size {size} signed at {time} (an event in this range was edited)"
+    )]
+    Root {
+        first: u64,
+        last: u64,
+        size: u64,
+        time: String,
+    },
     #[error("checkpoint of size {size}: bad signature: {reason}")]
     Signature { size: u64, reason: String },
     #[error("checkpoint of size {size}: it says size {claimed}")]
     SizeMismatch { size: u64, claimed: u64 },
-    #[error("index {index}: missing events: the checkpoint of size {size} covers {size} events but the ledger ends after {index} (events were deleted)")]
+    #[error(
+        "index {index}: missing events: the checkpoint of size {size} covers {size} events but the ledger ends after {index} (events were deleted)"
+    )]
     Truncated { index: u64, size: u64 },
 }
 
@@ -44,10 +67,15 @@ impl Verifier {
     pub fn new(checkpoints: &[(u64, String)], key: &VerifierKey) -> Result<Self, Failure> {
         let mut opened = Vec::with_capacity(checkpoints.len());
         for (size, note) in checkpoints {
-            let checkpoint = latch_ledger::open(note, key)
-                .map_err(|err| Failure::Signature { size: *size, reason: err.to_string() })?;
+            let checkpoint = latch_ledger::open(note, key).map_err(|err| Failure::Signature {
+                size: *size,
+                reason: err.to_string(),
+            })?;
             if checkpoint.size != *size {
-                return Err(Failure::SizeMismatch { size: *size, claimed: checkpoint.size });
+                return Err(Failure::SizeMismatch {
+                    size: *size,
+                    claimed: checkpoint.size,
+                });
             }
             opened.push(checkpoint);
         }
@@ -71,18 +99,37 @@ impl Verifier {
 
     /// Feeds the next event: `stored_seq` is where the store (or bundle) keeps it, `body` its
     /// bytes, `stored_leaf` the leaf hash kept beside it, if any.
-    pub fn push(&mut self, stored_seq: u64, body: &str, stored_leaf: Option<&Hash>) -> Result<(), Failure> {
+    pub fn push(
+        &mut self,
+        stored_seq: u64,
+        body: &str,
+        stored_leaf: Option<&Hash>,
+    ) -> Result<(), Failure> {
         let index = self.range.size();
         let expected = index + 1;
         if stored_seq > expected {
-            return Err(Failure::Missing { index, expected, found: stored_seq });
+            return Err(Failure::Missing {
+                index,
+                expected,
+                found: stored_seq,
+            });
         }
         if stored_seq < expected {
-            return Err(Failure::OutOfPlace { index, expected, found: stored_seq });
+            return Err(Failure::OutOfPlace {
+                index,
+                expected,
+                found: stored_seq,
+            });
         }
-        let event = StoredEvent::decode(body).map_err(|err| Failure::Undecodable { index, reason: err.to_string() })?;
+        let event = StoredEvent::decode(body).map_err(|err| Failure::Undecodable {
+            index,
+            reason: err.to_string(),
+        })?;
         if event.seq != expected {
-            return Err(Failure::Moved { index, claimed: event.seq });
+            return Err(Failure::Moved {
+                index,
+                claimed: event.seq,
+            });
         }
         let leaf = latch_ledger::leaf_hash(body.as_bytes());
         if stored_leaf.is_some_and(|stored| *stored != leaf) {
@@ -143,7 +190,9 @@ mod tests {
                 at: Timestamp::from_millis(1_795_600_800_000 + seq as i64),
                 actor: Actor::user("alice"),
                 subject: format!("req_{seq}"),
-                kind: EventKind::RequestDenied { reason: reason.to_owned() },
+                kind: EventKind::RequestDenied {
+                    reason: reason.to_owned(),
+                },
             },
         }
         .canonical_json()
@@ -155,14 +204,26 @@ mod tests {
         let bodies: Vec<String> = (1..=10).map(|seq| body(seq, "r")).collect();
         let mut checkpoints = Vec::new();
         for size in [4u64, 10] {
-            let leaves: Vec<Hash> = bodies[..size as usize].iter().map(|b| latch_ledger::leaf_hash(b.as_bytes())).collect();
-            let checkpoint = Checkpoint { origin: "latch.test/audit".into(), size, root: latch_ledger::root(&leaves), time_millis: 1_795_600_900_000 };
+            let leaves: Vec<Hash> = bodies[..size as usize]
+                .iter()
+                .map(|b| latch_ledger::leaf_hash(b.as_bytes()))
+                .collect();
+            let checkpoint = Checkpoint {
+                origin: "latch.test/audit".into(),
+                size,
+                root: latch_ledger::root(&leaves),
+                time_millis: 1_795_600_900_000,
+            };
             checkpoints.push((size, sign(&checkpoint, &key).unwrap()));
         }
         (bodies, checkpoints, key.verifier_key())
     }
 
-    fn run(events: &[(u64, String)], checkpoints: &[(u64, String)], key: &VerifierKey) -> Result<Verifier, Failure> {
+    fn run(
+        events: &[(u64, String)],
+        checkpoints: &[(u64, String)],
+        key: &VerifierKey,
+    ) -> Result<Verifier, Failure> {
         let mut verifier = Verifier::new(checkpoints, key)?;
         for (seq, body) in events {
             verifier.push(*seq, body, None)?;
@@ -172,7 +233,11 @@ mod tests {
     }
 
     fn numbered(bodies: &[String]) -> Vec<(u64, String)> {
-        bodies.iter().enumerate().map(|(i, b)| (i as u64 + 1, b.clone())).collect()
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64 + 1, b.clone()))
+            .collect()
     }
 
     #[test]
@@ -187,7 +252,18 @@ mod tests {
         let (mut bodies, checkpoints, key) = ledger();
         bodies[6] = body(7, "edited");
         let failure = run(&numbered(&bodies), &checkpoints, &key).err().unwrap();
-        assert!(matches!(failure, Failure::Root { first: 4, last: 9, size: 10, .. }), "{failure}");
+        assert!(
+            matches!(
+                failure,
+                Failure::Root {
+                    first: 4,
+                    last: 9,
+                    size: 10,
+                    ..
+                }
+            ),
+            "{failure}"
+        );
         assert!(failure.to_string().starts_with("index 4..9: hash mismatch"));
     }
 
@@ -198,7 +274,11 @@ mod tests {
         for (i, body_text) in bodies.iter().enumerate() {
             let seq = i as u64 + 1;
             let stored_leaf = latch_ledger::leaf_hash(body_text.as_bytes());
-            let shown = if seq == 3 { body(3, "edited") } else { body_text.clone() };
+            let shown = if seq == 3 {
+                body(3, "edited")
+            } else {
+                body_text.clone()
+            };
             if let Err(failure) = verifier.push(seq, &shown, Some(&stored_leaf)) {
                 assert_eq!(failure, Failure::LeafHash { index: 2 });
                 return;
@@ -212,38 +292,79 @@ mod tests {
         let (bodies, checkpoints, key) = ledger();
         let mut deleted = numbered(&bodies);
         deleted.remove(5);
-        assert_eq!(run(&deleted, &checkpoints, &key).err(), Some(Failure::Missing { index: 5, expected: 6, found: 7 }));
+        assert_eq!(
+            run(&deleted, &checkpoints, &key).err(),
+            Some(Failure::Missing {
+                index: 5,
+                expected: 6,
+                found: 7
+            })
+        );
 
         let mut swapped = numbered(&bodies);
         swapped.swap(2, 3);
-        assert_eq!(run(&swapped, &checkpoints, &key).err(), Some(Failure::Missing { index: 2, expected: 3, found: 4 }));
+        assert_eq!(
+            run(&swapped, &checkpoints, &key).err(),
+            Some(Failure::Missing {
+                index: 2,
+                expected: 3,
+                found: 4
+            })
+        );
 
         // Rows renumbered to hide a swap: the bytes still say where each event belongs.
         let mut renumbered = numbered(&bodies);
         renumbered.swap(2, 3);
         renumbered[2].0 = 3;
         renumbered[3].0 = 4;
-        assert_eq!(run(&renumbered, &checkpoints, &key).err(), Some(Failure::Moved { index: 2, claimed: 4 }));
+        assert_eq!(
+            run(&renumbered, &checkpoints, &key).err(),
+            Some(Failure::Moved {
+                index: 2,
+                claimed: 4
+            })
+        );
 
         let mut inserted = numbered(&bodies);
         inserted.insert(4, (4, body(4, "forged")));
-        assert_eq!(run(&inserted, &checkpoints, &key).err(), Some(Failure::OutOfPlace { index: 4, expected: 5, found: 4 }));
+        assert_eq!(
+            run(&inserted, &checkpoints, &key).err(),
+            Some(Failure::OutOfPlace {
+                index: 4,
+                expected: 5,
+                found: 4
+            })
+        );
 
         let truncated = numbered(&bodies[..8]);
-        assert_eq!(run(&truncated, &checkpoints, &key).err(), Some(Failure::Truncated { index: 8, size: 10 }));
+        assert_eq!(
+            run(&truncated, &checkpoints, &key).err(),
+            Some(Failure::Truncated { index: 8, size: 10 })
+        );
 
         let mut garbled = numbered(&bodies);
         garbled[1].1 = garbled[1].1.replace("\"v\":1", "\"v\": 1");
-        assert!(matches!(run(&garbled, &checkpoints, &key).err(), Some(Failure::Undecodable { index: 1, .. })));
+        assert!(matches!(
+            run(&garbled, &checkpoints, &key).err(),
+            Some(Failure::Undecodable { index: 1, .. })
+        ));
     }
 
     #[test]
     fn a_forged_checkpoint_or_a_wrong_key_is_refused() {
         let (bodies, mut checkpoints, key) = ledger();
         checkpoints[1].1 = checkpoints[1].1.replacen("\n10\n", "\n11\n", 1);
-        assert!(matches!(run(&numbered(&bodies), &checkpoints, &key).err(), Some(Failure::Signature { size: 10, .. })));
+        assert!(matches!(
+            run(&numbered(&bodies), &checkpoints, &key).err(),
+            Some(Failure::Signature { size: 10, .. })
+        ));
         let (_, checkpoints, _) = ledger();
-        let other = SigningKey::from_seed("latch.test/audit", [4; 32]).unwrap().verifier_key();
-        assert!(matches!(run(&numbered(&bodies), &checkpoints, &other).err(), Some(Failure::Signature { size: 4, .. })));
+        let other = SigningKey::from_seed("latch.test/audit", [4; 32])
+            .unwrap()
+            .verifier_key();
+        assert!(matches!(
+            run(&numbered(&bodies), &checkpoints, &other).err(),
+            Some(Failure::Signature { size: 4, .. })
+        ));
     }
 }

@@ -1,7 +1,22 @@
-//! Client commands: talk to a running latch over its HTTP API.
-//! (Being written: this stub lets the binary build.)
+//! Client commands: talk to a running latch over its HTTP API, print tables for people and the
+//! API's JSON for scripts. The server decides everything; the client only finds the server and
+//! token ([`target`]), makes the call ([`api`]) and renders the answer ([`render`]).
+
+mod api;
+mod profile;
+mod render;
+mod target;
 
 use clap::{Args, Subcommand, ValueEnum};
+use latch_api::{
+    ApproveBody, CreateRequest, EventList, GrantList, GrantView, ReasonBody, RequestList,
+    RequestView, WhoAmI,
+};
+use latch_core::time::{Clock, SystemClock};
+use serde::Serialize;
+
+use crate::exit::{Failed, Usage};
+use api::Api;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -10,30 +25,292 @@ pub enum Output {
     Json,
 }
 
+/// Where `--help` lists the options every command takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Args)]
 pub struct GlobalOptions {
+    /// The latch server, e.g. `http://127.0.0.1:7070` [default: the profile saved by `latch login`]
+    #[arg(long, global = true, env = "LATCH_SERVER", value_name = "URL", help_heading = GLOBAL)]
+    pub server: Option<String>,
+    /// An API token from `latch admin token create` [default: the profile saved by `latch login`].
+    /// Prefer LATCH_TOKEN or `latch login`: other users can see a flag in `ps`
+    #[arg(
+        long,
+        global = true,
+        env = "LATCH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
+    pub token: Option<String>,
     /// How listing commands print: `table` for people, `json` for scripts.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table, help_heading = GLOBAL)]
     pub output: Output,
 }
 
+/// The largest `--limit` the API accepts.
+const MAX_LIMIT: i64 = 1000;
+
 #[derive(Subcommand)]
 pub enum ClientCommand {
+    /// Ask for access to a resource's role for a while, saying why.
+    Request {
+        /// The resource, e.g. `payments-db`.
+        resource: String,
+        /// A role of the resource, e.g. `read`.
+        #[arg(long)]
+        role: String,
+        /// How long, e.g. `30m`, `2h`, `1h30m` (at most the role's maximum).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why: approvers and auditors read it.
+        #[arg(long)]
+        reason: String,
+        /// A ticket or incident reference, e.g. `INC-4211`.
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// List the requests you may see, newest first.
+    Requests {
+        /// Only requests waiting for a decision.
+        #[arg(long)]
+        pending: bool,
+        /// Only your own requests.
+        #[arg(long)]
+        mine: bool,
+        /// At most this many (1 to 1000) [default: 100]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+        limit: Option<u32>,
+    },
+    /// Approve a pending request (a lead of the owner team or the requester's manager).
+    Approve {
+        /// The request id, `req_…`.
+        id: String,
+        /// A note for the requester and auditors.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a pending request, saying why.
+    Deny {
+        /// The request id, `req_…`.
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw your own pending request.
+    Cancel {
+        /// The request id, `req_…`.
+        id: String,
+    },
+    /// List the grants you may see, newest first.
+    Grants {
+        /// Only grants active now.
+        #[arg(long)]
+        active: bool,
+        /// Only your own grants.
+        #[arg(long)]
+        mine: bool,
+        /// At most this many (1 to 1000) [default: 100]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+        limit: Option<u32>,
+    },
+    /// End an active grant early, saying why.
+    Revoke {
+        /// The grant id, `grt_…`.
+        grant_id: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Show who the token belongs to.
     Whoami,
+    /// Read the ledger's events in order (auditors and admins).
+    Events {
+        /// Only events after this sequence number [default: 0, from the start]
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// At most this many (1 to 1000) [default: 100]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+        limit: Option<u32>,
+    },
+    /// Save `--server URL` and `--token TOKEN` as your profile, after checking them.
+    ///
+    /// Other commands then need neither. The profile is `$XDG_CONFIG_HOME/latch/profile.toml`
+    /// (else `~/.config/latch/profile.toml`), readable by you only.
+    Login,
+    /// Remove the profile saved by `latch login`.
+    Logout,
 }
 
-pub async fn run(_options: &GlobalOptions, _command: ClientCommand) -> anyhow::Result<()> {
-    Err(crate::exit::Failed("not yet".into()).into())
+pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Result<()> {
+    let output = options.output;
+    let api = match command {
+        ClientCommand::Login => return login(options).await,
+        ClientCommand::Logout => return logout(),
+        _ => Api::new(&target::resolve(options)?)?,
+    };
+    match command {
+        ClientCommand::Request {
+            resource,
+            role,
+            duration,
+            reason,
+            ticket,
+        } => {
+            let body = CreateRequest {
+                resource,
+                role,
+                duration,
+                reason,
+                ticket,
+            };
+            let request: RequestView = api.post("requests", &body).await?;
+            emit(output, &request, render::created)
+        }
+        ClientCommand::Requests {
+            pending,
+            mine,
+            limit,
+        } => {
+            let mut query = Vec::new();
+            if pending {
+                query.push(("state", "pending".to_owned()));
+            }
+            if mine {
+                query.push(("mine", "true".to_owned()));
+            }
+            push_limit(&mut query, limit);
+            let list: RequestList = api.get("requests", &query).await?;
+            emit(output, list.requests.as_slice(), render::requests)
+        }
+        ClientCommand::Approve { id, comment } => {
+            let path = format!("requests/{}/approve", api::check_id(&id, "request")?);
+            let request: RequestView = api.post(&path, &ApproveBody { comment }).await?;
+            emit(output, &request, render::approved)
+        }
+        ClientCommand::Deny { id, reason } => {
+            let path = format!("requests/{}/deny", api::check_id(&id, "request")?);
+            let request: RequestView = api.post(&path, &ReasonBody { reason }).await?;
+            emit(output, &request, render::denied)
+        }
+        ClientCommand::Cancel { id } => {
+            let path = format!("requests/{}/cancel", api::check_id(&id, "request")?);
+            let request: RequestView = api.post_empty(&path).await?;
+            emit(output, &request, render::cancelled)
+        }
+        ClientCommand::Grants {
+            active,
+            mine,
+            limit,
+        } => {
+            let mut query = Vec::new();
+            if active {
+                query.push(("active", "true".to_owned()));
+            }
+            if mine {
+                query.push(("mine", "true".to_owned()));
+            }
+            push_limit(&mut query, limit);
+            let list: GrantList = api.get("grants", &query).await?;
+            let now = SystemClock.now();
+            emit(output, list.grants.as_slice(), |grants| {
+                render::grants(grants, now)
+            })
+        }
+        ClientCommand::Revoke { grant_id, reason } => {
+            let path = format!("grants/{}/revoke", api::check_id(&grant_id, "grant")?);
+            let grant: GrantView = api.post(&path, &ReasonBody { reason }).await?;
+            emit(output, &grant, render::revoked)
+        }
+        ClientCommand::Whoami => {
+            let me: WhoAmI = api.get("whoami", &[]).await?;
+            emit(output, &me, render::whoami)
+        }
+        ClientCommand::Events { after, limit } => {
+            let mut query = Vec::new();
+            if let Some(after) = after {
+                query.push(("after", after.to_string()));
+            }
+            push_limit(&mut query, limit);
+            let list: EventList = api.get("events", &query).await?;
+            emit(output, list.events.as_slice(), render::events)
+        }
+        // Handled above: they need no resolved target.
+        ClientCommand::Login | ClientCommand::Logout => Ok(()),
+    }
+}
+
+fn push_limit(query: &mut Vec<(&'static str, String)>, limit: Option<u32>) {
+    if let Some(limit) = limit {
+        query.push(("limit", limit.to_string()));
+    }
+}
+
+/// Prints the API's JSON (pretty, stable for scripts) or the rendering for people.
+fn emit<T: Serialize + ?Sized>(
+    output: Output,
+    value: &T,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    let text = match output {
+        Output::Json => serde_json::to_string_pretty(value)?,
+        Output::Table => render(value),
+    };
+    Ok(print_out(&text)?)
+}
+
+/// Prints a line to stdout. A closed pipe (`latch requests | head -1`) is not an error.
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+async fn login(options: &GlobalOptions) -> anyhow::Result<()> {
+    let (Some(server), Some(token)) = (
+        target::given(options.server.as_deref()),
+        target::given(options.token.as_deref()),
+    ) else {
+        return Err(Usage(
+            "`latch login` needs `--server URL` and `--token TOKEN` (or LATCH_SERVER and LATCH_TOKEN)"
+                .into(),
+        )
+        .into());
+    };
+    let target = target::Target::new(server, token)?;
+    let me: WhoAmI = Api::new(&target)?.get("whoami", &[]).await?;
+    let path = profile::default_path().ok_or_else(|| {
+        Failed("cannot tell where to save the profile: set HOME or XDG_CONFIG_HOME".into())
+    })?;
+    profile::save(&path, &target.to_profile())?;
+    println!(
+        "logged in to {} as {}; profile saved to {}",
+        target.server(),
+        me.user,
+        path.display()
+    );
+    Ok(())
+}
+
+fn logout() -> anyhow::Result<()> {
+    let Some(path) = profile::default_path() else {
+        println!("no profile: neither HOME nor XDG_CONFIG_HOME is set");
+        return Ok(());
+    };
+    if profile::remove(&path)? {
+        println!("removed profile {}", path.display());
+    } else {
+        println!("no profile at {}", path.display());
+    }
+    Ok(())
 }
 
 /// Prints rows as an aligned table.
 pub fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header(header.iter().copied());
-    for row in rows {
-        table.add_row(row);
+    if let Err(err) = print_out(&render::table(header, rows)) {
+        eprintln!("error: cannot write to stdout: {err}");
     }
-    println!("{table}");
 }
