@@ -1,5 +1,5 @@
-//! `latch ledger …`: the public key, export to a bundle, and the offline verifier over a store
-//! or a bundle. None of these needs a running server.
+//! `latch ledger …`: the public key, export to a bundle and the offline verifier over a store or
+//! a bundle (no server needed), and checkpoints and proofs from a server, checked here.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -9,13 +9,40 @@ use clap::Subcommand;
 use latch_ledger::{Hash, VerifierKey};
 use latch_store::Store;
 
+use latch_api::{CheckpointView, ConsistencyProofView, InclusionProofView, LedgerKey};
+
+use crate::client::Output;
+use crate::client::api::Api;
 use crate::exit::{Failed, Usage};
 use crate::verify::Verifier;
 
 #[derive(Subcommand)]
-pub enum OfflineCommand {
+pub enum LedgerCommand {
     /// Print the ledger's verifier key (derived from the signing key the config names).
     PublicKey,
+    /// Ask the server to sign a checkpoint now, and print it (auditors and admins).
+    Checkpoint,
+    /// Prove that an event is in a signed checkpoint, and check the proof here.
+    Prove {
+        /// The event's sequence number (`latch events` lists them).
+        event: u64,
+        /// The size of the checkpoint to prove against (default: the latest).
+        #[arg(long)]
+        checkpoint: Option<u64>,
+        /// The verifier key to trust; by default the server's (`latch ledger public-key`).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Prove that a later checkpoint extends an earlier one, and check the proof here.
+    Consistency {
+        #[arg(long)]
+        from: u64,
+        /// Default: the latest checkpoint.
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Recompute every leaf and the tree, check every signed checkpoint and that the projections
     /// match a replay; exit 1 naming the first bad index on any edit, deletion, reordering or
     /// insertion. Works offline, over the store the config names or over an exported bundle.
@@ -73,15 +100,83 @@ fn parse_key(text: &str) -> anyhow::Result<VerifierKey> {
         .map_err(|err| Failed(format!("invalid verifier key `{}`: {err}", text.trim())).into())
 }
 
-pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Result<()> {
+pub async fn run(
+    config: Option<&Path>,
+    command: LedgerCommand,
+    options: &crate::client::GlobalOptions,
+) -> anyhow::Result<()> {
     match command {
-        OfflineCommand::PublicKey => {
+        LedgerCommand::Checkpoint => {
+            let api = Api::new(&crate::client::target::resolve(options)?)?;
+            let checkpoint: CheckpointView = api.post_empty("ledger/checkpoint").await?;
+            match options.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&checkpoint)?),
+                Output::Table => print!("{}", checkpoint.note),
+            }
+            Ok(())
+        }
+        LedgerCommand::Prove {
+            event,
+            checkpoint,
+            key,
+        } => {
+            let api = Api::new(&crate::client::target::resolve(options)?)?;
+            let key = trusted_key(&api, key).await?;
+            let mut query = vec![("seq", event.to_string())];
+            if let Some(size) = checkpoint {
+                query.push(("size", size.to_string()));
+            }
+            let proof: InclusionProofView = api.get("ledger/inclusion", &query).await?;
+            let opened = open_note(&proof.checkpoint.note, &key)?;
+            let leaf = latch_ledger::leaf_hash(proof.body.as_bytes());
+            let path = hashes(&proof.proof)?;
+            latch_ledger::verify_inclusion(proof.index, opened.size, &leaf, &path, &opened.root)
+                .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            match options.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&proof)?),
+                Output::Table => println!(
+                    "event {event} is in the checkpoint of size {} (root {}), signed by `{key}`: proof of {} hashes verified",
+                    opened.size,
+                    opened.root,
+                    path.len()
+                ),
+            }
+            Ok(())
+        }
+        LedgerCommand::Consistency { from, to, key } => {
+            let api = Api::new(&crate::client::target::resolve(options)?)?;
+            let key = trusted_key(&api, key).await?;
+            let mut query = vec![("from", from.to_string())];
+            if let Some(to) = to {
+                query.push(("to", to.to_string()));
+            }
+            let proof: ConsistencyProofView = api.get("ledger/consistency", &query).await?;
+            let old = open_note(&proof.from.note, &key)?;
+            let new = open_note(&proof.to.note, &key)?;
+            latch_ledger::verify_consistency(
+                old.size,
+                new.size,
+                &hashes(&proof.proof)?,
+                &old.root,
+                &new.root,
+            )
+            .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            match options.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&proof)?),
+                Output::Table => println!(
+                    "the checkpoint of size {} extends the one of size {}: consistency proof verified with `{key}`",
+                    new.size, old.size
+                ),
+            }
+            Ok(())
+        }
+        LedgerCommand::PublicKey => {
             let config = load_config(config_path(config)?)?;
             println!("{}", configured_key(&config)?);
             Ok(())
         }
-        OfflineCommand::Export { out } => export(config_path(config)?, &out).await,
-        OfflineCommand::Verify {
+        LedgerCommand::Export { out } => export(config_path(config)?, &out).await,
+        LedgerCommand::Verify {
             bundle: Some(dir),
             key,
         } => {
@@ -99,7 +194,7 @@ pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Resu
             };
             verify_bundle(&dir, &key)
         }
-        OfflineCommand::Verify { bundle: None, key } => {
+        LedgerCommand::Verify { bundle: None, key } => {
             let config = load_config(config_path(config)?)?;
             let key = match key {
                 Some(key) => parse_key(&key)?,
@@ -108,6 +203,34 @@ pub async fn run(config: Option<&Path>, command: OfflineCommand) -> anyhow::Resu
             verify_store(&config, &key).await
         }
     }
+}
+
+async fn trusted_key(api: &Api, key: Option<String>) -> anyhow::Result<VerifierKey> {
+    match key {
+        Some(key) => parse_key(&key),
+        None => {
+            let published: LedgerKey = api.get("ledger/public-key", &[]).await?;
+            parse_key(&published.verifier_key)
+        }
+    }
+}
+
+fn open_note(note: &str, key: &VerifierKey) -> anyhow::Result<latch_ledger::Checkpoint> {
+    latch_ledger::open(note, key).map_err(|err| {
+        Failed(format!(
+            "the checkpoint does not verify with `{key}`: {err}"
+        ))
+        .into()
+    })
+}
+
+fn hashes(list: &[String]) -> anyhow::Result<Vec<Hash>> {
+    list.iter()
+        .map(|hex| {
+            parse_hex(hex)
+                .ok_or_else(|| Failed(format!("malformed hash `{hex}` in the proof")).into())
+        })
+        .collect()
 }
 
 fn progress(total: u64) -> indicatif::ProgressBar {

@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, short, env = "LATCH_CONFIG", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
-        command: ledger::OfflineCommand,
+        command: ledger::LedgerCommand,
     },
     #[command(flatten)]
     Client(client::ClientCommand),
@@ -77,7 +77,9 @@ fn main() -> ExitCode {
             Command::Admin { config, command } => {
                 admin::run(config.as_deref(), command, &cli.client).await
             }
-            Command::Ledger { config, command } => ledger::run(config.as_deref(), command).await,
+            Command::Ledger { config, command } => {
+                ledger::run(config.as_deref(), command, &cli.client).await
+            }
             Command::Client(command) => client::run(&cli.client, command).await,
         }
     });

@@ -2,10 +2,10 @@
 //! API's JSON for scripts. The server decides everything; the client only finds the server and
 //! token ([`target`]), makes the call ([`api`]) and renders the answer ([`render`]).
 
-mod api;
+pub(crate) mod api;
 mod profile;
 mod render;
-mod target;
+pub(crate) mod target;
 
 use clap::{Args, Subcommand, ValueEnum};
 use latch_api::{
