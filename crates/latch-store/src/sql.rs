@@ -307,6 +307,11 @@ fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::Corrupt(message.into())
 }
 
+/// For read bounds: a position past any a store can hold means "after everything".
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Database(format!("{value} is out of range")))
 }
@@ -707,7 +712,7 @@ impl Store for SqlStore {
         let rows = sqlx::query(&format!(
             "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
         ))
-        .bind(to_i64(after)?)
+        .bind(clamp_i64(after))
         .fetch_all(&mut *conn)
         .await?;
         rows.iter()
@@ -861,7 +866,7 @@ impl Store for SqlStore {
         let rows = sqlx::query(&format!(
             "SELECT seq, body, leaf_hash FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
         ))
-        .bind(to_i64(after)?)
+        .bind(clamp_i64(after))
         .fetch_all(&mut *conn)
         .await?;
         rows.iter()
@@ -947,7 +952,7 @@ impl Store for SqlStore {
         loop {
             let page =
                 sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000")
-                    .bind(to_i64(after)?)
+                    .bind(clamp_i64(after))
                     .fetch_all(&mut *conn)
                     .await?;
             let Some(last) = page.last() else { break };

@@ -370,10 +370,13 @@ fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
     let bar = progress(total);
     for (line_no, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read `{}`", events_path.display()))?;
-        // A bundle keeps events in order, one per line: the line number is where it sits.
-        verifier
-            .push(line_no as u64 + 1, &line, None)
-            .map_err(failed)?;
+        // A bundle has no position column: an event is where its own `seq` says, so a gap or a
+        // swap is named as such; a line that does not even parse is caught as undecodable.
+        let claimed = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|event| event.get("seq").and_then(serde_json::Value::as_u64))
+            .unwrap_or(line_no as u64 + 1);
+        verifier.push(claimed, &line, None).map_err(failed)?;
         bar.inc(1);
     }
     verifier.finish().map_err(failed)?;

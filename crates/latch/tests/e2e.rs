@@ -604,3 +604,209 @@ fn login_saves_a_private_profile_then_commands_need_no_flags() {
     assert!(!profile.exists());
     latch(home.path(), &[], &["whoami"]).fails(2, "no latch server given");
 }
+
+impl Server {
+    /// Stops the server (as on SIGKILL: nothing gets to flush), leaving its data behind.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn config_arg(&self) -> String {
+        self.config.to_str().unwrap().to_owned()
+    }
+}
+
+/// Proofs from the server check out locally; after the server is gone the ledger verifies
+/// offline, from the store and from an exported bundle; and every kind of tampering is named.
+#[test]
+fn the_ledger_proves_verifies_offline_and_names_tampering() {
+    let mut server = Server::start();
+    let alice = server.token("alice");
+    let dave = server.token("dave");
+    for reason in ["INC-1", "INC-2", "INC-3"] {
+        server.pending_request(&alice, reason);
+    }
+    let checkpoint = server.run_as(&dave, &["ledger", "checkpoint"]).success();
+    assert!(
+        checkpoint.stdout.starts_with("latch.local/audit\n5\n"),
+        "{checkpoint:#?}"
+    );
+    let proved = server.run_as(&dave, &["ledger", "prove", "4"]).success();
+    assert!(
+        proved
+            .stdout
+            .starts_with("event 4 is in the checkpoint of size 5"),
+        "{proved:#?}"
+    );
+    server.pending_request(&alice, "INC-4");
+    server.run_as(&dave, &["ledger", "checkpoint"]).success();
+    let consistent = server
+        .run_as(&dave, &["ledger", "consistency", "--from", "5"])
+        .success();
+    assert!(
+        consistent
+            .stdout
+            .starts_with("the checkpoint of size 6 extends the one of size 5"),
+        "{consistent:#?}"
+    );
+    server
+        .run_as(&alice, &["ledger", "checkpoint"])
+        .fails(1, "may not read the ledger");
+    server.kill();
+
+    let config = server.config_arg();
+    let home = server.home();
+    let verified = latch(&home, &[], &["ledger", "verify", "--config", &config]).success();
+    assert!(
+        verified
+            .stdout
+            .starts_with("ledger ok: 7 events, tree size 7"),
+        "{verified:#?}"
+    );
+    assert!(
+        verified
+            .stdout
+            .contains("projections (requests, grants) match a replay"),
+        "{verified:#?}"
+    );
+
+    let bundle = server.dir.path().join("bundle");
+    let bundle_arg = bundle.to_str().unwrap().to_owned();
+    latch(
+        &home,
+        &[],
+        &[
+            "ledger",
+            "export",
+            "--config",
+            &config,
+            "--out",
+            &bundle_arg,
+        ],
+    )
+    .success();
+    let key = latch(&home, &[], &["ledger", "public-key", "--config", &config])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    latch(
+        &home,
+        &[],
+        &["ledger", "verify", "--bundle", &bundle_arg, "--key", &key],
+    )
+    .success();
+    latch(
+        &home,
+        &[],
+        &[
+            "ledger",
+            "export",
+            "--config",
+            &config,
+            "--out",
+            &bundle_arg,
+        ],
+    )
+    .fails(1, "is not empty");
+
+    let events = std::fs::read_to_string(bundle.join("events.jsonl")).unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    let tampered = |name: &str, lines: Vec<String>| {
+        let dir = server.dir.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for file in ["checkpoints.jsonl", "public-key.txt"] {
+            std::fs::copy(bundle.join(file), dir.join(file)).unwrap();
+        }
+        std::fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+        latch(
+            &home,
+            &[],
+            &[
+                "ledger",
+                "verify",
+                "--bundle",
+                dir.to_str().unwrap(),
+                "--key",
+                &key,
+            ],
+        )
+    };
+    let owned = || lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+
+    let mut edited = owned();
+    edited[2] = edited[2].replace("INC-1", "INC-9");
+    tampered("edited", edited).fails(1, "index 0..4: hash mismatch");
+    let mut deleted = owned();
+    deleted.remove(2);
+    tampered("deleted", deleted)
+        .fails(1, "index 2: missing event: expected event 3, found event 4");
+    let mut swapped = owned();
+    swapped.swap(4, 5);
+    tampered("swapped", swapped)
+        .fails(1, "index 4: missing event: expected event 5, found event 6");
+    let mut inserted = owned();
+    inserted.insert(1, lines[1].to_owned());
+    tampered("inserted", inserted).fails(1, "index 2: event 2 is out of place");
+    tampered("truncated", owned()[..5].to_vec()).fails(1, "index 5: missing events");
+    // Someone else's key of the same name: the checkpoints were not signed by it.
+    let wrong_key = latch_ledger::SigningKey::from_seed("latch.local/audit", [9; 32])
+        .unwrap()
+        .verifier_key()
+        .to_string();
+    latch(
+        &home,
+        &[],
+        &[
+            "ledger",
+            "verify",
+            "--bundle",
+            &bundle_arg,
+            "--key",
+            &wrong_key,
+        ],
+    )
+    .fails(1, "bad signature");
+}
+
+/// schemathesis (from PyPI; CI installs it) fuzzes every documented operation with a valid
+/// admin token, for a bounded time: no response may be a 5xx or break the OpenAPI schema.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let server = Server::start();
+    let erin = server.token("erin");
+    let alice = server.token("alice");
+    server.pending_request(&alice, "INC-1: seed data for the fuzzer");
+    let schema = format!("{}/api/v1/openapi.json", server.url);
+    let output = Command::new("st")
+        .args([
+            "run",
+            &schema,
+            "--header",
+            &format!("Authorization: Bearer {erin}"),
+            "--checks",
+            "not_a_server_error,response_schema_conformance",
+            "--max-time",
+            "60",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "10",
+        ])
+        // Its reports and cache go to the test's own directory, not the source tree.
+        .current_dir(server.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run schemathesis (`st`): {err}; install it with `pip install 'schemathesis>=4,<5'`")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
+}
