@@ -26,9 +26,15 @@ pub enum LedgerError {
     Proof(latch_ledger::Error),
 }
 
-/// Reads the signing key at `path`, or creates one (mode 0600) when the file does not exist.
-/// A key whose name is not `origin` is refused: checkpoints would name another ledger.
-pub fn load_or_create_key(path: &Path, origin: &str) -> Result<SigningKey, LedgerError> {
+/// Reads the signing key at `path`, or creates one (mode 0600) when the file does not exist and
+/// the ledger has no signed checkpoint yet. A key whose name is not `origin` is refused:
+/// checkpoints would name another ledger. A missing key over existing checkpoints is refused:
+/// a new key would make every earlier checkpoint unverifiable.
+pub fn load_or_create_key(
+    path: &Path,
+    origin: &str,
+    existing_checkpoints: usize,
+) -> Result<SigningKey, LedgerError> {
     let fail = |message: String| LedgerError::Key {
         path: path.display().to_string(),
         message,
@@ -45,6 +51,12 @@ pub fn load_or_create_key(path: &Path, origin: &str) -> Result<SigningKey, Ledge
                 )));
             }
             Ok(key)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && existing_checkpoints > 0 => {
+            Err(fail(format!(
+                "it is missing, but the ledger has {existing_checkpoints} checkpoints signed with it: restore the key \
+             file (latch never makes a new key over existing checkpoints)"
+            )))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
@@ -224,5 +236,66 @@ pub async fn run(ledger: Arc<Ledger>, interval: Duration, shutdown: Cancellation
         if stop {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_private_then_reused_and_never_replaced_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/ledger.key");
+        let created = load_or_create_key(&path, "acme/audit", 0).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let loaded = load_or_create_key(&path, "acme/audit", 3).unwrap();
+        assert_eq!(created.verifier_key(), loaded.verifier_key());
+
+        let wrong_origin = load_or_create_key(&path, "other/audit", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong_origin
+                .contains("the key is named `acme/audit` but `ledger.origin` is `other/audit`"),
+            "{wrong_origin}"
+        );
+
+        std::fs::write(&path, "garbage").unwrap();
+        let corrupt = load_or_create_key(&path, "acme/audit", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(corrupt.contains("not a latch signing key"), "{corrupt}");
+
+        std::fs::remove_file(&path).unwrap();
+        let missing = load_or_create_key(&path, "acme/audit", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("it is missing, but the ledger has 3 checkpoints"),
+            "{missing}"
+        );
+        assert!(!path.exists(), "no new key was made");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.key");
+        load_or_create_key(&path, "acme/audit", 0).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = load_or_create_key(&path, "acme/audit", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(open.contains("is readable by others (mode 644)"), "{open}");
     }
 }

@@ -112,9 +112,11 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             format!("cannot listen on `{address}`: is another latch running there?")
         })?;
     let bound = listener.local_addr()?;
+    let checkpoints = latch_store::Store::checkpoints(&store).await?.len();
     let key = latch_server::ledger::load_or_create_key(
         &config.ledger.signing_key_file,
         &config.ledger.origin,
+        checkpoints,
     )?;
     let state = AppState::new(
         Arc::new(store),

@@ -1,0 +1,61 @@
+//! `latch-bench`: the benchmarks of docs/BENCHMARKS.md. Each compares SQLite and PostgreSQL side
+//! by side in one run, because on shared machines only ratios measured together mean anything.
+//!
+//! - `lifecycle`: request→approve→grant cycles per second through the HTTP API of a real
+//!   `latch serve`, with concurrent keep-alive clients.
+//! - `expiry`: many grants expiring in the same second, in process with the real scheduler and
+//!   the system clock: how late each `grant.expired` event is.
+
+mod backend;
+mod expiry;
+mod lifecycle;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "latch-bench",
+    about = "latch's benchmarks (see docs/BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Request→approve→grant cycles per second through the API, SQLite and PostgreSQL side by side.
+    Lifecycle(lifecycle::Options),
+    /// Many grants expiring in one second: how long after its expiry each one is expired.
+    Expiry(expiry::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.bench {
+            Bench::Lifecycle(options) => lifecycle::run(options).await,
+            Bench::Expiry(options) => expiry::run(options).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
