@@ -110,7 +110,7 @@ async fn execute(
 ) -> Result<AccessRequest, ApiError> {
     match state
         .store
-        .execute(id, &command, &state.catalog, &*state.clock)
+        .execute(id, &command, state.catalog.clone(), state.clock.clone())
         .await?
     {
         Executed::Done { request, .. } => Ok(request),

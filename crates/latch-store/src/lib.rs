@@ -6,6 +6,7 @@
 //! events, appends them with the next sequence numbers, and writes the projections that
 //! `latch_core::lifecycle::apply` derives from them.
 
+mod batch;
 mod migrations;
 mod sql;
 
@@ -127,13 +128,15 @@ pub struct Drift {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies `command` to request `id` atomically (see the crate docs).
+    /// Applies `command` to request `id` atomically (see the crate docs). Concurrent calls are
+    /// committed in groups: one transaction, and one fsync, for all the commands that arrived
+    /// while the previous group was committing.
     async fn execute(
         &self,
         id: &str,
         command: &Command,
-        catalog: &Catalog,
-        clock: &dyn Clock,
+        catalog: std::sync::Arc<Catalog>,
+        clock: std::sync::Arc<dyn Clock>,
     ) -> Result<Executed, StoreError>;
 
     /// Applies many commands in one transaction: the scheduler's batches. A refused command

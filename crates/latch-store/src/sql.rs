@@ -16,8 +16,11 @@ use latch_core::{
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
-use tokio::sync::Mutex;
+use std::sync::Arc;
 
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::batch;
 use crate::migrations::{MIGRATIONS, statements};
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
@@ -36,8 +39,23 @@ pub struct SqlStore {
     dialect: Dialect,
     /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
     /// handler keeps latency fair under concurrency. PostgreSQL queues on the ledger row lock.
-    write_queue: Mutex<()>,
+    write_queue: Arc<Mutex<()>>,
+    /// Commands waiting for the group committer, which runs everything queued while the
+    /// previous transaction was committing as one transaction: one fsync for many appends.
+    jobs: mpsc::Sender<QueuedJob>,
 }
+
+/// A command waiting for group commit.
+struct QueuedJob {
+    id: String,
+    command: Command,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    reply: oneshot::Sender<Result<Executed, StoreError>>,
+}
+
+/// The most commands one group commit takes.
+const MAX_GROUP: usize = 512;
 
 const REQUEST_COLUMNS: &str = "r.id, r.requester, r.resource, r.role, r.duration_secs, r.reason, \
      r.ticket, r.required_approvals, r.created_at_ms, r.pending_until_ms, r.state, r.decided_at_ms, \
@@ -91,12 +109,20 @@ impl SqlStore {
     }
 
     async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
         let store = Self {
             pool,
             dialect,
-            write_queue: Mutex::new(()),
+            write_queue: Arc::new(Mutex::new(())),
+            jobs,
         };
         store.migrate().await?;
+        tokio::spawn(group_commit(
+            store.pool.clone(),
+            store.dialect,
+            store.write_queue.clone(),
+            queue,
+        ));
         Ok(store)
     }
 
@@ -137,28 +163,35 @@ impl SqlStore {
 
     /// Opens a write transaction holding the ledger's lock. Dropping it rolls back.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
-        let queued = match self.dialect {
-            Dialect::Sqlite => Some(self.write_queue.lock().await),
-            Dialect::Postgres => None,
-        };
-        let mut tx = self.pool.begin().await?;
-        // Taking the ledger row first serialises writers and, on SQLite, makes this the one
-        // write transaction before anything is read.
-        let next_seq: i64 = sqlx::query(
-            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let ledger = Ledger {
-            next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
-        };
-        Ok(WriteTx {
-            tx,
-            ledger,
-            _queued: queued,
-        })
+        begin_write(&self.pool, self.dialect, &self.write_queue).await
     }
+}
+
+async fn begin_write<'a>(
+    pool: &AnyPool,
+    dialect: Dialect,
+    write_queue: &'a Mutex<()>,
+) -> Result<WriteTx<'a>, StoreError> {
+    let queued = match dialect {
+        Dialect::Sqlite => Some(write_queue.lock().await),
+        Dialect::Postgres => None,
+    };
+    let mut tx = pool.begin().await?;
+    // Taking the ledger row first serialises writers and, on SQLite, makes this the one
+    // write transaction before anything is read.
+    let next_seq: i64 =
+        sqlx::query("UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+    let ledger = Ledger {
+        next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
+    };
+    Ok(WriteTx {
+        tx,
+        ledger,
+        _queued: queued,
+    })
 }
 
 /// A write transaction with the ledger's lock held.
@@ -184,41 +217,91 @@ impl WriteTx<'_> {
 }
 
 /// The ledger's head inside a write transaction: the next sequence number to hand out.
-struct Ledger {
-    next_seq: u64,
+pub(crate) struct Ledger {
+    pub(crate) next_seq: u64,
 }
 
 impl Ledger {
+    /// Gives `event` the next place in the ledger.
+    pub(crate) fn assign(&mut self, event: Event) -> StoredEvent {
+        let stored = StoredEvent {
+            seq: self.next_seq,
+            event,
+        };
+        self.next_seq += 1;
+        stored
+    }
+
     async fn append(
         &mut self,
         conn: &mut AnyConnection,
         events: Vec<Event>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut stored = Vec::with_capacity(events.len());
-        for event in events {
-            let event = StoredEvent {
-                seq: self.next_seq,
-                event,
-            };
-            let body = event.canonical_json();
-            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
-            sqlx::query(
-                "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(to_i64(event.seq)?)
-            .bind(event.event.kind.type_name())
-            .bind(event.event.actor.to_string())
-            .bind(&event.event.subject)
-            .bind(event.event.at.as_millis())
-            .bind(body)
-            .bind(leaf_hash)
-            .execute(&mut *conn)
-            .await?;
-            self.next_seq += 1;
-            stored.push(event);
-        }
+        let stored: Vec<StoredEvent> = events.into_iter().map(|e| self.assign(e)).collect();
+        batch::insert_events(conn, &stored).await?;
         Ok(stored)
     }
+}
+
+/// Runs queued commands in groups until every sender is gone. While one group commits, the
+/// next accumulates, so under load each fsync carries many appends and when idle a command
+/// waits for no one.
+async fn group_commit(
+    pool: AnyPool,
+    dialect: Dialect,
+    write_queue: Arc<Mutex<()>>,
+    mut queue: mpsc::Receiver<QueuedJob>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        match run_group(&pool, dialect, &write_queue, &group).await {
+            Ok(results) => {
+                for (job, result) in group.drain(..).zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            // One bad command must not fail the others: run each alone to find it.
+            Err(_) if group.len() > 1 => {
+                for job in group.drain(..) {
+                    let result =
+                        run_group(&pool, dialect, &write_queue, std::slice::from_ref(&job))
+                            .await
+                            .and_then(|mut results| {
+                                results.pop().ok_or_else(|| corrupt("no result"))
+                            });
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(err) => {
+                for job in group.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Database(err.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn run_group(
+    pool: &AnyPool,
+    dialect: Dialect,
+    write_queue: &Mutex<()>,
+    group: &[QueuedJob],
+) -> Result<Vec<Executed>, StoreError> {
+    let mut w = begin_write(pool, dialect, write_queue).await?;
+    let jobs: Vec<batch::Job<'_>> = group
+        .iter()
+        .map(|job| batch::Job {
+            id: &job.id,
+            command: &job.command,
+            catalog: &job.catalog,
+            now: job.clock.now(),
+        })
+        .collect();
+    let results = batch::execute_jobs(&mut w.tx, &mut w.ledger, &jobs).await?;
+    if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
+        w.commit().await?;
+    }
+    Ok(results)
 }
 
 /// Names the first field where a projected request differs from its replay.
@@ -303,16 +386,16 @@ fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
     Some(latch_ledger::Hash::from_bytes(bytes))
 }
 
-fn corrupt(message: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::Corrupt(message.into())
 }
 
 /// For read bounds: a position past any a store can hold means "after everything".
-fn clamp_i64(value: u64) -> i64 {
+pub(crate) fn clamp_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn to_i64(value: u64) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Database(format!("{value} is out of range")))
 }
 
@@ -328,121 +411,6 @@ fn redact_url(message: &str, url: &str) -> String {
         "cannot connect to `{shown}`: {}",
         message.replace(url, &shown)
     )
-}
-
-/// Loads a request by replaying its events.
-async fn replay_request(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<AccessRequest>, StoreError> {
-    let rows = sqlx::query("SELECT body FROM events WHERE subject = $1 ORDER BY seq")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut state = None;
-    for row in rows {
-        let body: String = row.try_get(0)?;
-        let event =
-            StoredEvent::decode(&body).map_err(|err| corrupt(format!("request `{id}`: {err}")))?;
-        if !event.event.kind.is_request_transition() {
-            continue;
-        }
-        state =
-            Some(lifecycle::apply(state, &event.event).map_err(|err| corrupt(err.to_string()))?);
-    }
-    Ok(state)
-}
-
-async fn execute_one(
-    conn: &mut AnyConnection,
-    ledger: &mut Ledger,
-    id: &str,
-    command: &Command,
-    catalog: &Catalog,
-    now: Timestamp,
-) -> Result<Executed, StoreError> {
-    let current = replay_request(conn, id).await?;
-    let events = match lifecycle::decide(id, current.as_ref(), command, catalog, now) {
-        Ok(events) => events,
-        Err(refusal) => return Ok(Executed::Refused(refusal)),
-    };
-    let mut state = current;
-    for event in &events {
-        state = Some(lifecycle::apply(state, event).map_err(|err| corrupt(err.to_string()))?);
-    }
-    let stored = ledger.append(conn, events).await?;
-    let Some(request) = state else {
-        return Err(corrupt(format!("command on `{id}` produced no state")));
-    };
-    let last_seq = ledger.next_seq.saturating_sub(1);
-    write_projection(conn, &request, last_seq).await?;
-    Ok(Executed::Done {
-        request,
-        events: stored,
-    })
-}
-
-async fn write_projection(
-    conn: &mut AnyConnection,
-    r: &AccessRequest,
-    last_seq: u64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO requests (id, requester, resource, role, duration_secs, reason, ticket, \
-         required_approvals, created_at_ms, pending_until_ms, state, decided_at_ms, closed_by, \
-         deny_reason, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at_ms = excluded.decided_at_ms, \
-         closed_by = excluded.closed_by, deny_reason = excluded.deny_reason, last_seq = excluded.last_seq",
-    )
-    .bind(&r.id)
-    .bind(&r.requester)
-    .bind(&r.resource)
-    .bind(&r.role)
-    .bind(to_i64(r.duration.as_secs())?)
-    .bind(&r.reason)
-    .bind(r.ticket.as_deref())
-    .bind(i64::from(r.required_approvals))
-    .bind(r.created_at.as_millis())
-    .bind(r.pending_until.map(Timestamp::as_millis))
-    .bind(r.state.as_str())
-    .bind(r.decided_at.map(Timestamp::as_millis))
-    .bind(r.closed_by.as_deref())
-    .bind(r.deny_reason.as_deref())
-    .bind(to_i64(last_seq)?)
-    .execute(&mut *conn)
-    .await?;
-    for (i, approval) in r.approvals.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO approvals (request_id, approver, comment, at_ms, seq) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (request_id, approver) DO NOTHING",
-        )
-        .bind(&r.id)
-        .bind(&approval.approver)
-        .bind(approval.comment.as_deref())
-        .bind(approval.at.as_millis())
-        .bind(to_i64(i as u64)?)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if let Some(g) = &r.grant {
-        sqlx::query(
-            "INSERT INTO grants (id, request_id, state, starts_at_ms, expires_at_ms, ended_at_ms, \
-             revoked_by, revoke_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at_ms = excluded.ended_at_ms, \
-             revoked_by = excluded.revoked_by, revoke_reason = excluded.revoke_reason",
-        )
-        .bind(&g.id)
-        .bind(&r.id)
-        .bind(g.state.as_str())
-        .bind(g.starts_at.as_millis())
-        .bind(g.expires_at.as_millis())
-        .bind(g.ended_at.map(Timestamp::as_millis))
-        .bind(g.revoked_by.as_deref())
-        .bind(g.revoke_reason.as_deref())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }
 
 fn opt_ms(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
@@ -622,16 +590,24 @@ impl Store for SqlStore {
         &self,
         id: &str,
         command: &Command,
-        catalog: &Catalog,
-        clock: &dyn Clock,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Executed, StoreError> {
-        let mut w = self.begin_write().await?;
-        let now = clock.now();
-        let executed = execute_one(&mut w.tx, &mut w.ledger, id, command, catalog, now).await?;
-        if matches!(executed, Executed::Done { .. }) {
-            w.commit().await?;
-        }
-        Ok(executed)
+        let (reply, answer) = oneshot::channel();
+        let job = QueuedJob {
+            id: id.to_owned(),
+            command: command.clone(),
+            catalog,
+            clock,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
     }
 
     async fn execute_batch(
@@ -642,10 +618,16 @@ impl Store for SqlStore {
     ) -> Result<Vec<Executed>, StoreError> {
         let mut w = self.begin_write().await?;
         let now = clock.now();
-        let mut results = Vec::with_capacity(work.len());
-        for (id, command) in work {
-            results.push(execute_one(&mut w.tx, &mut w.ledger, id, command, catalog, now).await?);
-        }
+        let jobs: Vec<batch::Job<'_>> = work
+            .iter()
+            .map(|(id, command)| batch::Job {
+                id,
+                command,
+                catalog,
+                now,
+            })
+            .collect();
+        let results = batch::execute_jobs(&mut w.tx, &mut w.ledger, &jobs).await?;
         w.commit().await?;
         Ok(results)
     }

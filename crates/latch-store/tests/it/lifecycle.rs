@@ -44,10 +44,10 @@ fn done(executed: Executed) -> (latch_core::AccessRequest, Vec<latch_core::Store
 
 async fn request_approve_expire_writes_events_and_projections(backend: Backend) {
     let store = TestStore::new(backend).await;
-    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     let (request, events) = done(
         store
-            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
@@ -57,7 +57,7 @@ async fn request_approve_expire_writes_events_and_projections(backend: Backend) 
     clock.advance_secs(60);
     let (request, events) = done(
         store
-            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .execute("req_1", &approve("bob"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
@@ -114,15 +114,15 @@ fn clock_now(clock: &Arc<FakeClock>) -> latch_core::Timestamp {
 
 async fn refusals_change_nothing(backend: Backend) {
     let store = TestStore::new(backend).await;
-    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     done(
         store
-            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
     let Executed::Refused(refusal) = store
-        .execute("req_1", &approve("alice"), &catalog, &*clock)
+        .execute("req_1", &approve("alice"), catalog.clone(), clock.clone())
         .await
         .unwrap()
     else {
@@ -130,7 +130,7 @@ async fn refusals_change_nothing(backend: Backend) {
     };
     assert_eq!(refusal.kind, RefusalKind::Forbidden);
     let Executed::Refused(refusal) = store
-        .execute("req_9", &approve("bob"), &catalog, &*clock)
+        .execute("req_9", &approve("bob"), catalog.clone(), clock.clone())
         .await
         .unwrap()
     else {
@@ -156,7 +156,7 @@ async fn refusals_change_nothing(backend: Backend) {
     store.record(vec![refused]).await.unwrap();
     let (request, _) = done(
         store
-            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .execute("req_1", &approve("bob"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
@@ -169,7 +169,7 @@ async fn racing_approvers_produce_one_grant(backend: Backend) {
     let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     done(
         store
-            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
@@ -178,7 +178,7 @@ async fn racing_approvers_produce_one_grant(backend: Backend) {
         let (store, catalog, clock) = (store.clone(), catalog.clone(), clock.clone());
         racers.push(tokio::spawn(async move {
             store
-                .execute("req_1", &approve(approver), &catalog, &*clock)
+                .execute("req_1", &approve(approver), catalog.clone(), clock.clone())
                 .await
                 .unwrap()
         }));
@@ -202,19 +202,19 @@ async fn racing_approvers_produce_one_grant(backend: Backend) {
 
 async fn scheduler_batches_expire_due_grants_only(backend: Backend) {
     let store = TestStore::new(backend).await;
-    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     for i in 0..5 {
         let id = format!("req_{i}");
         done(
             store
-                .execute(&id, &create("alice"), &catalog, &*clock)
+                .execute(&id, &create("alice"), catalog.clone(), clock.clone())
                 .await
                 .unwrap(),
         );
         if i < 3 {
             done(
                 store
-                    .execute(&id, &approve("bob"), &catalog, &*clock)
+                    .execute(&id, &approve("bob"), catalog.clone(), clock.clone())
                     .await
                     .unwrap(),
             );
@@ -261,17 +261,17 @@ async fn scheduler_batches_expire_due_grants_only(backend: Backend) {
 
 async fn visibility_limits_what_a_requester_sees(backend: Backend) {
     let store = TestStore::new(backend).await;
-    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     done(
         store
-            .execute("req_a", &create("alice"), &catalog, &*clock)
+            .execute("req_a", &create("alice"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
     clock.advance_secs(1);
     done(
         store
-            .execute("req_b", &create("bob"), &catalog, &*clock)
+            .execute("req_b", &create("bob"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
@@ -360,13 +360,13 @@ async fn sequence_numbers_are_gapless_under_concurrency(backend: Backend) {
             let id = format!("req_{i}");
             done(
                 store
-                    .execute(&id, &create("alice"), &catalog, &*clock)
+                    .execute(&id, &create("alice"), catalog.clone(), clock.clone())
                     .await
                     .unwrap(),
             );
             done(
                 store
-                    .execute(&id, &approve("bob"), &catalog, &*clock)
+                    .execute(&id, &approve("bob"), catalog.clone(), clock.clone())
                     .await
                     .unwrap(),
             );
@@ -388,16 +388,16 @@ async fn sequence_numbers_are_gapless_under_concurrency(backend: Backend) {
 
 async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backend) {
     let store = TestStore::new(backend).await;
-    let (catalog, clock) = (sample_catalog(), FakeClock::new(T0));
+    let (catalog, clock) = (Arc::new(sample_catalog()), FakeClock::new(T0));
     done(
         store
-            .execute("req_1", &create("alice"), &catalog, &*clock)
+            .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );
     done(
         store
-            .execute("req_1", &approve("bob"), &catalog, &*clock)
+            .execute("req_1", &approve("bob"), catalog.clone(), clock.clone())
             .await
             .unwrap(),
     );

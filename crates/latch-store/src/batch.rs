@@ -1,0 +1,300 @@
+//! The write path for many commands at once: one read of every aggregate involved, decisions in
+//! memory, then multi-row inserts of the events and multi-row upserts of the projections. Both
+//! the scheduler's batches and group commit go through here, so a thousand expiries cost a few
+//! statements rather than a few thousand.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use latch_core::lifecycle;
+use latch_core::{AccessRequest, Catalog, Command, EventKind, StoredEvent, Timestamp};
+use sqlx::{AnyConnection, Row};
+
+use crate::sql::{Ledger, clamp_i64, corrupt, to_i64};
+use crate::{Executed, StoreError};
+
+/// One command to run, with what it is decided against.
+pub(crate) struct Job<'a> {
+    pub id: &'a str,
+    pub command: &'a Command,
+    pub catalog: &'a Catalog,
+    pub now: Timestamp,
+}
+
+/// A bind value: the handful of column types latch uses.
+pub(crate) enum Val {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+}
+
+/// Rows per statement stay under both databases' parameter limits (SQLite's is 32766).
+const MAX_PARAMS: usize = 30_000;
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…) {tail}`, in as few statements as the
+/// parameter limit allows.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    tail: &str,
+    rows: Vec<Vec<Val>>,
+) -> Result<(), StoreError> {
+    let width = columns.len();
+    let per_statement = (MAX_PARAMS / width.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        for r in 0..chunk.len() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..width {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", r * width + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        let mut query = sqlx::query(&sql);
+        for value in chunk.into_iter().flatten() {
+            query = match value {
+                Val::Int(v) => query.bind(v),
+                Val::OptInt(v) => query.bind(v),
+                Val::Text(v) => query.bind(v),
+                Val::OptText(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Replays the events of every request in `ids` (absent ones map to `None`).
+async fn load_aggregates(
+    conn: &mut AnyConnection,
+    ids: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, Option<AccessRequest>>, StoreError> {
+    let mut states: BTreeMap<String, Option<AccessRequest>> =
+        ids.iter().map(|id| ((*id).to_owned(), None)).collect();
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT subject, body FROM events WHERE subject IN ({}) ORDER BY seq",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let subject: String = row.try_get(0)?;
+            let body: String = row.try_get(1)?;
+            let event = StoredEvent::decode(&body)
+                .map_err(|err| corrupt(format!("request `{subject}`: {err}")))?;
+            if !event.event.kind.is_request_transition() {
+                continue;
+            }
+            let slot = states.entry(subject).or_default();
+            let current = slot.take();
+            *slot = Some(
+                lifecycle::apply(current, &event.event).map_err(|err| corrupt(err.to_string()))?,
+            );
+        }
+    }
+    Ok(states)
+}
+
+/// Runs `jobs` in order inside the caller's write transaction. A refused job changes nothing;
+/// later jobs on the same request see the effect of earlier ones.
+pub(crate) async fn execute_jobs(
+    conn: &mut AnyConnection,
+    ledger: &mut Ledger,
+    jobs: &[Job<'_>],
+) -> Result<Vec<Executed>, StoreError> {
+    let ids: BTreeSet<&str> = jobs.iter().map(|job| job.id).collect();
+    let mut states = load_aggregates(conn, &ids).await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut appended: Vec<StoredEvent> = Vec::new();
+    // Requests whose projection must be written, with their last event, and whether an
+    // approval was added.
+    let mut dirty: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    for job in jobs {
+        let current = states.get(job.id).cloned().flatten();
+        let events =
+            match lifecycle::decide(job.id, current.as_ref(), job.command, job.catalog, job.now) {
+                Ok(events) => events,
+                Err(refusal) => {
+                    results.push(Executed::Refused(refusal));
+                    continue;
+                }
+            };
+        let mut state = current;
+        let mut approved = false;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            state = Some(lifecycle::apply(state, &event).map_err(|err| corrupt(err.to_string()))?);
+            approved |= matches!(
+                event.kind,
+                EventKind::ApprovalRecorded { .. } | EventKind::RequestApproved { .. }
+            );
+            stored.push(ledger.assign(event));
+        }
+        let Some(request) = state else {
+            return Err(corrupt(format!(
+                "command on `{}` produced no state",
+                job.id
+            )));
+        };
+        let last_seq = stored.last().map_or(0, |e| e.seq);
+        let entry = dirty.entry(job.id.to_owned()).or_insert((0, false));
+        *entry = (last_seq, entry.1 || approved);
+        states.insert(job.id.to_owned(), Some(request.clone()));
+        appended.extend(stored.iter().cloned());
+        results.push(Executed::Done {
+            request,
+            events: stored,
+        });
+    }
+    if appended.is_empty() {
+        return Ok(results);
+    }
+    insert_events(conn, &appended).await?;
+    let changed: Vec<(&AccessRequest, u64, bool)> = dirty
+        .iter()
+        .filter_map(|(id, (seq, approved))| {
+            states
+                .get(id)
+                .and_then(Option::as_ref)
+                .map(|r| (r, *seq, *approved))
+        })
+        .collect();
+    write_projections(conn, &changed).await?;
+    Ok(results)
+}
+
+pub(crate) async fn insert_events(
+    conn: &mut AnyConnection,
+    events: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let body = event.canonical_json();
+        let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
+        rows.push(vec![
+            Val::Int(to_i64(event.seq)?),
+            Val::Text(event.event.kind.type_name().to_owned()),
+            Val::Text(event.event.actor.to_string()),
+            Val::Text(event.event.subject.clone()),
+            Val::Int(event.event.at.as_millis()),
+            Val::Text(body),
+            Val::Text(leaf_hash),
+        ]);
+    }
+    insert_rows(
+        conn,
+        "events",
+        &[
+            "seq",
+            "type",
+            "actor",
+            "subject",
+            "at_ms",
+            "body",
+            "leaf_hash",
+        ],
+        "",
+        rows,
+    )
+    .await
+}
+
+async fn write_projections(
+    conn: &mut AnyConnection,
+    changed: &[(&AccessRequest, u64, bool)],
+) -> Result<(), StoreError> {
+    let mut requests = Vec::with_capacity(changed.len());
+    let mut approvals = Vec::new();
+    let mut grants = Vec::new();
+    for (r, last_seq, approved) in changed {
+        requests.push(vec![
+            Val::Text(r.id.clone()),
+            Val::Text(r.requester.clone()),
+            Val::Text(r.resource.clone()),
+            Val::Text(r.role.clone()),
+            Val::Int(to_i64(r.duration.as_secs())?),
+            Val::Text(r.reason.clone()),
+            Val::OptText(r.ticket.clone()),
+            Val::Int(i64::from(r.required_approvals)),
+            Val::Int(r.created_at.as_millis()),
+            Val::OptInt(r.pending_until.map(Timestamp::as_millis)),
+            Val::Text(r.state.as_str().to_owned()),
+            Val::OptInt(r.decided_at.map(Timestamp::as_millis)),
+            Val::OptText(r.closed_by.clone()),
+            Val::OptText(r.deny_reason.clone()),
+            Val::Int(clamp_i64(*last_seq)),
+        ]);
+        if *approved {
+            for (i, approval) in r.approvals.iter().enumerate() {
+                approvals.push(vec![
+                    Val::Text(r.id.clone()),
+                    Val::Text(approval.approver.clone()),
+                    Val::OptText(approval.comment.clone()),
+                    Val::Int(approval.at.as_millis()),
+                    Val::Int(to_i64(i as u64)?),
+                ]);
+            }
+        }
+        if let Some(g) = &r.grant {
+            grants.push(vec![
+                Val::Text(g.id.clone()),
+                Val::Text(r.id.clone()),
+                Val::Text(g.state.as_str().to_owned()),
+                Val::Int(g.starts_at.as_millis()),
+                Val::Int(g.expires_at.as_millis()),
+                Val::OptInt(g.ended_at.map(Timestamp::as_millis)),
+                Val::OptText(g.revoked_by.clone()),
+                Val::OptText(g.revoke_reason.clone()),
+            ]);
+        }
+    }
+    insert_rows(
+        conn,
+        "requests",
+        &[
+            "id", "requester", "resource", "role", "duration_secs", "reason", "ticket",
+            "required_approvals", "created_at_ms", "pending_until_ms", "state", "decided_at_ms",
+            "closed_by", "deny_reason", "last_seq",
+        ],
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at_ms = excluded.decided_at_ms, \
+         closed_by = excluded.closed_by, deny_reason = excluded.deny_reason, last_seq = excluded.last_seq",
+        requests,
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "approvals",
+        &["request_id", "approver", "comment", "at_ms", "seq"],
+        "ON CONFLICT (request_id, approver) DO NOTHING",
+        approvals,
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "grants",
+        &[
+            "id", "request_id", "state", "starts_at_ms", "expires_at_ms", "ended_at_ms",
+            "revoked_by", "revoke_reason",
+        ],
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, ended_at_ms = excluded.ended_at_ms, \
+         revoked_by = excluded.revoked_by, revoke_reason = excluded.revoke_reason",
+        grants,
+    )
+    .await
+}
