@@ -9,7 +9,7 @@ use latch_core::lifecycle;
 use latch_core::{AccessRequest, Catalog, Command, EventKind, StoredEvent, Timestamp};
 use sqlx::{AnyConnection, Row};
 
-use crate::sql::{Ledger, clamp_i64, corrupt, to_i64};
+use crate::sql::{Dialect, Ledger, clamp_i64, corrupt, to_i64};
 use crate::{Executed, StoreError};
 
 /// One command to run, with what it is decided against.
@@ -35,6 +35,7 @@ const MAX_PARAMS: usize = 30_000;
 /// parameter limit allows.
 pub(crate) async fn insert_rows(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     table: &str,
     columns: &[&str],
     tail: &str,
@@ -55,7 +56,7 @@ pub(crate) async fn insert_rows(
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("${}", r * width + c + 1));
+                sql.push_str(&dialect.placeholder(r * width + c + 1));
             }
             sql.push(')');
         }
@@ -78,13 +79,14 @@ pub(crate) async fn insert_rows(
 /// Replays the events of every request in `ids` (absent ones map to `None`).
 async fn load_aggregates(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ids: &BTreeSet<&str>,
 ) -> Result<BTreeMap<String, Option<AccessRequest>>, StoreError> {
     let mut states: BTreeMap<String, Option<AccessRequest>> =
         ids.iter().map(|id| ((*id).to_owned(), None)).collect();
     let ids: Vec<&str> = ids.iter().copied().collect();
     for chunk in ids.chunks(500) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| dialect.placeholder(i)).collect();
         let sql = format!(
             "SELECT subject, body FROM events WHERE subject IN ({}) ORDER BY seq",
             placeholders.join(", ")
@@ -115,11 +117,12 @@ async fn load_aggregates(
 /// later jobs on the same request see the effect of earlier ones.
 pub(crate) async fn execute_jobs(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ledger: &mut Ledger,
     jobs: &[Job<'_>],
 ) -> Result<Vec<Executed>, StoreError> {
     let ids: BTreeSet<&str> = jobs.iter().map(|job| job.id).collect();
-    let mut states = load_aggregates(conn, &ids).await?;
+    let mut states = load_aggregates(conn, dialect, &ids).await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut appended: Vec<StoredEvent> = Vec::new();
     // Requests whose projection must be written, with their last event, and whether an
@@ -165,7 +168,7 @@ pub(crate) async fn execute_jobs(
     if appended.is_empty() {
         return Ok(results);
     }
-    insert_events(conn, &appended).await?;
+    insert_events(conn, dialect, &appended).await?;
     let changed: Vec<(&AccessRequest, u64, bool)> = dirty
         .iter()
         .filter_map(|(id, (seq, approved))| {
@@ -175,12 +178,13 @@ pub(crate) async fn execute_jobs(
                 .map(|r| (r, *seq, *approved))
         })
         .collect();
-    write_projections(conn, &changed).await?;
+    write_projections(conn, dialect, &changed).await?;
     Ok(results)
 }
 
 pub(crate) async fn insert_events(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     events: &[StoredEvent],
 ) -> Result<(), StoreError> {
     let mut rows = Vec::with_capacity(events.len());
@@ -199,6 +203,7 @@ pub(crate) async fn insert_events(
     }
     insert_rows(
         conn,
+        dialect,
         "events",
         &[
             "seq",
@@ -217,6 +222,7 @@ pub(crate) async fn insert_events(
 
 async fn write_projections(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     changed: &[(&AccessRequest, u64, bool)],
 ) -> Result<(), StoreError> {
     let mut requests = Vec::with_capacity(changed.len());
@@ -266,6 +272,7 @@ async fn write_projections(
     }
     insert_rows(
         conn,
+        dialect,
         "requests",
         &[
             "id", "requester", "resource", "role", "duration_secs", "reason", "ticket",
@@ -279,6 +286,7 @@ async fn write_projections(
     .await?;
     insert_rows(
         conn,
+        dialect,
         "approvals",
         &["request_id", "approver", "comment", "at_ms", "seq"],
         "ON CONFLICT (request_id, approver) DO NOTHING",
@@ -287,6 +295,7 @@ async fn write_projections(
     .await?;
     insert_rows(
         conn,
+        dialect,
         "grants",
         &[
             "id", "request_id", "state", "starts_at_ms", "expires_at_ms", "ended_at_ms",

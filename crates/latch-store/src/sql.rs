@@ -28,9 +28,21 @@ use crate::{
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
+}
+
+impl Dialect {
+    /// The `n`th (1-based) bind parameter of a statement whose parameters are bound in order.
+    /// SQLite gets anonymous `?`: it looks a named (`$n`) parameter up by scanning all of
+    /// them, which makes a statement of thousands of parameters quadratic.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Self::Sqlite => "?".to_owned(),
+            Self::Postgres => format!("${n}"),
+        }
+    }
 }
 
 /// A store on SQLite or PostgreSQL.
@@ -186,6 +198,7 @@ async fn begin_write<'a>(
             .try_get(0)?;
     let ledger = Ledger {
         next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
+        dialect,
     };
     Ok(WriteTx {
         tx,
@@ -219,6 +232,7 @@ impl WriteTx<'_> {
 /// The ledger's head inside a write transaction: the next sequence number to hand out.
 pub(crate) struct Ledger {
     pub(crate) next_seq: u64,
+    pub(crate) dialect: Dialect,
 }
 
 impl Ledger {
@@ -238,7 +252,7 @@ impl Ledger {
         events: Vec<Event>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let stored: Vec<StoredEvent> = events.into_iter().map(|e| self.assign(e)).collect();
-        batch::insert_events(conn, &stored).await?;
+        batch::insert_events(conn, self.dialect, &stored).await?;
         Ok(stored)
     }
 }
@@ -297,7 +311,7 @@ async fn run_group(
             now: job.clock.now(),
         })
         .collect();
-    let results = batch::execute_jobs(&mut w.tx, &mut w.ledger, &jobs).await?;
+    let results = batch::execute_jobs(&mut w.tx, dialect, &mut w.ledger, &jobs).await?;
     if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
         w.commit().await?;
     }
@@ -627,7 +641,7 @@ impl Store for SqlStore {
                 now,
             })
             .collect();
-        let results = batch::execute_jobs(&mut w.tx, &mut w.ledger, &jobs).await?;
+        let results = batch::execute_jobs(&mut w.tx, self.dialect, &mut w.ledger, &jobs).await?;
         w.commit().await?;
         Ok(results)
     }
