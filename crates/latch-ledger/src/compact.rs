@@ -58,6 +58,31 @@ impl CompactRange {
         self.size += 1;
     }
 
+    /// Appends like [`append`](Self::append) and reports every perfect subtree the leaf
+    /// completes (levels 1 and up) with its root, so that a log can store them for proofs.
+    pub fn append_reporting(&mut self, leaf: Hash, mut report: impl FnMut(crate::NodeId, Hash)) {
+        let old_size = self.size;
+        let mut merged = leaf;
+        let mut carries = old_size;
+        let mut level = 0u32;
+        while carries & 1 == 1
+            && let Some(left) = self.hashes.pop()
+        {
+            merged = node_hash(&left, &merged);
+            carries >>= 1;
+            level += 1;
+            report(
+                crate::NodeId {
+                    level,
+                    index: old_size >> level,
+                },
+                merged,
+            );
+        }
+        self.hashes.push(merged);
+        self.size += 1;
+    }
+
     /// The root of the tree of all leaves appended so far: the subtree roots folded from the
     /// right, which is the tree hash of RFC 9162 §2.1.1.
     pub fn root(&self) -> Hash {

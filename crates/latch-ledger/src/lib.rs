@@ -30,6 +30,7 @@ mod compact;
 mod error;
 mod hash;
 mod keys;
+mod nodes;
 mod note;
 mod proof;
 
@@ -38,4 +39,5 @@ pub use compact::CompactRange;
 pub use error::Error;
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 pub use keys::{SigningKey, VerifierKey};
+pub use nodes::{LeafRange, NodeId, consistency_ranges, fold_nodes, inclusion_ranges};
 pub use proof::{consistency_proof, inclusion_proof, root, verify_consistency, verify_inclusion};

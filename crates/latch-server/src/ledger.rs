@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latch_core::time::Clock;
-use latch_ledger::{Checkpoint, CompactRange, Hash, SigningKey, VerifierKey};
+use latch_ledger::{Checkpoint, CompactRange, Hash, LeafRange, NodeId, SigningKey, VerifierKey};
 use latch_store::{Store, StoreError, StoredCheckpoint};
 use rand::RngCore;
 use tokio::sync::Mutex;
@@ -137,7 +137,8 @@ impl Ledger {
     }
 
     /// Signs a checkpoint of the whole ledger if it grew since the last one; returns the latest
-    /// checkpoint either way (`None` for an empty ledger).
+    /// checkpoint either way (`None` for an empty ledger). The roots of the subtrees the new
+    /// leaves complete are stored first, so every checkpoint can be proved from stored nodes.
     pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
         let mut guard = self.range.lock().await;
         let range = match guard.as_mut() {
@@ -152,9 +153,11 @@ impl Ledger {
         const PAGE: u64 = 10_000;
         while range.size() < size {
             let to = size.min(range.size() + PAGE);
+            let mut nodes = Vec::new();
             for leaf in self.store.leaf_hashes(range.size(), to).await? {
-                range.append(leaf);
+                range.append_reporting(leaf, |id, hash| nodes.push((id, hash)));
             }
+            self.store.add_tree_nodes(&nodes).await?;
         }
         let at = self.clock.now();
         let checkpoint = Checkpoint {
@@ -174,16 +177,25 @@ impl Ledger {
         Ok(Some(stored))
     }
 
+    /// The tree's right border at the latest checkpoint, from stored nodes: O(log n) reads.
+    /// (Events after it are appended, and their nodes stored, by the next checkpoint.)
     async fn load_range(&self) -> Result<CompactRange, LedgerError> {
-        // Rebuilt from the leaf hashes once per process; a later version may persist it.
-        let mut range = CompactRange::new();
-        let size = self.store.counts().await?.events;
-        const PAGE: u64 = 10_000;
-        while range.size() < size {
-            let to = size.min(range.size() + PAGE);
-            for leaf in self.store.leaf_hashes(range.size(), to).await? {
-                range.append(leaf);
-            }
+        let Some(latest) = self.store.checkpoints().await?.pop() else {
+            return Ok(CompactRange::new());
+        };
+        let whole = LeafRange {
+            start: 0,
+            end: latest.size,
+        };
+        let hashes = self.store.tree_nodes(&whole.nodes()).await?;
+        let range = CompactRange::from_parts(latest.size, hashes).map_err(LedgerError::Proof)?;
+        if range.root() != latest.root {
+            return Err(LedgerError::Store(latch_store::StoreError::Corrupt(
+                format!(
+                    "the stored tree does not match the checkpoint of size {}: run `latch ledger verify`",
+                    latest.size
+                ),
+            )));
         }
         Ok(range)
     }
@@ -200,25 +212,40 @@ impl Ledger {
         })
     }
 
-    /// The inclusion proof of the leaf at `index` in the tree of `size`.
+    /// The tree hashes of `ranges`, from one read of the stored nodes they need.
+    async fn range_hashes(&self, ranges: &[LeafRange]) -> Result<Vec<Hash>, LedgerError> {
+        let per_range: Vec<Vec<NodeId>> = ranges.iter().map(|r| r.nodes()).collect();
+        let all: Vec<NodeId> = per_range.iter().flatten().copied().collect();
+        let hashes = self.store.tree_nodes(&all).await?;
+        let mut hashes = hashes.into_iter();
+        per_range
+            .iter()
+            .map(|nodes| {
+                let mine: Vec<Hash> = hashes.by_ref().take(nodes.len()).collect();
+                latch_ledger::fold_nodes(&mine).ok_or_else(|| {
+                    LedgerError::Store(latch_store::StoreError::Corrupt("empty proof range".into()))
+                })
+            })
+            .collect()
+    }
+
+    /// The leaf hash at `index` and its inclusion proof in the tree of `size` (a checkpointed
+    /// size: its nodes are stored).
     pub async fn inclusion_proof(
         &self,
         index: u64,
         size: u64,
     ) -> Result<(Hash, Vec<Hash>), LedgerError> {
-        let leaves = self.store.leaf_hashes(0, size).await?;
-        let proof = latch_ledger::inclusion_proof(&leaves, index).map_err(LedgerError::Proof)?;
-        let leaf = leaves
-            .get(usize::try_from(index).unwrap_or(usize::MAX))
-            .copied()
-            .unwrap_or(latch_ledger::EMPTY_ROOT);
-        Ok((leaf, proof))
+        let ranges = latch_ledger::inclusion_ranges(index, size).map_err(LedgerError::Proof)?;
+        let leaf = self.store.tree_nodes(&[NodeId { level: 0, index }]).await?;
+        let leaf = leaf.first().copied().unwrap_or(latch_ledger::EMPTY_ROOT);
+        Ok((leaf, self.range_hashes(&ranges).await?))
     }
 
     /// The consistency proof from the tree of `from` leaves to the tree of `to` leaves.
     pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
-        let leaves = self.store.leaf_hashes(0, to).await?;
-        latch_ledger::consistency_proof(&leaves, from).map_err(LedgerError::Proof)
+        let ranges = latch_ledger::consistency_ranges(from, to).map_err(LedgerError::Proof)?;
+        self.range_hashes(&ranges).await
     }
 }
 

@@ -197,6 +197,20 @@ pub trait Store: Send + Sync + 'static {
     /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;
 
+    /// Keeps the roots of perfect subtrees of the ledger's tree (levels 1 and up), so that
+    /// proofs need O(log² n) hashes rather than every leaf. Storing one twice is harmless.
+    async fn add_tree_nodes(
+        &self,
+        nodes: &[(latch_ledger::NodeId, latch_ledger::Hash)],
+    ) -> Result<(), StoreError>;
+
+    /// The stored roots of `nodes` (level 0 is an event's leaf hash), in order; an error names
+    /// the first that is missing.
+    async fn tree_nodes(
+        &self,
+        nodes: &[latch_ledger::NodeId],
+    ) -> Result<Vec<latch_ledger::Hash>, StoreError>;
+
     /// Keeps a signed checkpoint; one per tree size (a second one for a size is ignored).
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
 

@@ -66,6 +66,10 @@ CREATE TABLE checkpoints (
     at_ms BIGINT NOT NULL,
     note TEXT NOT NULL
 );
+CREATE TABLE tree_nodes (
+    node BIGINT PRIMARY KEY,
+    hash TEXT NOT NULL
+);
 CREATE TABLE tokens (
     id TEXT PRIMARY KEY,
     user_name TEXT NOT NULL,

@@ -400,6 +400,25 @@ fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
     Some(latch_ledger::Hash::from_bytes(bytes))
 }
 
+/// One BIGINT key per subtree: the level in the top bits, the index below (trees of up to
+/// 2^56 leaves).
+fn node_key(id: latch_ledger::NodeId) -> Result<i64, StoreError> {
+    if id.level >= 64 || id.index >= 1 << 56 {
+        return Err(StoreError::Database(format!(
+            "tree node {id:?} is out of range"
+        )));
+    }
+    to_i64((u64::from(id.level) << 56) | id.index)
+}
+
+fn node_id(key: i64) -> latch_ledger::NodeId {
+    let key = key as u64;
+    latch_ledger::NodeId {
+        level: (key >> 56) as u32,
+        index: key & ((1 << 56) - 1),
+    }
+}
+
 pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::Corrupt(message.into())
 }
@@ -905,6 +924,100 @@ impl Store for SqlStore {
             return Err(corrupt(format!("the ledger holds fewer than {to} events")));
         }
         Ok(hashes)
+    }
+
+    async fn add_tree_nodes(
+        &self,
+        nodes: &[(latch_ledger::NodeId, latch_ledger::Hash)],
+    ) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(nodes.len());
+        for (id, hash) in nodes {
+            rows.push(vec![
+                batch::Val::Int(node_key(*id)?),
+                batch::Val::Text(hash.to_string()),
+            ]);
+        }
+        let mut conn = self.pool.acquire().await?;
+        batch::insert_rows(
+            &mut conn,
+            self.dialect,
+            "tree_nodes",
+            &["node", "hash"],
+            "ON CONFLICT (node) DO NOTHING",
+            rows,
+        )
+        .await
+    }
+
+    async fn tree_nodes(
+        &self,
+        nodes: &[latch_ledger::NodeId],
+    ) -> Result<Vec<latch_ledger::Hash>, StoreError> {
+        use std::collections::HashMap;
+        let mut conn = self.pool.acquire().await?;
+        let mut found: HashMap<latch_ledger::NodeId, latch_ledger::Hash> = HashMap::new();
+        let (leaves, inner): (Vec<latch_ledger::NodeId>, Vec<latch_ledger::NodeId>) =
+            nodes.iter().partition(|id| id.level == 0);
+        for (table, key, ids) in [("events", "seq", leaves), ("tree_nodes", "node", inner)] {
+            if ids.is_empty() {
+                continue;
+            }
+            let keys: Vec<i64> = ids
+                .iter()
+                .map(|id| {
+                    if id.level == 0 {
+                        to_i64(id.index + 1)
+                    } else {
+                        node_key(*id)
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            let placeholders: Vec<String> = (1..=keys.len())
+                .map(|i| self.dialect.placeholder(i))
+                .collect();
+            let column = if table == "events" {
+                "leaf_hash"
+            } else {
+                "hash"
+            };
+            let sql = format!(
+                "SELECT {key}, {column} FROM {table} WHERE {key} IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for k in &keys {
+                query = query.bind(*k);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let k: i64 = row.try_get(0)?;
+                let hex: String = row.try_get(1)?;
+                let hash = parse_hash(&hex)
+                    .ok_or_else(|| corrupt(format!("malformed hash in {table} {k}")))?;
+                let id = if table == "events" {
+                    latch_ledger::NodeId {
+                        level: 0,
+                        index: u64::try_from(k - 1).unwrap_or(u64::MAX),
+                    }
+                } else {
+                    node_id(k)
+                };
+                found.insert(id, hash);
+            }
+        }
+        nodes
+            .iter()
+            .map(|id| {
+                found.get(id).copied().ok_or_else(|| {
+                    corrupt(format!(
+                        "tree node at level {} index {} is not stored",
+                        id.level, id.index
+                    ))
+                })
+            })
+            .collect()
     }
 
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {

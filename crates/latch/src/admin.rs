@@ -112,12 +112,23 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             format!("cannot listen on `{address}`: is another latch running there?")
         })?;
     let bound = listener.local_addr()?;
-    let checkpoints = latch_store::Store::checkpoints(&store).await?.len();
+    let checkpoints = latch_store::Store::checkpoints(&store).await?;
     let key = latch_server::ledger::load_or_create_key(
         &config.ledger.signing_key_file,
         &config.ledger.origin,
-        checkpoints,
+        checkpoints.len(),
     )?;
+    // A replaced key would sign checkpoints no earlier one is consistent with: refuse to start.
+    if let Some(latest) = checkpoints.last()
+        && let Err(err) = latch_ledger::open(&latest.note, &key.verifier_key())
+    {
+        return Err(Failed(format!(
+            "the signing key `{}` did not sign this ledger's checkpoints ({err}): restore the original key \
+             (`latch ledger verify` shows which checkpoints fail)",
+            config.ledger.signing_key_file.display()
+        ))
+        .into());
+    }
     let state = AppState::new(
         Arc::new(store),
         Arc::new(config.catalog),

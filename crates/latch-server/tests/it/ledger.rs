@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use latch_ledger::{Hash, VerifierKey};
+use latch_store::Store;
 use latch_testkit::Backend;
 
 use crate::TestApi;
@@ -139,6 +140,33 @@ async fn checkpoints_and_proofs_verify_with_only_the_public_key() {
         .call("GET", "/api/v1/ledger/checkpoint", Some("alice"), None)
         .await;
     assert_eq!(requester.status, StatusCode::FORBIDDEN);
+}
+
+/// A restarted server resumes the tree from its stored nodes and keeps it consistent.
+#[tokio::test]
+async fn a_restart_resumes_the_tree_from_stored_nodes() {
+    let api = TestApi::new(Backend::Sqlite).await;
+    api.request_read("1h").await;
+    let first = api.state.ledger.checkpoint().await.unwrap().unwrap();
+    let key = latch_ledger::SigningKey::from_seed("latch.test/audit", [7; 32]).unwrap();
+    let restarted =
+        latch_server::ledger::Ledger::new(api.store.store.clone(), key.clone(), api.clock.clone());
+    api.request_read("2h").await;
+    api.request_read("3h").await;
+    let second = restarted.checkpoint().await.unwrap().unwrap();
+    assert_eq!(second.size, first.size + 2);
+    let proof = restarted
+        .consistency_proof(first.size, second.size)
+        .await
+        .unwrap();
+    latch_ledger::verify_consistency(first.size, second.size, &proof, &first.root, &second.root)
+        .unwrap();
+    let leaves = api.store.leaf_hashes(0, second.size).await.unwrap();
+    assert_eq!(second.root, latch_ledger::root(&leaves));
+    for index in 0..second.size {
+        let (leaf, path) = restarted.inclusion_proof(index, second.size).await.unwrap();
+        latch_ledger::verify_inclusion(index, second.size, &leaf, &path, &second.root).unwrap();
+    }
 }
 
 #[tokio::test]
