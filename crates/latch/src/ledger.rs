@@ -43,6 +43,15 @@ pub enum LedgerCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Check a proof saved with `latch ledger prove … --output json` (or `consistency`) using
+    /// nothing but the verifier key: no server, no store.
+    CheckProof {
+        /// The JSON file the proof was saved to.
+        file: PathBuf,
+        /// The verifier key to trust (`latch ledger public-key`).
+        #[arg(long)]
+        key: String,
+    },
     /// Recompute every leaf and the tree, check every signed checkpoint and that the projections
     /// match a replay; exit 1 naming the first bad index on any edit, deletion, reordering or
     /// insertion. Works offline, over the store the config names or over an exported bundle.
@@ -135,12 +144,65 @@ pub async fn run(
             match options.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&proof)?),
                 Output::Table => println!(
-                    "event {event} is in the checkpoint of size {} (root {}), signed by `{key}`: proof of {} hashes verified",
+                    "event {event} is in the checkpoint of size {} (root {}), signed by `{key}`: a proof of {} hashes, verified",
                     opened.size,
                     opened.root,
                     path.len()
                 ),
             }
+            Ok(())
+        }
+        LedgerCommand::CheckProof { file, key } => {
+            let key = parse_key(&key)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            if let Ok(proof) = serde_json::from_str::<InclusionProofView>(&text) {
+                let opened = open_note(&proof.checkpoint.note, &key)?;
+                let leaf = latch_ledger::leaf_hash(proof.body.as_bytes());
+                latch_ledger::verify_inclusion(
+                    proof.index,
+                    opened.size,
+                    &leaf,
+                    &hashes(&proof.proof)?,
+                    &opened.root,
+                )
+                .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+                let event = latch_core::StoredEvent::decode(&proof.body)
+                    .map_err(|err| Failed(format!("the proven event does not decode: {err}")))?;
+                if event.seq != proof.seq {
+                    return Err(Failed(format!(
+                        "the proof is for event {}, but its body says event {}",
+                        proof.seq, event.seq
+                    ))
+                    .into());
+                }
+                println!(
+                    "ok: event {} ({} by {} at {}) is in the checkpoint of size {} signed by `{key}`",
+                    proof.seq,
+                    event.event.kind.type_name(),
+                    event.event.actor,
+                    event.event.at,
+                    opened.size
+                );
+                return Ok(());
+            }
+            let proof: ConsistencyProofView = serde_json::from_str(&text).map_err(|_| {
+                Failed(format!("`{}` is neither an inclusion nor a consistency proof from `latch ledger … --output json`", file.display()))
+            })?;
+            let old = open_note(&proof.from.note, &key)?;
+            let new = open_note(&proof.to.note, &key)?;
+            latch_ledger::verify_consistency(
+                old.size,
+                new.size,
+                &hashes(&proof.proof)?,
+                &old.root,
+                &new.root,
+            )
+            .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            println!(
+                "ok: the checkpoint of size {} extends the one of size {}, both signed by `{key}`",
+                new.size, old.size
+            );
             Ok(())
         }
         LedgerCommand::Consistency { from, to, key } => {
