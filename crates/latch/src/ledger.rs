@@ -136,11 +136,8 @@ pub async fn run(
                 query.push(("size", size.to_string()));
             }
             let proof: InclusionProofView = api.get("ledger/inclusion", &query).await?;
-            let opened = open_note(&proof.checkpoint.note, &key)?;
-            let leaf = latch_ledger::leaf_hash(proof.body.as_bytes());
-            let path = hashes(&proof.proof)?;
-            latch_ledger::verify_inclusion(proof.index, opened.size, &leaf, &path, &opened.root)
-                .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            let (opened, _) = check_inclusion(&proof, &key)?;
+            let path = &proof.proof;
             match options.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&proof)?),
                 Output::Table => println!(
@@ -157,25 +154,7 @@ pub async fn run(
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
             if let Ok(proof) = serde_json::from_str::<InclusionProofView>(&text) {
-                let opened = open_note(&proof.checkpoint.note, &key)?;
-                let leaf = latch_ledger::leaf_hash(proof.body.as_bytes());
-                latch_ledger::verify_inclusion(
-                    proof.index,
-                    opened.size,
-                    &leaf,
-                    &hashes(&proof.proof)?,
-                    &opened.root,
-                )
-                .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
-                let event = latch_core::StoredEvent::decode(&proof.body)
-                    .map_err(|err| Failed(format!("the proven event does not decode: {err}")))?;
-                if event.seq != proof.seq {
-                    return Err(Failed(format!(
-                        "the proof is for event {}, but its body says event {}",
-                        proof.seq, event.seq
-                    ))
-                    .into());
-                }
+                let (opened, event) = check_inclusion(&proof, &key)?;
                 println!(
                     "ok: event {} ({} by {} at {}) is in the checkpoint of size {} signed by `{key}`",
                     proof.seq,
@@ -189,16 +168,7 @@ pub async fn run(
             let proof: ConsistencyProofView = serde_json::from_str(&text).map_err(|_| {
                 Failed(format!("`{}` is neither an inclusion nor a consistency proof from `latch ledger … --output json`", file.display()))
             })?;
-            let old = open_note(&proof.from.note, &key)?;
-            let new = open_note(&proof.to.note, &key)?;
-            latch_ledger::verify_consistency(
-                old.size,
-                new.size,
-                &hashes(&proof.proof)?,
-                &old.root,
-                &new.root,
-            )
-            .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            let (old, new) = check_consistency(&proof, &key)?;
             println!(
                 "ok: the checkpoint of size {} extends the one of size {}, both signed by `{key}`",
                 new.size, old.size
@@ -213,16 +183,7 @@ pub async fn run(
                 query.push(("to", to.to_string()));
             }
             let proof: ConsistencyProofView = api.get("ledger/consistency", &query).await?;
-            let old = open_note(&proof.from.note, &key)?;
-            let new = open_note(&proof.to.note, &key)?;
-            latch_ledger::verify_consistency(
-                old.size,
-                new.size,
-                &hashes(&proof.proof)?,
-                &old.root,
-                &new.root,
-            )
-            .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+            let (old, new) = check_consistency(&proof, &key)?;
             match options.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&proof)?),
                 Output::Table => println!(
@@ -275,6 +236,52 @@ async fn trusted_key(api: &Api, key: Option<String>) -> anyhow::Result<VerifierK
             parse_key(&published.verifier_key)
         }
     }
+}
+
+/// Checks an inclusion proof against its checkpoint with `key`; returns the checkpoint and the
+/// proven event.
+fn check_inclusion(
+    proof: &InclusionProofView,
+    key: &VerifierKey,
+) -> anyhow::Result<(latch_ledger::Checkpoint, latch_core::StoredEvent)> {
+    let opened = open_note(&proof.checkpoint.note, key)?;
+    let leaf = latch_ledger::leaf_hash(proof.body.as_bytes());
+    latch_ledger::verify_inclusion(
+        proof.index,
+        opened.size,
+        &leaf,
+        &hashes(&proof.proof)?,
+        &opened.root,
+    )
+    .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+    let event = latch_core::StoredEvent::decode(&proof.body)
+        .map_err(|err| Failed(format!("the proven event does not decode: {err}")))?;
+    if event.seq != proof.seq || proof.index + 1 != proof.seq {
+        return Err(Failed(format!(
+            "the proof is for event {} at index {}, but its body says event {}",
+            proof.seq, proof.index, event.seq
+        ))
+        .into());
+    }
+    Ok((opened, event))
+}
+
+/// Checks a consistency proof between its two checkpoints with `key`.
+fn check_consistency(
+    proof: &ConsistencyProofView,
+    key: &VerifierKey,
+) -> anyhow::Result<(latch_ledger::Checkpoint, latch_ledger::Checkpoint)> {
+    let old = open_note(&proof.from.note, key)?;
+    let new = open_note(&proof.to.note, key)?;
+    latch_ledger::verify_consistency(
+        old.size,
+        new.size,
+        &hashes(&proof.proof)?,
+        &old.root,
+        &new.root,
+    )
+    .map_err(|err| Failed(format!("the proof does not verify: {err}")))?;
+    Ok((old, new))
 }
 
 fn open_note(note: &str, key: &VerifierKey) -> anyhow::Result<latch_ledger::Checkpoint> {
