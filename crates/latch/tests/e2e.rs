@@ -83,12 +83,99 @@ fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// The quickstart config with its data in `data`, a faster scheduler and, when given, its store
+/// in the PostgreSQL database at `database_url`.
+fn config_text(data: &Path, database_url: Option<&str>) -> String {
+    let mut text = QUICKSTART.to_owned();
+    let mut edits = vec![
+        (
+            "data_dir = \"data\"".to_owned(),
+            format!("data_dir = {:?}", data.to_str().unwrap()),
+        ),
+        (
+            "scheduler_interval = \"100ms\"".to_owned(),
+            "scheduler_interval = \"50ms\"".to_owned(),
+        ),
+    ];
+    if let Some(url) = database_url {
+        edits.push((
+            "[server]\n".to_owned(),
+            format!("[server]\ndatabase_url = {url:?}\n"),
+        ));
+    }
+    for (from, to) in edits {
+        assert!(
+            text.contains(&from),
+            "the quickstart config no longer has `{from}`"
+        );
+        text = text.replacen(&from, &to, 1);
+    }
+    text
+}
+
+/// Starts `latch serve --config CONFIG` on port 0, its stderr appended to `log`; the receiver
+/// gets its stdout lines.
+fn spawn_serve(config: &Path, log: &Path) -> (Child, mpsc::Receiver<String>) {
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = Command::new(LATCH)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("LATCH_CONFIG")
+        .env("LATCH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    // Keeps reading so that the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    (child, received)
+}
+
+/// The URL a starting server says it listens on.
+fn wait_for_url(received: &mpsc::Receiver<String>, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => match line.strip_prefix("latch listening on ") {
+                Some(url) => break url.to_owned(),
+                None => continue,
+            },
+            Err(err) => panic!(
+                "latch serve did not say where it listens ({err}); its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ),
+        }
+    };
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url
+}
+
 /// A `latch serve` child on a free port with its own data directory; killed on drop.
 struct Server {
     child: Child,
     url: String,
     config: PathBuf,
     dir: tempfile::TempDir,
+    /// The PostgreSQL database the server keeps its store in (SQLite in `dir` when `None`);
+    /// dropped after the server is killed, since fields drop after `Drop::drop`.
+    database: Option<PgDatabase>,
 }
 
 impl Drop for Server {
@@ -100,76 +187,30 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server whose store is `database` (a fresh PostgreSQL database), or SQLite in its data
+    /// directory.
+    fn start_with(database: Option<PgDatabase>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("latch.toml");
-        let mut text = QUICKSTART.to_owned();
-        for (from, to) in [
-            (
-                "data_dir = \"data\"".to_owned(),
-                format!("data_dir = {:?}", data.to_str().unwrap()),
-            ),
-            (
-                "scheduler_interval = \"100ms\"".to_owned(),
-                "scheduler_interval = \"50ms\"".to_owned(),
-            ),
-        ] {
-            assert!(
-                text.contains(&from),
-                "the quickstart config no longer has `{from}`"
-            );
-            text = text.replace(&from, &to);
-        }
-        std::fs::write(&config, text).unwrap();
+        let url = database.as_ref().map(|db| db.url.as_str());
+        std::fs::write(&config, config_text(&data, url)).unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
 
         let log = dir.path().join("serve.log");
-        let mut child = Command::new(LATCH)
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env_remove("LATCH_CONFIG")
-            .env("LATCH_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines, received) = mpsc::channel();
-        // Keeps reading so that the server never writes into a closed pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
+        let (child, received) = spawn_serve(&config, &log);
         // The guard exists before the wait, so a server that fails to start is still killed.
         let mut server = Self {
             child,
             url: String::new(),
             config,
             dir,
+            database,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match received.recv_timeout(left) {
-                Ok(line) => match line.strip_prefix("latch listening on ") {
-                    Some(url) => break url.to_owned(),
-                    None => continue,
-                },
-                Err(err) => panic!(
-                    "latch serve did not say where it listens ({err}); its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ),
-            }
-        };
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        server.url = url;
+        server.url = wait_for_url(&received, &log);
         server
     }
 
@@ -809,4 +850,806 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("passed"), "{stdout}");
+}
+
+// ─── tampering and crashes, on both stores ───────────────────────────────────────────────────
+
+use std::sync::Arc;
+
+use latch_testkit::Backend;
+
+/// Runs `future` to completion on a runtime of its own (the tests themselves are synchronous).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// A uniquely named database on the test PostgreSQL server (`LATCH_TEST_DATABASE_URL`, by
+/// default the local one), dropped on drop. Creating one fails the test when the server is
+/// unreachable: a PostgreSQL test never passes without PostgreSQL.
+struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create() -> Self {
+        let (name, url) = block_on(latch_testkit::create_postgres_database());
+        Self { name, url }
+    }
+
+    /// A copy of this database, made by PostgreSQL itself (`CREATE DATABASE … TEMPLATE`).
+    fn clone_as(&self, suffix: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("{}_{suffix}", self.name);
+        let admin = latch_testkit::postgres_admin_url();
+        block_on(async {
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+            // The template must have no other session; a killed server's sessions end shortly.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let create = format!("CREATE DATABASE {name} TEMPLATE {}", self.name);
+                match sqlx::query(&create).execute(&mut conn).await {
+                    Ok(_) => break,
+                    Err(err) if Instant::now() < deadline => {
+                        assert!(
+                            err.to_string().contains("being accessed by other users"),
+                            "{err}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(err) => panic!("cannot clone database `{}`: {err}", self.name),
+                }
+            }
+            let _ = conn.close().await;
+        });
+        let url = latch_testkit::with_database(&admin, &name);
+        Self { name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        latch_testkit::drop_postgres_database(&self.name);
+    }
+}
+
+/// Connects sqlx to the store at `url` (`sqlite://…` or `postgres://…`).
+async fn connect(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url)
+        .await
+        .unwrap_or_else(|err| panic!("cannot open the store at `{url}`: {err}"))
+}
+
+/// Runs one plain SQL statement.
+async fn exec(db: &mut sqlx::AnyConnection, sql: &str) {
+    sqlx::query(sql)
+        .execute(&mut *db)
+        .await
+        .unwrap_or_else(|err| panic!("`{sql}`: {err}"));
+}
+
+/// One row of `events`, every column.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    r#type: String,
+    actor: String,
+    subject: String,
+    at_ms: i64,
+    body: String,
+    leaf_hash: String,
+}
+
+async fn event_rows(db: &mut sqlx::AnyConnection) -> Vec<EventRow> {
+    sqlx::query_as(
+        "SELECT seq, type, actor, subject, at_ms, body, leaf_hash FROM events ORDER BY seq",
+    )
+    .fetch_all(&mut *db)
+    .await
+    .unwrap()
+}
+
+/// Writes `row` at its `seq`, every column, as an attacker with write access to the table can.
+async fn insert_event(db: &mut sqlx::AnyConnection, row: &EventRow) {
+    sqlx::query(
+        "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(row.seq)
+    .bind(&row.r#type)
+    .bind(&row.actor)
+    .bind(&row.subject)
+    .bind(row.at_ms)
+    .bind(&row.body)
+    .bind(&row.leaf_hash)
+    .execute(&mut *db)
+    .await
+    .unwrap();
+}
+
+/// Overwrites every column but `seq` of the row at `row.seq`.
+async fn overwrite_event(db: &mut sqlx::AnyConnection, row: &EventRow) {
+    sqlx::query(
+        "UPDATE events SET type = $1, actor = $2, subject = $3, at_ms = $4, body = $5, leaf_hash = $6 WHERE seq = $7",
+    )
+    .bind(&row.r#type)
+    .bind(&row.actor)
+    .bind(&row.subject)
+    .bind(row.at_ms)
+    .bind(&row.body)
+    .bind(&row.leaf_hash)
+    .bind(row.seq)
+    .execute(&mut *db)
+    .await
+    .unwrap();
+}
+
+/// The leaf hash as the store keeps it: lowercase hex of SHA-256(0x00 || body).
+fn leaf_hex(body: &str) -> String {
+    latch_ledger::leaf_hash(body.as_bytes()).to_string()
+}
+
+/// `body` (a canonical event) claiming to be event `seq` instead of the one it says.
+fn renumbered(body: &str, from: i64, to: i64) -> String {
+    let (old, new) = (format!("\"seq\":{from},"), format!("\"seq\":{to},"));
+    assert_eq!(body.matches(&old).count(), 1, "no `{old}` in {body}");
+    body.replacen(&old, &new, 1)
+}
+
+/// A copy of a stopped server's store (SQLite: its data directory; PostgreSQL: a clone of its
+/// database, plus the data directory with the signing key) and a config naming the copy.
+struct StoreCopy {
+    config: PathBuf,
+    data: PathBuf,
+    store_url: String,
+    _database: Option<PgDatabase>,
+}
+
+impl StoreCopy {
+    /// Applies `edit` to the copy with plain SQL.
+    fn tamper(&self, edit: impl AsyncFnOnce(&mut sqlx::AnyConnection)) {
+        block_on(async {
+            use sqlx::Connection;
+            let mut db = connect(&self.store_url).await;
+            edit(&mut db).await;
+            db.close().await.unwrap();
+        });
+    }
+
+    /// `latch ledger verify --config` over the copy.
+    fn verify(&self, home: &Path) -> Run {
+        latch(
+            home,
+            &[],
+            &[
+                "ledger",
+                "verify",
+                "--config",
+                self.config.to_str().unwrap(),
+            ],
+        )
+    }
+}
+
+impl Server {
+    /// A server on a fresh PostgreSQL database or on SQLite.
+    fn start_on(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::start(),
+            Backend::Postgres => Self::start_with(Some(PgDatabase::create())),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where sqlx finds this server's store.
+    fn store_url(&self) -> String {
+        match &self.database {
+            Some(db) => db.url.clone(),
+            None => sqlite_url(&self.data_dir()),
+        }
+    }
+
+    /// Starts `latch serve` again on the same config and data, after [`Server::kill`].
+    fn restart(&mut self) {
+        self.kill();
+        let log = self.dir.path().join("serve.log");
+        let (child, received) = spawn_serve(&self.config, &log);
+        self.child = child;
+        self.url = wait_for_url(&received, &log);
+    }
+
+    /// Copies the (stopped) server's store for one attack named `name`.
+    fn copy_store(&self, name: &str) -> StoreCopy {
+        let root = self.dir.path().join(format!("copy-{name}"));
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        // The database file (with any -wal/-shm beside it) and the signing key; `copy` keeps
+        // the key's mode 0600.
+        for entry in std::fs::read_dir(self.data_dir()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+        }
+        let database = self.database.as_ref().map(|db| db.clone_as(name));
+        let store_url = match &database {
+            Some(db) => db.url.clone(),
+            None => sqlite_url(&data),
+        };
+        let config = root.join("latch.toml");
+        let text = config_text(&data, database.as_ref().map(|db| db.url.as_str()));
+        std::fs::write(&config, text).unwrap();
+        StoreCopy {
+            config,
+            data,
+            store_url,
+            _database: database,
+        }
+    }
+}
+
+fn sqlite_url(data: &Path) -> String {
+    format!("sqlite://{}", data.join("latch.db").display())
+}
+
+/// `latch serve --config CONFIG`, expected to refuse to start: its exit and output, or a
+/// failed test if it starts listening.
+fn serve_refusing(config: &Path) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(LATCH)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("LATCH_CONFIG")
+        .env("LATCH_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        let listening = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("latch listening on");
+        if listening || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    };
+    assert!(
+        status.is_some(),
+        "latch serve started (or hung) instead of refusing: {run:#?}"
+    );
+    run
+}
+
+/// The verifier's message for a change in ledger index `index` that only the checkpoints can
+/// see: the range from the last checkpoint that still matches to the first that does not.
+fn root_mismatch(sizes: &[u64], index: u64) -> String {
+    let first = sizes
+        .iter()
+        .copied()
+        .filter(|&s| s <= index)
+        .max()
+        .unwrap_or(0);
+    let size = sizes.iter().copied().find(|&s| s > index).unwrap();
+    format!(
+        "index {first}..{}: hash mismatch: the events do not match the checkpoint of size {size} signed at ",
+        size - 1
+    )
+}
+
+/// A few dozen events with several signed checkpoints, then, on copies of the stopped server's
+/// store, each attack a person with write access to the database can make in plain SQL: every
+/// one fails `latch ledger verify` (exit 1) with the index and the kind of damage named.
+fn tampering_is_caught_and_named(backend: Backend) {
+    let mut server = Server::start_on(backend);
+    let (alice, bob, dave) = (
+        server.token("alice"),
+        server.token("bob"),
+        server.token("dave"),
+    );
+    let mut pending = Vec::new();
+    for i in 1..=20 {
+        let request = server.pending_request(&alice, &format!("INC-{}: replay the job", 100 + i));
+        if i % 3 == 0 {
+            server
+                .run_as(&bob, &["approve", &request.id, "--comment", "ok"])
+                .success();
+        } else {
+            pending.push(request.id);
+        }
+        if i % 5 == 0 {
+            server.run_as(&dave, &["ledger", "checkpoint"]).success();
+        }
+    }
+    server.kill();
+    let home = server.home();
+    let config = server.config_arg();
+
+    // The untouched ledger, as the attacker finds it.
+    let (rows, sizes) = block_on(async {
+        let mut db = connect(&server.store_url()).await;
+        if backend == Backend::Sqlite {
+            // Everything into the main file, so that a copy of the directory is complete.
+            exec(&mut db, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+        }
+        let rows = event_rows(&mut db).await;
+        let sizes: Vec<i64> = sqlx::query_scalar("SELECT size FROM checkpoints ORDER BY size")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        use sqlx::Connection;
+        db.close().await.unwrap();
+        let sizes: Vec<u64> = sizes.into_iter().map(|s| s as u64).collect();
+        (rows, sizes)
+    });
+    let n = rows.len() as i64;
+    assert!(n >= 30, "a few dozen events: {rows:#?}");
+    assert!(
+        rows.iter().zip(1..).all(|(row, seq)| row.seq == seq),
+        "{rows:#?}"
+    );
+    assert!(sizes.len() >= 4, "several checkpoints: {sizes:?}");
+    assert_eq!(
+        sizes.last(),
+        Some(&(n as u64)),
+        "the last checkpoint covers every event"
+    );
+    let verified = latch(&home, &[], &["ledger", "verify", "--config", &config]).success();
+    assert!(
+        verified
+            .stdout
+            .starts_with(&format!("ledger ok: {n} events, tree size {n}")),
+        "{verified:#?}"
+    );
+    let created = |reason: &str| -> EventRow {
+        rows.iter()
+            .find(|r| r.r#type == "request.created" && r.body.contains(reason))
+            .unwrap_or_else(|| panic!("no request.created for `{reason}`"))
+            .clone()
+    };
+    let caught = |copy: &StoreCopy, what: &str, expected: &str| {
+        let run = copy
+            .verify(&home)
+            .fails(1, &format!("ledger verification failed: {expected}"));
+        eprintln!("{backend:?} {what}: {}", run.stderr.trim_end());
+    };
+
+    // (a) One byte of one event, its stored leaf hash left alone: named exactly.
+    let edited = created("INC-107");
+    let copy = server.copy_store("edit");
+    copy.tamper(async |db| {
+        let sql = format!(
+            "UPDATE events SET body = REPLACE(body, 'INC-107', 'INC-907') WHERE seq = {}",
+            edited.seq
+        );
+        exec(db, &sql).await;
+        let body: String = sqlx::query_scalar("SELECT body FROM events WHERE seq = $1")
+            .bind(edited.seq)
+            .fetch_one(&mut *db)
+            .await
+            .unwrap();
+        let changed = body
+            .bytes()
+            .zip(edited.body.bytes())
+            .filter(|(a, b)| a != b);
+        assert_eq!((body.len(), changed.count()), (edited.body.len(), 1));
+    });
+    caught(
+        &copy,
+        "one byte changed",
+        &format!(
+            "index {}: hash mismatch: the stored leaf hash is not the hash of the stored event",
+            edited.seq - 1
+        ),
+    );
+
+    // (a2) The same with the leaf hash recomputed: only a signed checkpoint can tell, so the
+    // event is named by the range between the last matching checkpoint and the first failing.
+    let edited = created("INC-112");
+    let copy = server.copy_store("rehash");
+    copy.tamper(async |db| {
+        let mut forged = edited.clone();
+        forged.body = forged.body.replacen("INC-112", "INC-912", 1);
+        forged.leaf_hash = leaf_hex(&forged.body);
+        overwrite_event(db, &forged).await;
+    });
+    caught(
+        &copy,
+        "one byte changed, leaf hash recomputed",
+        &root_mismatch(&sizes, edited.seq as u64 - 1),
+    );
+
+    // (b) A row deleted.
+    let deleted = created("INC-104");
+    let copy = server.copy_store("delete");
+    copy.tamper(async |db| {
+        exec(
+            db,
+            &format!("DELETE FROM events WHERE seq = {}", deleted.seq),
+        )
+        .await;
+    });
+    caught(
+        &copy,
+        "row deleted",
+        &format!(
+            "index {}: missing event: expected event {}, found event {} (events were deleted or reordered)",
+            deleted.seq - 1,
+            deleted.seq,
+            deleted.seq + 1
+        ),
+    );
+
+    // (c) Two rows swapped: every column but the position.
+    let (first, second) = (created("INC-105"), created("INC-108"));
+    let copy = server.copy_store("swap");
+    copy.tamper(async |db| {
+        let mut moved_up = second.clone();
+        moved_up.seq = first.seq;
+        let mut moved_down = first.clone();
+        moved_down.seq = second.seq;
+        overwrite_event(db, &moved_up).await;
+        overwrite_event(db, &moved_down).await;
+    });
+    caught(
+        &copy,
+        "two rows swapped",
+        &format!(
+            "index {}: the event's bytes say it is event {} (it was moved)",
+            first.seq - 1,
+            second.seq
+        ),
+    );
+
+    // (d) A forged row inserted in the middle, the rows after it renumbered to make room.
+    let displaced = created("INC-109");
+    let k = displaced.seq;
+    let make_room = async |db: &mut sqlx::AnyConnection| {
+        // Through an offset: the primary key is checked row by row.
+        exec(
+            db,
+            &format!("UPDATE events SET seq = seq + 1000000 WHERE seq >= {k}"),
+        )
+        .await;
+        exec(
+            db,
+            "UPDATE events SET seq = seq - 999999 WHERE seq > 1000000",
+        )
+        .await;
+        exec(db, "UPDATE ledger_head SET next_seq = next_seq + 1").await;
+        let mut forged = displaced.clone();
+        forged.body = forged.body.replacen("INC-109", "INC-666", 1);
+        forged.leaf_hash = leaf_hex(&forged.body);
+        insert_event(db, &forged).await;
+    };
+    let copy = server.copy_store("insert");
+    copy.tamper(async |db| make_room(db).await);
+    // The forged row (index k - 1) is well formed and correctly hashed, so the first thing
+    // wrong is either a checkpoint ending at it, or the displaced event at index k, whose bytes
+    // still say it is event k.
+    let inserted = if sizes.contains(&(k as u64)) {
+        root_mismatch(&sizes, k as u64 - 1)
+    } else {
+        format!("index {k}: the event's bytes say it is event {k} (it was moved)")
+    };
+    caught(&copy, "row inserted", &inserted);
+
+    // (d2) The same, with every later event rewritten to its new position and rehashed: the
+    // rows are self-consistent, and the checkpoints still catch it.
+    let copy = server.copy_store("rewrite");
+    copy.tamper(async |db| {
+        make_room(db).await;
+        for old in rows.iter().filter(|r| r.seq >= k) {
+            let mut moved = old.clone();
+            moved.seq = old.seq + 1;
+            moved.body = renumbered(&old.body, old.seq, moved.seq);
+            moved.leaf_hash = leaf_hex(&moved.body);
+            overwrite_event(db, &moved).await;
+        }
+    });
+    caught(
+        &copy,
+        "row inserted, later rows renumbered and rehashed",
+        &root_mismatch(&sizes, k as u64 - 1),
+    );
+
+    // (e) The tail truncated, the head pointer moved back to match.
+    let copy = server.copy_store("truncate");
+    copy.tamper(async |db| {
+        exec(db, &format!("DELETE FROM events WHERE seq > {}", n - 3)).await;
+        let sql = format!("UPDATE ledger_head SET next_seq = {}", n - 2);
+        exec(db, &sql).await;
+    });
+    caught(
+        &copy,
+        "tail truncated",
+        &format!(
+            "index {}: missing events: the checkpoint of size {n} covers {n} events but the ledger ends after {} (events were deleted)",
+            n - 3,
+            n - 3
+        ),
+    );
+
+    // (f) The signing key replaced by a new one of the same name: no checkpoint verifies, and
+    // the server refuses to start (it would sign checkpoints no earlier one agrees with).
+    let copy = server.copy_store("key");
+    let key_file = copy.data.join("ledger.key");
+    let original_key = std::fs::read_to_string(&key_file).unwrap();
+    let mut seed = [0u8; 32];
+    for (i, chunk) in seed.chunks_mut(8).enumerate() {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_usize(i);
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    let impostor = latch_ledger::SigningKey::from_seed("latch.local/audit", seed).unwrap();
+    std::fs::write(
+        &key_file,
+        format!("{}\n", impostor.to_private_text().as_str()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), original_key);
+    caught(
+        &copy,
+        "signing key replaced",
+        &format!("checkpoint of size {}: bad signature", sizes[0]),
+    );
+    let refused = serve_refusing(&copy.config).fails(
+        1,
+        &format!(
+            "the signing key `{}` did not sign this ledger's checkpoints",
+            key_file.display()
+        ),
+    );
+    eprintln!(
+        "{backend:?} serve with the replaced key: {}",
+        refused.stderr.trim_end()
+    );
+
+    // (g) A projection changed without its event: a pending request made granted.
+    let drifted = &pending[0];
+    let copy = server.copy_store("drift");
+    copy.tamper(async |db| {
+        let sql = format!("UPDATE requests SET state = 'granted' WHERE id = '{drifted}'");
+        exec(db, &sql).await;
+    });
+    caught(
+        &copy,
+        "projection changed",
+        &format!("projection drift: request `{drifted}`: "),
+    );
+
+    // The original was never touched.
+    latch(&home, &[], &["ledger", "verify", "--config", &config]).success();
+}
+
+#[test]
+fn tampering_is_caught_and_named_on_sqlite() {
+    tampering_is_caught_and_named(Backend::Sqlite);
+}
+
+#[test]
+fn tampering_is_caught_and_named_on_postgres() {
+    tampering_is_caught_and_named(Backend::Postgres);
+}
+
+/// What the clients of a burst saw.
+#[derive(Default)]
+struct Burst {
+    /// Ids answered with 201 and a body: the server promised these are in the ledger.
+    acknowledged: std::sync::Mutex<Vec<String>>,
+    /// Requests sent and not yet answered.
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Answers other than 201 (status and body), and transport errors.
+    refused: std::sync::Mutex<Vec<String>>,
+    errors: std::sync::atomic::AtomicUsize,
+}
+
+/// Creates requests as `token` in a loop until the server stops answering.
+async fn hammer(client: reqwest::Client, url: String, token: String, burst: Arc<Burst>, n: usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    for i in 0.. {
+        let body = serde_json::json!({
+            "resource": "payments-db",
+            "role": "read",
+            "duration": "30m",
+            "reason": format!("burst {n}.{i}"),
+        });
+        burst.in_flight.fetch_add(1, SeqCst);
+        let sent = client
+            .post(format!("{url}/api/v1/requests"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await;
+        let answer = match sent {
+            Ok(response) if response.status() == reqwest::StatusCode::CREATED => {
+                response.json::<RequestView>().await.map(|request| {
+                    burst.acknowledged.lock().unwrap().push(request.id);
+                })
+            }
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                burst
+                    .refused
+                    .lock()
+                    .unwrap()
+                    .push(format!("{status}: {text}"));
+                Ok(())
+            }
+            Err(err) => Err(err),
+        };
+        burst.in_flight.fetch_sub(1, SeqCst);
+        if answer.is_err() {
+            burst.errors.fetch_add(1, SeqCst);
+            return;
+        }
+    }
+}
+
+/// kill -9 in the middle of thousands of concurrent appends: after a restart the ledger verifies
+/// and every request the server acknowledged (201) is there, event and projection.
+fn a_kill_9_during_a_burst_loses_no_acknowledged_event(backend: Backend) {
+    use std::sync::atomic::Ordering::SeqCst;
+    const CLIENTS: usize = 16;
+    const TARGET: usize = 2000;
+    let mut server = Server::start_on(backend);
+    let (alice, dave) = (server.token("alice"), server.token("dave"));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let burst = Arc::new(Burst::default());
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            runtime.spawn(hammer(
+                client.clone(),
+                server.url.clone(),
+                alice.clone(),
+                burst.clone(),
+                n,
+            ))
+        })
+        .collect();
+    let acknowledged = || burst.acknowledged.lock().unwrap().len();
+    wait_until(
+        &format!("{TARGET} requests are acknowledged"),
+        Duration::from_secs(120),
+        || acknowledged() >= TARGET,
+    );
+    let (acked_before, in_flight) = (acknowledged(), burst.in_flight.load(SeqCst));
+    server.kill();
+    let elapsed = started.elapsed();
+    runtime.block_on(async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let acked = burst.acknowledged.lock().unwrap().clone();
+    let refused = burst.refused.lock().unwrap().clone();
+    eprintln!(
+        "{backend:?}: SIGKILL after {elapsed:.2?} with {acked_before} acknowledged and {in_flight} in flight; \
+         {} acknowledged in all ({} while dying), {} transport errors, {} other answers",
+        acked.len(),
+        acked.len() - acked_before,
+        burst.errors.load(SeqCst),
+        refused.len()
+    );
+    assert!(refused.is_empty(), "answers other than 201: {refused:#?}");
+    assert_eq!(
+        burst.errors.load(SeqCst),
+        CLIENTS,
+        "every client stopped at the kill"
+    );
+
+    server.restart();
+    let (stored, created) = block_on(async {
+        let mut db = connect(&server.store_url()).await;
+        let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM requests")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        let created: Vec<String> =
+            sqlx::query_scalar("SELECT subject FROM events WHERE type = 'request.created'")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+        use sqlx::Connection;
+        db.close().await.unwrap();
+        (stored, created)
+    });
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let created: std::collections::HashSet<String> = created.into_iter().collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains(*id) || !created.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged requests are gone: {lost:?}",
+        lost.len()
+    );
+    eprintln!(
+        "{backend:?}: after the restart {} requests are stored, {} of them never acknowledged",
+        stored.len(),
+        stored.len() - acked.len()
+    );
+    // The restarted server serves every one of them.
+    runtime.block_on(async {
+        for id in &acked {
+            let response = client
+                .get(format!("{}/api/v1/requests/{id}", server.url))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK, "{id}");
+            let request: RequestView = response.json().await.unwrap();
+            assert_eq!(
+                (request.id.as_str(), request.state.as_str()),
+                (id.as_str(), "pending")
+            );
+        }
+    });
+
+    // The restarted server appends after the last event that survived, and signs over it.
+    server.pending_request(&alice, "INC-7: after the crash");
+    server.run_as(&dave, &["ledger", "checkpoint"]).success();
+    let events = 2 + stored.len() + 1;
+    let verified = latch(
+        &server.home(),
+        &[],
+        &["ledger", "verify", "--config", &server.config_arg()],
+    )
+    .success();
+    assert!(
+        verified
+            .stdout
+            .starts_with(&format!("ledger ok: {events} events, tree size {events}")),
+        "{verified:#?}"
+    );
+}
+
+#[test]
+fn a_kill_9_during_a_burst_loses_no_acknowledged_event_on_sqlite() {
+    a_kill_9_during_a_burst_loses_no_acknowledged_event(Backend::Sqlite);
+}
+
+#[test]
+fn a_kill_9_during_a_burst_loses_no_acknowledged_event_on_postgres() {
+    a_kill_9_during_a_burst_loses_no_acknowledged_event(Backend::Postgres);
 }
