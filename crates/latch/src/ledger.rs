@@ -63,6 +63,11 @@ pub enum LedgerCommand {
         /// signing key, or the bundle's `public-key.txt`.
         #[arg(long)]
         key: Option<String>,
+        /// A signed checkpoint kept outside the store (saved from `latch ledger checkpoint`,
+        /// or published): the events must match it too. Repeatable. Guards against an operator
+        /// who deletes checkpoints from the store along with the events they cover.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        trusted: Vec<PathBuf>,
     },
     /// Write the events (JSONL), the signed checkpoints and the public key to a new directory,
     /// for verification elsewhere with `latch ledger verify --bundle DIR`.
@@ -202,6 +207,7 @@ pub async fn run(
         LedgerCommand::Verify {
             bundle: Some(dir),
             key,
+            trusted,
         } => {
             let key = match key {
                 Some(key) => parse_key(&key)?,
@@ -215,15 +221,19 @@ pub async fn run(
                     },
                 )?)?,
             };
-            verify_bundle(&dir, &key)
+            verify_bundle(&dir, &key, &read_trusted(&trusted, &key)?)
         }
-        LedgerCommand::Verify { bundle: None, key } => {
+        LedgerCommand::Verify {
+            bundle: None,
+            key,
+            trusted,
+        } => {
             let config = load_config(config_path(config)?)?;
             let key = match key {
                 Some(key) => parse_key(&key)?,
                 None => configured_key(&config)?,
             };
-            verify_store(&config, &key).await
+            verify_store(&config, &key, &read_trusted(&trusted, &key)?).await
         }
     }
 }
@@ -332,14 +342,37 @@ fn failed(failure: crate::verify::Failure) -> anyhow::Error {
     Failed(format!("ledger verification failed: {failure}")).into()
 }
 
-async fn verify_store(config: &latch_config::Config, key: &VerifierKey) -> anyhow::Result<()> {
+/// Signed checkpoints the auditor kept, each opened with `key` so a bad file fails here.
+fn read_trusted(files: &[PathBuf], key: &VerifierKey) -> anyhow::Result<Vec<(u64, String)>> {
+    files
+        .iter()
+        .map(|file| {
+            let note = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            let opened = latch_ledger::open(&note, key).map_err(|err| {
+                Failed(format!(
+                    "`{}` is not a checkpoint signed by `{key}`: {err}",
+                    file.display()
+                ))
+            })?;
+            Ok((opened.size, note))
+        })
+        .collect()
+}
+
+async fn verify_store(
+    config: &latch_config::Config,
+    key: &VerifierKey,
+    trusted: &[(u64, String)],
+) -> anyhow::Result<()> {
     let store = crate::admin::open_store(config).await?;
-    let checkpoints: Vec<(u64, String)> = store
+    let mut checkpoints: Vec<(u64, String)> = store
         .checkpoints()
         .await?
         .into_iter()
         .map(|c| (c.size, c.note))
         .collect();
+    checkpoints.extend_from_slice(trusted);
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
     let total = store.counts().await?.events;
     let bar = progress(total);
@@ -396,9 +429,17 @@ fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
     for line in extra {
         println!("  - {line}");
     }
+    if verifier.uncovered() > 0 {
+        println!(
+            "  ! the last {} events are not covered by a signed checkpoint yet (they are protected \
+             once the next checkpoint is signed; keep checkpoints outside the store and pass them \
+             with --checkpoint to guard against deleted checkpoints)",
+            verifier.uncovered()
+        );
+    }
 }
 
-fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
+fn verify_bundle(dir: &Path, key: &VerifierKey, trusted: &[(u64, String)]) -> anyhow::Result<()> {
     let checkpoints_path = dir.join(CHECKPOINTS_FILE);
     let text = std::fs::read_to_string(&checkpoints_path)
         .with_context(|| format!("cannot read `{}`", checkpoints_path.display()))?;
@@ -429,6 +470,7 @@ fn verify_bundle(dir: &Path, key: &VerifierKey) -> anyhow::Result<()> {
             }
         }
     }
+    checkpoints.extend_from_slice(trusted);
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
     let events_path = dir.join(EVENTS_FILE);
     let file = std::fs::File::open(&events_path)

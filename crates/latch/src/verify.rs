@@ -27,8 +27,14 @@ pub enum Failure {
     },
     #[error("index {index}: the event does not decode: {reason}")]
     Undecodable { index: u64, reason: String },
-    #[error("index {index}: the event's bytes say it is event {claimed} (it was moved)")]
+    #[error(
+        "index {index}: the event's bytes say it is event {claimed}, which belongs further on (it was moved here, or events before it were deleted)"
+    )]
     Moved { index: u64, claimed: u64 },
+    #[error(
+        "index {index}: the event's bytes say it is event {claimed}, whose place has passed (an event was inserted before it, or it was moved)"
+    )]
+    MovedBack { index: u64, claimed: u64 },
     #[error(
         "index {index}: hash mismatch: the stored leaf hash is not the hash of the stored event (the event was edited)"
     )]
@@ -44,6 +50,10 @@ pub enum Failure {
     },
     #[error("checkpoint of size {size}: bad signature: {reason}")]
     Signature { size: u64, reason: String },
+    #[error(
+        "checkpoint of size {size}: two checkpoints of this size, both validly signed, have different roots (the log was forked)"
+    )]
+    Forked { size: u64 },
     #[error("checkpoint of size {size}: it says size {claimed}")]
     SizeMismatch { size: u64, claimed: u64 },
     #[error(
@@ -63,7 +73,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// Opens every checkpoint note with `key`; the first bad signature fails.
+    /// Opens every checkpoint note with `key`; the first bad signature fails. Checkpoints of the
+    /// same size (one from the store, one kept by an auditor) must agree.
     pub fn new(checkpoints: &[(u64, String)], key: &VerifierKey) -> Result<Self, Failure> {
         let mut opened = Vec::with_capacity(checkpoints.len());
         for (size, note) in checkpoints {
@@ -80,6 +91,14 @@ impl Verifier {
             opened.push(checkpoint);
         }
         opened.sort_by_key(|c| c.size);
+        for pair in opened.windows(2) {
+            if let [a, b] = pair
+                && a.size == b.size
+                && a.root != b.root
+            {
+                return Err(Failure::Forked { size: a.size });
+            }
+        }
         Ok(Self {
             range: CompactRange::new(),
             pending: opened.into(),
@@ -125,8 +144,14 @@ impl Verifier {
             index,
             reason: err.to_string(),
         })?;
-        if event.seq != expected {
+        if event.seq > expected {
             return Err(Failure::Moved {
+                index,
+                claimed: event.seq,
+            });
+        }
+        if event.seq < expected {
+            return Err(Failure::MovedBack {
                 index,
                 claimed: event.seq,
             });
@@ -162,6 +187,11 @@ impl Verifier {
             self.pending.pop_front();
         }
         Ok(())
+    }
+
+    /// Events after the last checkpoint checked: not yet covered by any signature.
+    pub fn uncovered(&self) -> u64 {
+        self.range.size() - self.last_good
     }
 
     /// Ends the stream: a checkpoint beyond the last event means events were removed.
@@ -245,6 +275,9 @@ mod tests {
         let (bodies, checkpoints, key) = ledger();
         let verifier = run(&numbered(&bodies), &checkpoints, &key).unwrap();
         assert_eq!((verifier.size(), verifier.checkpoints_checked), (10, 2));
+        assert_eq!(verifier.uncovered(), 0);
+        let verifier = run(&numbered(&bodies), &checkpoints[..1], &key).unwrap();
+        assert_eq!((verifier.checkpoints_checked, verifier.uncovered()), (1, 6));
     }
 
     #[test]
@@ -348,6 +381,46 @@ mod tests {
             run(&garbled, &checkpoints, &key).err(),
             Some(Failure::Undecodable { index: 1, .. })
         ));
+    }
+
+    #[test]
+    fn an_insertion_with_renumbering_is_named_where_the_originals_resume() {
+        let (bodies, checkpoints, key) = ledger();
+        // A forged row slipped in as event 5, the rest renumbered in the store's column: the
+        // first original after it says it belongs earlier.
+        let mut shifted = numbered(&bodies);
+        shifted.insert(4, (5, body(5, "forged")));
+        for (i, row) in shifted.iter_mut().enumerate().skip(5) {
+            row.0 = i as u64 + 1;
+        }
+        assert_eq!(
+            run(&shifted, &checkpoints, &key).err(),
+            Some(Failure::MovedBack {
+                index: 5,
+                claimed: 5
+            })
+        );
+    }
+
+    #[test]
+    fn two_checkpoints_of_one_size_must_agree() {
+        let (bodies, mut checkpoints, key) = ledger();
+        let signer = SigningKey::from_seed("latch.test/audit", [3; 32]).unwrap();
+        let leaves: Vec<Hash> = bodies[..4]
+            .iter()
+            .map(|b| latch_ledger::leaf_hash(b.replace("\"r\"", "\"x\"").as_bytes()))
+            .collect();
+        let forged = Checkpoint {
+            origin: "latch.test/audit".into(),
+            size: 4,
+            root: latch_ledger::root(&leaves),
+            time_millis: 1,
+        };
+        checkpoints.push((4, sign(&forged, &signer).unwrap()));
+        assert_eq!(
+            run(&numbered(&bodies), &checkpoints, &key).err(),
+            Some(Failure::Forked { size: 4 })
+        );
     }
 
     #[test]
