@@ -1319,7 +1319,7 @@ fn tampering_is_caught_and_named(backend: Backend) {
         &copy,
         "two rows swapped",
         &format!(
-            "index {}: the event's bytes say it is event {} (it was moved)",
+            "index {}: the event's bytes say it is event {}, which belongs further on",
             first.seq - 1,
             second.seq
         ),
@@ -1354,7 +1354,9 @@ fn tampering_is_caught_and_named(backend: Backend) {
     let inserted = if sizes.contains(&(k as u64)) {
         root_mismatch(&sizes, k as u64 - 1)
     } else {
-        format!("index {k}: the event's bytes say it is event {k} (it was moved)")
+        format!(
+            "index {k}: the event's bytes say it is event {k}, whose place has passed (an event was inserted before it"
+        )
     };
     caught(&copy, "row inserted", &inserted);
 
