@@ -9,10 +9,10 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item, Key, TableLike};
 
 use crate::error::Diagnostics;
-use crate::raw::{RawLedger, RawResource, RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser};
 
 /// The top-level tables a config may have.
-const SECTIONS: &str = "`server`, `ledger`, `teams`, `users`, `resources`";
+const SECTIONS: &str = "`server`, `ledger`, `policy`, `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -41,6 +41,8 @@ pub(crate) struct RawConfig {
     pub server: RawServer,
     /// Defaults when `[ledger]` is absent.
     pub ledger: RawLedger,
+    /// Defaults when `[policy]` is absent.
+    pub policy: RawPolicy,
     pub teams: Vec<Entry<RawTeam>>,
     pub users: Vec<Entry<RawUser>>,
     pub resources: Vec<ResourceEntry>,
@@ -75,6 +77,11 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
             "ledger" => {
                 raw.ledger = decoder
                     .decode(item.clone(), "ledger", span)
+                    .unwrap_or_default();
+            }
+            "policy" => {
+                raw.policy = decoder
+                    .decode(item.clone(), "policy", span)
                     .unwrap_or_default();
             }
             "teams" => raw.teams = decoder.section(item, "teams", span),

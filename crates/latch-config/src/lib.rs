@@ -40,6 +40,7 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerSettings,
     pub ledger: LedgerSettings,
+    pub policy: PolicySettings,
     /// The organisation and resources, as the lifecycle and policy see them.
     pub catalog: latch_core::Catalog,
     /// How the gateway reaches each resource, by resource name; kept out of the catalog because
@@ -71,6 +72,15 @@ pub struct LedgerSettings {
     pub signing_key_file: PathBuf,
     /// How often a checkpoint is signed when the tree has grown; default 1s.
     pub checkpoint_interval: Duration,
+}
+
+/// `[policy]`: the Cedar policy files and the on-call list they may consult.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// Policy files, resolved against the config file's directory; read when loading policies.
+    pub files: Vec<PathBuf>,
+    /// Users on call (`context.requester_on_call`, break-glass).
+    pub on_call: std::collections::BTreeSet<String>,
 }
 
 /// `ledger.origin` when not given.

@@ -26,6 +26,16 @@ pub(crate) struct RawLedger {
     pub checkpoint_interval: Option<Spanned<String>>,
 }
 
+/// `[policy]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawPolicy {
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub on_call: Vec<Spanned<String>>,
+}
+
 /// `[teams.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]

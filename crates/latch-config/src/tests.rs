@@ -127,6 +127,7 @@ username = "root"
             signing_key_file: PathBuf::from("/etc/latch/state/ledger.key"),
             checkpoint_interval: crate::DEFAULT_CHECKPOINT_INTERVAL,
         },
+        policy: crate::PolicySettings::default(),
         catalog: Catalog {
             users: BTreeMap::from([
                 (
@@ -371,7 +372,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -780,5 +781,30 @@ fn the_ledger_section_sets_origin_key_and_interval() {
     assert!(
         problems[1].starts_with("ledger.checkpoint_interval: invalid interval `1h`"),
         "{problems:?}"
+    );
+}
+
+#[test]
+fn the_policy_section_names_files_and_an_on_call_list_of_known_users() {
+    let text = format!(
+        "{}\n[policy]\nfiles = [\"policies/default.cedar\"]\non_call = [\"erin\"]\n",
+        BASE
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.policy.files,
+        vec![PathBuf::from("/etc/latch/policies/default.cedar")]
+    );
+    assert!(config.policy.on_call.contains("erin"));
+    let bad = format!("{}\n[policy]\non_call = [\"zed\"]\n", BASE);
+    let problems: Vec<String> = parse(&bad)
+        .unwrap_err()
+        .problems()
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert_eq!(
+        problems,
+        ["policy.on_call[0]: unknown user `zed` (users: erin)"]
     );
 }

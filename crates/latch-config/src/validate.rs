@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::document::{Entry, RawConfig, ResourceEntry, key_path};
 use crate::error::Diagnostics;
 use crate::interval::parse_interval;
-use crate::raw::{RawLedger, RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{RawLedger, RawPolicy, RawRole, RawServer, RawTeam, RawUser};
 use crate::{
     Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
     DEFAULT_ORIGIN, DEFAULT_SCHEDULER_INTERVAL, Database, LedgerSettings, SecretRef,
@@ -49,6 +49,7 @@ pub(crate) fn check(
     };
     let (server, pending_timeout) = checker.server(&raw.server);
     let ledger = checker.ledger(&raw.ledger, &server.data_dir);
+    let policy = checker.policy(&raw.policy, &names);
     let teams = checker.teams(&raw.teams, &names);
     let users = checker.users(&raw.users, &names, raw.users_span);
     let (resources, upstreams) = checker.resources(&raw.resources, &names);
@@ -56,6 +57,7 @@ pub(crate) fn check(
         path: file.to_owned(),
         server,
         ledger,
+        policy,
         catalog: Catalog {
             users,
             teams,
@@ -201,6 +203,38 @@ impl Checker<'_, '_> {
             scheduler_interval,
         };
         (settings, pending_timeout)
+    }
+
+    fn policy(&mut self, raw: &RawPolicy, names: &Names) -> crate::PolicySettings {
+        let mut files = Vec::new();
+        for (i, file) in raw.files.iter().enumerate() {
+            if file.get_ref().trim().is_empty() {
+                self.report(
+                    file,
+                    &format!("policy.files[{i}]"),
+                    "expected a path to a `.cedar` file",
+                );
+                continue;
+            }
+            files.push(self.resolve(file.get_ref()));
+        }
+        let mut on_call = std::collections::BTreeSet::new();
+        for (i, user) in raw.on_call.iter().enumerate() {
+            if names.users.contains(user.get_ref()) {
+                on_call.insert(user.get_ref().clone());
+            } else {
+                self.report(
+                    user,
+                    &format!("policy.on_call[{i}]"),
+                    format!(
+                        "unknown user `{}` ({})",
+                        user.get_ref(),
+                        listed("users", &names.users)
+                    ),
+                );
+            }
+        }
+        crate::PolicySettings { files, on_call }
     }
 
     fn ledger(&mut self, raw: &RawLedger, data_dir: &Path) -> LedgerSettings {

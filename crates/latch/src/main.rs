@@ -5,6 +5,7 @@ mod admin;
 mod client;
 mod exit;
 mod ledger;
+mod policy;
 mod verify;
 
 use std::path::PathBuf;
@@ -54,6 +55,13 @@ enum Command {
         #[command(subcommand)]
         command: ledger::LedgerCommand,
     },
+    /// Cedar policies: validate, explain a decision, run a table of expected decisions.
+    Policy {
+        #[arg(long, short, env = "LATCH_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
             Command::Ledger { config, command } => {
                 ledger::run(config.as_deref(), command, &cli.client).await
             }
+            Command::Policy { config, command } => policy::run(config.as_deref(), command),
             Command::Client(command) => client::run(&cli.client, command).await,
         }
     });

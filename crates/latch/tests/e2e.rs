@@ -1655,3 +1655,79 @@ fn a_kill_9_during_a_burst_loses_no_acknowledged_event_on_sqlite() {
 fn a_kill_9_during_a_burst_loses_no_acknowledged_event_on_postgres() {
     a_kill_9_during_a_burst_loses_no_acknowledged_event(Backend::Postgres);
 }
+
+/// `latch policy`: the quickstart's policies validate and pass their table of expected
+/// decisions; explain names the determining policy; a broken policy is refused with its place.
+#[test]
+fn policy_commands_validate_explain_and_test_the_quickstart_policies() {
+    let home = tempfile::tempdir().unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
+    let config = format!("{root}/latch.toml");
+    let validated = latch(
+        home.path(),
+        &[],
+        &["policy", "validate", "--config", &config],
+    )
+    .success();
+    assert!(
+        validated.stdout.starts_with("policies ok: "),
+        "{validated:#?}"
+    );
+    let tested = latch(
+        home.path(),
+        &[],
+        &[
+            "policy",
+            "test",
+            &format!("{root}/policies/tests.toml"),
+            "--config",
+            &config,
+        ],
+    )
+    .success();
+    assert!(tested.stdout.contains("test result: ok."), "{tested:#?}");
+    let explained = latch(
+        home.path(),
+        &[],
+        &[
+            "policy",
+            "explain",
+            "--principal",
+            "bob",
+            "--action",
+            "approve",
+            "--resource",
+            "payments-db",
+            "--role",
+            "read",
+            "--requester",
+            "bob",
+            "--config",
+            &config,
+        ],
+    )
+    .success();
+    assert!(explained.stdout.starts_with("DENY"), "{explained:#?}");
+
+    // A copy of the quickstart whose policy file has a typo.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::copy(format!("{root}/latch.toml"), dir.path().join("latch.toml")).unwrap();
+    let policy = std::fs::read_to_string(format!("{root}/policies/default.cedar")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/default.cedar"),
+        policy.replacen("permit", "permitt", 1),
+    )
+    .unwrap();
+    let broken = dir.path().join("latch.toml");
+    let refused = latch(
+        home.path(),
+        &[],
+        &["policy", "validate", "--config", broken.to_str().unwrap()],
+    );
+    let refused = refused.fails(1, "policies/default.cedar:");
+    assert!(
+        refused.stderr.lines().next().unwrap().matches(':').count() >= 3,
+        "{refused:#?}"
+    );
+}
