@@ -1,8 +1,12 @@
-//! The two databases a benchmark compares, and a throwaway PostgreSQL database per run.
+//! The two databases a benchmark compares, a throwaway PostgreSQL database per run, and a fresh
+//! store on either.
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use clap::ValueEnum;
+use latch_store::SqlStore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -57,4 +61,35 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         latch_testkit::drop_postgres_database(&self.name);
     }
+}
+
+/// A store and what must outlive it (dropped after it, in field order).
+pub struct Opened {
+    pub store: Arc<SqlStore>,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgDatabase>,
+}
+
+/// A fresh, empty store: SQLite in a temporary directory, or a new PostgreSQL database.
+pub async fn open(backend: Backend) -> anyhow::Result<Opened> {
+    Ok(match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let store = SqlStore::open_sqlite(&dir.path().join("latch.db")).await?;
+            Opened {
+                store: Arc::new(store),
+                _dir: Some(dir),
+                _pg: None,
+            }
+        }
+        Backend::Postgres => {
+            let db = PgDatabase::create().await;
+            let store = SqlStore::open_postgres(&db.url).await?;
+            Opened {
+                store: Arc::new(store),
+                _dir: None,
+                _pg: Some(db),
+            }
+        }
+    })
 }

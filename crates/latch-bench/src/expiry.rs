@@ -24,7 +24,7 @@ use latch_store::{Executed, SqlStore, Store};
 use latch_testkit::FakeClock;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendChoice, PgDatabase};
+use crate::backend::{Backend, BackendChoice, open};
 use crate::stats::percentile;
 
 /// The grants' duration: the fake clock puts their approval this far before their expiry.
@@ -114,36 +114,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     report(&results, &options);
     Ok(())
-}
-
-/// A store and what must outlive it (dropped after it, in field order).
-struct Opened {
-    store: Arc<SqlStore>,
-    _dir: Option<tempfile::TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
-async fn open(backend: Backend) -> anyhow::Result<Opened> {
-    Ok(match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let store = SqlStore::open_sqlite(&dir.path().join("latch.db")).await?;
-            Opened {
-                store: Arc::new(store),
-                _dir: Some(dir),
-                _pg: None,
-            }
-        }
-        Backend::Postgres => {
-            let db = PgDatabase::create().await;
-            let store = SqlStore::open_postgres(&db.url).await?;
-            Opened {
-                store: Arc::new(store),
-                _dir: None,
-                _pg: Some(db),
-            }
-        }
-    })
 }
 
 fn done(results: Vec<Executed>, what: &str) -> anyhow::Result<Vec<latch_core::AccessRequest>> {

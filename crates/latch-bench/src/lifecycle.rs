@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::backend::{Backend, BackendChoice, PgDatabase};
 use crate::stats::{median, ms, percentile};
 
-const DEFAULT_TEMPLATE: &str = concat!(
+pub(crate) const DEFAULT_TEMPLATE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../examples/quickstart/latch.toml"
 );
@@ -73,18 +73,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ensure!(options.clients > 0, "--clients must be at least 1");
     ensure!(options.seconds > 0, "--seconds must be at least 1");
     ensure!(options.rounds > 0, "--rounds must be at least 1");
-    let latch = match &options.latch {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this binary has no directory")?
-            .join("latch"),
-    };
-    ensure!(
-        latch.is_file(),
-        "no `latch` binary at `{}`: build it with `cargo build --release -p latch` or pass `--latch PATH`",
-        latch.display()
-    );
+    let latch = find_latch(options.latch.as_deref())?;
     let template = std::fs::read_to_string(&options.template).with_context(|| {
         format!(
             "cannot read the config template `{}`",
@@ -129,6 +118,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--latch PATH`, or the `latch` next to this binary; it must exist.
+pub(crate) fn find_latch(chosen: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let latch = match chosen {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this binary has no directory")?
+            .join("latch"),
+    };
+    ensure!(
+        latch.is_file(),
+        "no `latch` binary at `{}`: build it with `cargo build --release -p latch` or pass `--latch PATH`",
+        latch.display()
+    );
+    Ok(latch)
+}
+
 async fn run_once(
     round: usize,
     backend: Backend,
@@ -161,7 +167,11 @@ async fn run_once(
 }
 
 /// The template with `[server]` pointed at `dir` (and at PostgreSQL when `database_url` is set).
-fn write_config(template: &str, dir: &Path, database_url: Option<&str>) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_config(
+    template: &str,
+    dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<PathBuf> {
     let mut doc: toml_edit::DocumentMut = template
         .parse()
         .context("the config template is not valid TOML")?;

@@ -5,9 +5,12 @@
 //!   `latch serve`, with concurrent keep-alive clients.
 //! - `expiry`: many grants expiring in the same second, in process with the real scheduler and
 //!   the system clock: how late each `grant.expired` event is.
+//! - `ledger append|generate|verify|proof`: the ledger's append throughput by writer count,
+//!   the offline verifier's speed over a large ledger, and inclusion proof times.
 
 mod backend;
 mod expiry;
+mod ledger;
 mod lifecycle;
 mod stats;
 
@@ -31,6 +34,9 @@ enum Bench {
     Lifecycle(lifecycle::Options),
     /// Many grants expiring in one second: how long after its expiry each one is expired.
     Expiry(expiry::Options),
+    /// The ledger: append throughput, verification speed, proof times.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerBench),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Lifecycle(options) => lifecycle::run(options).await,
             Bench::Expiry(options) => expiry::run(options).await,
+            Bench::Ledger(bench) => ledger::run(bench).await,
         }
     });
     match outcome {
