@@ -17,7 +17,7 @@ use latch_core::{
     AccessRequest, Catalog, Command, Event, Refusal, RequestState, StoredEvent, Timestamp,
 };
 
-pub use sql::SqlStore;
+pub use sql::{SqlStore, describe_drift};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -216,6 +216,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every checkpoint, smallest first.
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// The projected requests with these ids (absent ones are left out), in no particular order.
+    async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError>;
+
+    /// Projected requests that no `request.created` event made, at most `limit`.
+    async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError>;
 
     /// Replays every event and compares the result with the projections.
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError>;

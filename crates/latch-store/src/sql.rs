@@ -319,7 +319,7 @@ async fn run_group(
 }
 
 /// Names the first field where a projected request differs from its replay.
-fn describe_drift(projected: &AccessRequest, replayed: &AccessRequest) -> String {
+pub fn describe_drift(projected: &AccessRequest, replayed: &AccessRequest) -> String {
     let grant_field = |r: &AccessRequest, f: fn(&Grant) -> String| {
         r.grant.as_ref().map_or_else(|| "none".to_owned(), f)
     };
@@ -1051,6 +1051,46 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len())
+                .map(|i| self.dialect.placeholder(i))
+                .collect();
+            let sql = format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let rows = query.fetch_all(&mut *conn).await?;
+            let mut requests = rows
+                .iter()
+                .map(request_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            attach_approvals(&mut conn, &mut requests).await?;
+            found.extend(requests);
+        }
+        Ok(found)
+    }
+
+    async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(&format!(
+            "SELECT r.id FROM requests r WHERE NOT EXISTS \
+             (SELECT 1 FROM events e WHERE e.subject = r.id AND e.type = 'request.created') \
+             ORDER BY r.id LIMIT {limit}"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<String, _>(0)?))
+        .collect()
     }
 
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError> {

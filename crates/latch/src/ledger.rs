@@ -14,7 +14,7 @@ use latch_api::{CheckpointView, ConsistencyProofView, InclusionProofView, Ledger
 use crate::client::Output;
 use crate::client::api::Api;
 use crate::exit::{Failed, Usage};
-use crate::verify::Verifier;
+use crate::verify::{Replay, Verifier};
 
 #[derive(Subcommand)]
 pub enum LedgerCommand {
@@ -376,6 +376,10 @@ async fn verify_store(
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
     let total = store.counts().await?.events;
     let bar = progress(total);
+    // The ledger comes first: a projection drift is reported only when the events themselves
+    // verify, so the message names the deeper problem.
+    let mut replay = Replay::default();
+    let mut first_drift: Option<crate::verify::Failure> = None;
     let mut after = 0;
     loop {
         let page = store.raw_events(after, 5000).await?;
@@ -385,29 +389,64 @@ async fn verify_store(
             // A malformed stored hash is itself a mismatch: compare against something that
             // cannot equal the recomputed hash.
             let stored = parse_hex(&event.leaf_hash).unwrap_or(Hash::from_bytes([0; 32]));
-            verifier
+            let index = verifier.size();
+            let decoded = verifier
                 .push(event.seq, &event.body, Some(&stored))
                 .map_err(failed)?;
+            if let Err(failure) = replay.push(index, &decoded)
+                && first_drift.is_none()
+            {
+                first_drift = Some(failure);
+            }
         }
+        compare_finished(&store, &mut replay, false, &mut first_drift).await?;
         bar.inc(page.len() as u64);
     }
     verifier.finish().map_err(failed)?;
+    compare_finished(&store, &mut replay, true, &mut first_drift).await?;
     bar.finish_and_clear();
-    let drift = store.verify_projections().await?;
-    if let Some(first) = drift.first() {
-        return Err(Failed(format!(
-            "ledger verification failed: projection drift: request `{}`: {} ({} requests differ from a replay of the events)",
-            first.request_id,
-            first.problem,
-            drift.len()
-        ))
-        .into());
+    if first_drift.is_none()
+        && let Some(orphan) = store.orphan_requests(1).await?.pop()
+    {
+        first_drift = Some(crate::verify::Failure::Drift {
+            request: orphan,
+            problem: "projected but no event created it".into(),
+        });
+    }
+    if let Some(drift) = first_drift {
+        return Err(failed(drift));
     }
     report(
         &verifier,
         key,
-        &["projections (requests, grants) match a replay of the events"],
+        &[&format!(
+            "projections ({} requests and their grants) match a replay of the events",
+            replay.requests
+        )],
     );
+    Ok(())
+}
+
+/// Compares the requests the replay has finished (or all, at the end) with their projection,
+/// keeping the first drift.
+async fn compare_finished(
+    store: &latch_store::SqlStore,
+    replay: &mut Replay,
+    all: bool,
+    first_drift: &mut Option<crate::verify::Failure>,
+) -> anyhow::Result<()> {
+    let replayed = replay.take(all);
+    if replayed.is_empty() || first_drift.is_some() {
+        return Ok(());
+    }
+    for chunk in replayed.chunks(crate::verify::COMPARE_BATCH) {
+        let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
+        let projected = store.requests_by_id(&ids).await?;
+        if let Err(drift) = crate::verify::compare(chunk, projected) {
+            *first_drift = Some(drift);
+            break;
+        }
+    }
     Ok(())
 }
 

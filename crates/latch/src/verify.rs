@@ -54,6 +54,10 @@ pub enum Failure {
         "checkpoint of size {size}: two checkpoints of this size, both validly signed, have different roots (the log was forked)"
     )]
     Forked { size: u64 },
+    #[error("index {index}: the event does not apply to its request: {reason}")]
+    DoesNotApply { index: u64, reason: String },
+    #[error("projection drift: request `{request}`: {problem}")]
+    Drift { request: String, problem: String },
     #[error("checkpoint of size {size}: it says size {claimed}")]
     SizeMismatch { size: u64, claimed: u64 },
     #[error(
@@ -123,7 +127,7 @@ impl Verifier {
         stored_seq: u64,
         body: &str,
         stored_leaf: Option<&Hash>,
-    ) -> Result<(), Failure> {
+    ) -> Result<StoredEvent, Failure> {
         let index = self.range.size();
         let expected = index + 1;
         if stored_seq > expected {
@@ -161,7 +165,8 @@ impl Verifier {
             return Err(Failure::LeafHash { index });
         }
         self.range.append(leaf);
-        self.check_reached()
+        self.check_reached()?;
+        Ok(event)
     }
 
     fn check_reached(&mut self) -> Result<(), Failure> {
@@ -204,6 +209,88 @@ impl Verifier {
             _ => Ok(()),
         }
     }
+}
+
+/// Replays the requests as their events stream past and compares each with its projection
+/// once it can no longer change, so memory holds only the requests still open.
+#[derive(Default)]
+pub struct Replay {
+    open: std::collections::HashMap<String, latch_core::AccessRequest>,
+    /// Requests that reached a final state, waiting to be compared in one read.
+    finished: Vec<latch_core::AccessRequest>,
+    pub requests: u64,
+}
+
+/// How many finished requests are compared per read of the projection.
+pub const COMPARE_BATCH: usize = 1000;
+
+impl Replay {
+    /// Folds one verified event; `index` names it if it does not apply.
+    pub fn push(&mut self, index: u64, event: &StoredEvent) -> Result<(), Failure> {
+        if !event.event.kind.is_request_transition() {
+            return Ok(());
+        }
+        let subject = &event.event.subject;
+        let current = self.open.remove(subject);
+        let created = current.is_none();
+        let next = latch_core::lifecycle::apply(current, &event.event).map_err(|err| {
+            Failure::DoesNotApply {
+                index,
+                reason: err.to_string(),
+            }
+        })?;
+        if created {
+            self.requests += 1;
+        }
+        use latch_core::RequestState::*;
+        match next.state {
+            Denied | Cancelled | TimedOut | Expired | Revoked => self.finished.push(next),
+            Pending | Granted => {
+                self.open.insert(subject.clone(), next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finished requests ready to compare (all of them once `all`, the open ones too).
+    pub fn take(&mut self, all: bool) -> Vec<latch_core::AccessRequest> {
+        if all {
+            let mut rest: Vec<_> = std::mem::take(&mut self.finished);
+            rest.extend(self.open.drain().map(|(_, r)| r));
+            return rest;
+        }
+        if self.finished.len() >= COMPARE_BATCH {
+            return std::mem::take(&mut self.finished);
+        }
+        Vec::new()
+    }
+}
+
+/// Compares replayed requests with their projected rows.
+pub fn compare(
+    replayed: &[latch_core::AccessRequest],
+    projected: Vec<latch_core::AccessRequest>,
+) -> Result<(), Failure> {
+    let mut projected: std::collections::HashMap<String, latch_core::AccessRequest> =
+        projected.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for request in replayed {
+        match projected.remove(&request.id) {
+            None => {
+                return Err(Failure::Drift {
+                    request: request.id.clone(),
+                    problem: "created by events but missing from the projection".into(),
+                });
+            }
+            Some(row) if row != *request => {
+                return Err(Failure::Drift {
+                    request: request.id.clone(),
+                    problem: latch_store::describe_drift(&row, request),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -708,7 +708,7 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
     assert!(
         verified
             .stdout
-            .contains("projections (requests, grants) match a replay"),
+            .contains("requests and their grants) match a replay"),
         "{verified:#?}"
     );
 
