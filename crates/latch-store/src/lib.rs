@@ -220,6 +220,14 @@ pub trait Store: Send + Sync + 'static {
     /// The projected requests with these ids (absent ones are left out), in no particular order.
     async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError>;
 
+    /// The projected requests whose last event has `seq` in `after + 1 ..= upto`, with it: a
+    /// verifier compares each with its replay when the log reaches that event.
+    async fn requests_finished_between(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<(u64, AccessRequest)>, StoreError>;
+
     /// Projected requests that no `request.created` event made, at most `limit`.
     async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError>;
 

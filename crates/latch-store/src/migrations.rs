@@ -41,6 +41,7 @@ CREATE TABLE requests (
 CREATE INDEX requests_state ON requests (state, pending_until_ms);
 CREATE INDEX requests_requester ON requests (requester, created_at_ms);
 CREATE INDEX requests_created ON requests (created_at_ms);
+CREATE INDEX requests_last_seq ON requests (last_seq);
 CREATE TABLE approvals (
     request_id TEXT NOT NULL,
     approver TEXT NOT NULL,

@@ -1079,6 +1079,35 @@ impl Store for SqlStore {
         Ok(found)
     }
 
+    async fn requests_finished_between(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<(u64, AccessRequest)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS}, r.last_seq FROM requests r LEFT JOIN grants g ON g.request_id = r.id \
+             WHERE r.last_seq > $1 AND r.last_seq <= $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(clamp_i64(after))
+            .bind(clamp_i64(upto))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut requests = rows
+            .iter()
+            .map(request_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        attach_approvals(&mut conn, &mut requests).await?;
+        rows.iter()
+            .zip(requests)
+            .map(|(row, request)| {
+                let last: i64 = row.try_get("last_seq")?;
+                Ok((u64::try_from(last).unwrap_or(0), request))
+            })
+            .collect()
+    }
+
     async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query(&format!(

@@ -384,7 +384,11 @@ async fn verify_store(
     loop {
         let page = store.raw_events(after, 5000).await?;
         let Some(last) = page.last() else { break };
+        let window = (after, last.seq);
         after = last.seq;
+        if first_drift.is_none() {
+            replay.expect(store.requests_finished_between(window.0, window.1).await?);
+        }
         for event in &page {
             // A malformed stored hash is itself a mismatch: compare against something that
             // cannot equal the recomputed hash.
@@ -393,18 +397,32 @@ async fn verify_store(
             let decoded = verifier
                 .push(event.seq, &event.body, Some(&stored))
                 .map_err(failed)?;
-            if let Err(failure) = replay.push(index, &decoded)
-                && first_drift.is_none()
+            if first_drift.is_none()
+                && let Err(failure) = replay.push(index, &decoded)
             {
                 first_drift = Some(failure);
             }
         }
-        compare_finished(&store, &mut replay, false, &mut first_drift).await?;
+        if first_drift.is_none()
+            && let Err(failure) = replay.end_window()
+        {
+            first_drift = Some(failure);
+        }
         bar.inc(page.len() as u64);
     }
     verifier.finish().map_err(failed)?;
-    compare_finished(&store, &mut replay, true, &mut first_drift).await?;
     bar.finish_and_clear();
+    if first_drift.is_none() {
+        let leftovers = replay.leftovers();
+        for chunk in leftovers.chunks(crate::verify::COMPARE_BATCH) {
+            let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
+            let projected = store.requests_by_id(&ids).await?;
+            if let Err(drift) = crate::verify::compare(chunk, projected) {
+                first_drift = Some(drift);
+                break;
+            }
+        }
+    }
     if first_drift.is_none()
         && let Some(orphan) = store.orphan_requests(1).await?.pop()
     {
@@ -424,29 +442,6 @@ async fn verify_store(
             replay.requests
         )],
     );
-    Ok(())
-}
-
-/// Compares the requests the replay has finished (or all, at the end) with their projection,
-/// keeping the first drift.
-async fn compare_finished(
-    store: &latch_store::SqlStore,
-    replay: &mut Replay,
-    all: bool,
-    first_drift: &mut Option<crate::verify::Failure>,
-) -> anyhow::Result<()> {
-    let replayed = replay.take(all);
-    if replayed.is_empty() || first_drift.is_some() {
-        return Ok(());
-    }
-    for chunk in replayed.chunks(crate::verify::COMPARE_BATCH) {
-        let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
-        let projected = store.requests_by_id(&ids).await?;
-        if let Err(drift) = crate::verify::compare(chunk, projected) {
-            *first_drift = Some(drift);
-            break;
-        }
-    }
     Ok(())
 }
 

@@ -211,20 +211,25 @@ impl Verifier {
     }
 }
 
-/// Replays the requests as their events stream past and compares each with its projection
-/// once it can no longer change, so memory holds only the requests still open.
+/// Replays the requests as their events stream past and compares each with its projection when
+/// the log reaches the last event the projection records for it (`last_seq`), so memory holds
+/// only the requests between their first and last event at the current point of the log.
 #[derive(Default)]
 pub struct Replay {
+    /// Replayed requests whose last projected event has not been reached yet.
     open: std::collections::HashMap<String, latch_core::AccessRequest>,
-    /// Requests that reached a final state, waiting to be compared in one read.
-    finished: Vec<latch_core::AccessRequest>,
+    /// Projections whose last event lies in the window being read, with that event's seq.
+    expected: std::collections::HashMap<String, (u64, latch_core::AccessRequest)>,
     pub requests: u64,
 }
 
-/// How many finished requests are compared per read of the projection.
-pub const COMPARE_BATCH: usize = 1000;
-
 impl Replay {
+    /// Adds the projections whose last event is in the next window of the log.
+    pub fn expect(&mut self, rows: Vec<(u64, latch_core::AccessRequest)>) {
+        self.expected
+            .extend(rows.into_iter().map(|(seq, r)| (r.id.clone(), (seq, r))));
+    }
+
     /// Folds one verified event; `index` names it if it does not apply.
     pub fn push(&mut self, index: u64, event: &StoredEvent) -> Result<(), Failure> {
         if !event.event.kind.is_request_transition() {
@@ -232,39 +237,55 @@ impl Replay {
         }
         let subject = &event.event.subject;
         let current = self.open.remove(subject);
-        let created = current.is_none();
+        if current.is_none() {
+            self.requests += 1;
+        }
         let next = latch_core::lifecycle::apply(current, &event.event).map_err(|err| {
             Failure::DoesNotApply {
                 index,
                 reason: err.to_string(),
             }
         })?;
-        if created {
-            self.requests += 1;
-        }
-        use latch_core::RequestState::*;
-        match next.state {
-            Denied | Cancelled | TimedOut | Expired | Revoked => self.finished.push(next),
-            Pending | Granted => {
+        match self.expected.get(subject) {
+            Some((last, _)) if *last == event.seq => {
+                if let Some((_, projected)) = self.expected.remove(subject)
+                    && projected != next
+                {
+                    return Err(Failure::Drift {
+                        request: subject.clone(),
+                        problem: latch_store::describe_drift(&projected, &next),
+                    });
+                }
+            }
+            _ => {
                 self.open.insert(subject.clone(), next);
             }
         }
         Ok(())
     }
 
-    /// Finished requests ready to compare (all of them once `all`, the open ones too).
-    pub fn take(&mut self, all: bool) -> Vec<latch_core::AccessRequest> {
-        if all {
-            let mut rest: Vec<_> = std::mem::take(&mut self.finished);
-            rest.extend(self.open.drain().map(|(_, r)| r));
-            return rest;
+    /// After a window: a projection whose last event was in it but never came is drift.
+    pub fn end_window(&mut self) -> Result<(), Failure> {
+        let first = self.expected.drain().min_by_key(|(_, (seq, _))| *seq);
+        match first {
+            Some((id, (seq, _))) => Err(Failure::Drift {
+                request: id,
+                problem: format!(
+                    "its projection ends at event {seq}, which is not one of its events"
+                ),
+            }),
+            None => Ok(()),
         }
-        if self.finished.len() >= COMPARE_BATCH {
-            return std::mem::take(&mut self.finished);
-        }
-        Vec::new()
+    }
+
+    /// At the end of the log: the replayed requests whose projection never matched.
+    pub fn leftovers(&mut self) -> Vec<latch_core::AccessRequest> {
+        self.open.drain().map(|(_, r)| r).collect()
     }
 }
+
+/// How many requests are compared per read of the projection.
+pub const COMPARE_BATCH: usize = 1000;
 
 /// Compares replayed requests with their projected rows.
 pub fn compare(
