@@ -91,6 +91,9 @@ pub struct Catalog {
     pub resources: BTreeMap<String, Resource>,
     /// How long a request may wait for a decision before it times out.
     pub pending_timeout: Option<AccessDuration>,
+    /// The policy engine that decides requests, approvals and revocations; `None`: the built-in
+    /// rule ([`Catalog::may_approve`], [`Catalog::may_revoke`], one approval, the role's max).
+    pub policy: Option<crate::policy::SharedPolicy>,
 }
 
 impl Catalog {

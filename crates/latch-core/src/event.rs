@@ -84,13 +84,26 @@ pub enum EventKind {
         required_approvals: u32,
         /// When the request times out if undecided; `None` when requests never time out.
         pending_until: Option<Timestamp>,
+        /// The policies that allowed it and set its requirements (absent under the built-in rule).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policies: Vec<String>,
     },
     /// An approval that does not yet reach the required count.
     #[serde(rename = "request.approval_recorded")]
-    ApprovalRecorded { comment: Option<String> },
+    ApprovalRecorded {
+        comment: Option<String>,
+        /// The policies that entitled the approver (absent under the built-in rule).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policies: Vec<String>,
+    },
     /// The approval that reaches the required count.
     #[serde(rename = "request.approved")]
-    RequestApproved { comment: Option<String> },
+    RequestApproved {
+        comment: Option<String>,
+        /// The policies that entitled the approver (absent under the built-in rule).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policies: Vec<String>,
+    },
     #[serde(rename = "request.denied")]
     RequestDenied { reason: String },
     #[serde(rename = "request.cancelled")]
@@ -317,6 +330,7 @@ mod tests {
                     ticket: Some("INC-4211".into()),
                     required_approvals: 1,
                     pending_until: None,
+                    policies: Vec::new(),
                 },
             },
         }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod duration;
 pub mod event;
 pub mod lifecycle;
+pub mod policy;
 pub mod time;
 
 pub use catalog::{Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole};

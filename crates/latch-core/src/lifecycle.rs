@@ -295,7 +295,7 @@ pub fn decide(
         )),
         Command::Approve { approver, comment } => {
             request.require_pending(command, now)?;
-            request.require_approver(catalog, approver)?;
+            let policies = request.require_approver(catalog, approver, now)?;
             if request.approvals.iter().any(|a| &a.approver == approver) {
                 return Err(Refusal::new(
                     Conflict,
@@ -310,10 +310,13 @@ pub fn decide(
                 .unwrap_or(u32::MAX)
                 .saturating_add(1);
             if approvals < request.required_approvals {
-                return Ok(vec![event(EventKind::ApprovalRecorded { comment })]);
+                return Ok(vec![event(EventKind::ApprovalRecorded {
+                    comment,
+                    policies,
+                })]);
             }
             Ok(vec![
-                event(EventKind::RequestApproved { comment }),
+                event(EventKind::RequestApproved { comment, policies }),
                 event(EventKind::GrantIssued {
                     grant_id: grant_id_for(id),
                     grantee: request.requester.clone(),
@@ -326,7 +329,7 @@ pub fn decide(
         }
         Command::Deny { approver, reason } => {
             request.require_pending(command, now)?;
-            request.require_approver(catalog, approver)?;
+            request.require_approver(catalog, approver, now)?;
             let reason = require_text("reason", reason, "say why the request is denied")?;
             Ok(vec![event(EventKind::RequestDenied { reason })])
         }
@@ -345,7 +348,11 @@ pub fn decide(
         }
         Command::Revoke { by, reason } => {
             let grant = request.require_active_grant(command)?;
-            if !catalog.may_revoke(by, &request.requester, &request.resource) {
+            let allowed = match &catalog.policy {
+                Some(policy) => policy.0.revoke(by, request, now).allowed,
+                None => catalog.may_revoke(by, &request.requester, &request.resource),
+            };
+            if !allowed {
                 return Err(Refusal::new(
                     Forbidden,
                     format!(
@@ -458,6 +465,37 @@ fn validate_create(
             format!("ticket reference must be at most {MAX_TICKET_CHARS} printable characters"),
         ));
     }
+    let (required_approvals, policies) = match &catalog.policy {
+        None => (1, Vec::new()),
+        Some(policy) => {
+            let decided = policy.0.request(&crate::policy::RequestFacts {
+                requester,
+                resource: resource_name,
+                role: role_name,
+                duration,
+                ticket: ticket.as_deref(),
+                now,
+            });
+            if !decided.verdict.allowed {
+                return Err(Refusal::new(
+                    Forbidden,
+                    format!(
+                        "`{requester}` may not request `{role_name}` on `{resource_name}`: {}",
+                        decided.verdict.reason
+                    ),
+                ));
+            }
+            if let Some(max) = decided.max_duration.filter(|max| duration > *max) {
+                return Err(Refusal::new(
+                    Invalid,
+                    format!(
+                        "duration `{duration}` is above the maximum `{max}` that policy allows for role `{role_name}` on `{resource_name}`: ask for `{max}` or less"
+                    ),
+                ));
+            }
+            (decided.approvals.max(1), decided.verdict.policies)
+        }
+    };
     Ok(EventKind::RequestCreated {
         requester: requester.to_owned(),
         resource: resource_name.to_owned(),
@@ -465,10 +503,11 @@ fn validate_create(
         duration_secs: duration.as_secs(),
         reason,
         ticket,
-        required_approvals: 1,
+        required_approvals,
         pending_until: catalog
             .pending_timeout
             .map(|timeout| now.saturating_add(timeout)),
+        policies,
     })
 }
 
@@ -558,7 +597,13 @@ impl AccessRequest {
         Ok(())
     }
 
-    fn require_approver(&self, catalog: &Catalog, approver: &str) -> Result<(), Refusal> {
+    /// Checks `approver` may decide on this request; returns the policies that entitle them.
+    fn require_approver(
+        &self,
+        catalog: &Catalog,
+        approver: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Refusal> {
         if approver == self.requester {
             return Err(Refusal::new(
                 RefusalKind::Forbidden,
@@ -568,8 +613,21 @@ impl AccessRequest {
                 ),
             ));
         }
+        if let Some(policy) = &catalog.policy {
+            let verdict = policy.0.approve(approver, self, now);
+            if verdict.allowed {
+                return Ok(verdict.policies);
+            }
+            return Err(Refusal::new(
+                RefusalKind::Forbidden,
+                format!(
+                    "`{approver}` may not decide on request `{}`: {}",
+                    self.id, verdict.reason
+                ),
+            ));
+        }
         if catalog.may_approve(approver, &self.requester, &self.resource) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let owner = catalog
             .resources
@@ -640,6 +698,7 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 ticket,
                 required_approvals,
                 pending_until,
+                ..
             },
         ) => {
             let duration = AccessDuration::from_secs(*duration_secs).ok_or_else(|| unfit(None))?;
@@ -665,8 +724,8 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
         (Some(mut request), kind) => {
             let pending = request.state == RequestState::Pending;
             match kind {
-                EventKind::ApprovalRecorded { comment }
-                | EventKind::RequestApproved { comment }
+                EventKind::ApprovalRecorded { comment, .. }
+                | EventKind::RequestApproved { comment, .. }
                     if pending =>
                 {
                     let approver = actor_name().ok_or_else(|| unfit(Some(&request)))?;

@@ -178,6 +178,7 @@ fn organisation() -> (Catalog, OrgFacts) {
         teams,
         resources,
         pending_timeout: None,
+        policy: None,
     };
     let facts = OrgFacts {
         on_call: (0..USERS).step_by(97).map(user_name).collect(),

@@ -93,3 +93,63 @@ pub use testing::{TestFileError, TestReport, run_tests};
 
 #[cfg(test)]
 mod tests;
+
+/// The lifecycle asks through `latch_core::policy::AccessPolicy`; this engine answers.
+impl latch_core::policy::AccessPolicy for PolicyEngine {
+    fn request(
+        &self,
+        facts: &latch_core::policy::RequestFacts<'_>,
+    ) -> latch_core::policy::RequestVerdict {
+        let decision = self.decide_request(&RequestInput {
+            requester: facts.requester.to_owned(),
+            resource: facts.resource.to_owned(),
+            role: facts.role.to_owned(),
+            duration: facts.duration,
+            ticket: facts.ticket.map(str::to_owned),
+            now: facts.now,
+            open_requests: 0,
+            recent_requests: 0,
+        });
+        latch_core::policy::RequestVerdict {
+            verdict: verdict(decision.allowed, decision.reasons, &decision.determining),
+            approvals: decision.requirements.approvals,
+            max_duration: decision.requirements.max_duration,
+        }
+    }
+
+    fn approve(
+        &self,
+        approver: &str,
+        request: &latch_core::AccessRequest,
+        now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        let decision = self.decide_approve(approver, request, now);
+        verdict(decision.allowed, decision.reasons, &decision.determining)
+    }
+
+    fn revoke(
+        &self,
+        actor: &str,
+        request: &latch_core::AccessRequest,
+        now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        let decision = self.decide_revoke(actor, request, now);
+        verdict(decision.allowed, decision.reasons, &decision.determining)
+    }
+}
+
+fn verdict(
+    allowed: bool,
+    reasons: Vec<String>,
+    determining: &[PolicyRef],
+) -> latch_core::policy::Verdict {
+    latch_core::policy::Verdict {
+        allowed,
+        reason: if reasons.is_empty() {
+            "no policy permits it".to_owned()
+        } else {
+            reasons.join("; ")
+        },
+        policies: determining.iter().map(|p| p.id.clone()).collect(),
+    }
+}

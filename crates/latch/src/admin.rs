@@ -79,6 +79,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub fn check(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
+    crate::policy::engine(&config)?;
     let catalog = &config.catalog;
     println!(
         "{}: ok ({} users, {} teams, {} resources; store: {})",
@@ -129,9 +130,18 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         ))
         .into());
     }
+    let mut catalog = config.catalog.clone();
+    if let Some(engine) = crate::policy::engine(&config)? {
+        tracing::info!(
+            policies = engine.policy_count(),
+            hash = engine.hash(),
+            "decisions follow the Cedar policies"
+        );
+        catalog.policy = Some(latch_core::policy::SharedPolicy(Arc::new(engine)));
+    }
     let state = AppState::new(
         Arc::new(store),
-        Arc::new(config.catalog),
+        Arc::new(catalog),
         Arc::new(SystemClock),
         key,
     );

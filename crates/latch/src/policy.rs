@@ -46,12 +46,20 @@ pub enum PolicyCommand {
 
 fn load(config_path: &Path) -> anyhow::Result<PolicyEngine> {
     let config = latch_config::load(config_path).map_err(|err| Failed(err.to_string()))?;
-    if config.policy.files.is_empty() {
-        return Err(Usage(format!(
+    engine(&config)?.ok_or_else(|| {
+        Usage(format!(
             "`{}` names no policy files: add `[policy] files = [\"policies/default.cedar\"]`",
             config_path.display()
         ))
-        .into());
+        .into()
+    })
+}
+
+/// The policy engine the config names, or `None` when it names no policy files (the built-in
+/// rule then applies).
+pub fn engine(config: &latch_config::Config) -> anyhow::Result<Option<PolicyEngine>> {
+    if config.policy.files.is_empty() {
+        return Ok(None);
     }
     let mut files = Vec::new();
     for path in &config.policy.files {
@@ -61,6 +69,7 @@ fn load(config_path: &Path) -> anyhow::Result<PolicyEngine> {
     }
     let facts = OrgFacts::with_on_call(config.policy.on_call.iter().cloned());
     PolicyEngine::load(&files, &config.catalog, &facts)
+        .map(Some)
         .map_err(|err| Failed(err.to_string()).into())
 }
 

@@ -96,6 +96,17 @@ fn config_text(data: &Path, database_url: Option<&str>) -> String {
             "scheduler_interval = \"100ms\"".to_owned(),
             "scheduler_interval = \"50ms\"".to_owned(),
         ),
+        // The server decides on the quickstart's own Cedar policies.
+        (
+            "files = [\"policies/default.cedar\"]".to_owned(),
+            format!(
+                "files = [{:?}]",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../examples/quickstart/policies/default.cedar"
+                )
+            ),
+        ),
     ];
     if let Some(url) = database_url {
         edits.push((
@@ -1729,5 +1740,44 @@ fn policy_commands_validate_explain_and_test_the_quickstart_policies() {
     assert!(
         refused.stderr.lines().next().unwrap().matches(':').count() >= 3,
         "{refused:#?}"
+    );
+}
+
+/// The server decides on the quickstart's Cedar policies, and the ledger names the policies
+/// behind each request and approval, so an auditor sees why access was given.
+#[test]
+fn decisions_in_the_ledger_name_their_policies() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let dave = server.token("dave");
+    let request = server.pending_request(&alice, "INC-7: policy names");
+    server.run_as(&bob, &["approve", &request.id]).success();
+    let events: Vec<EventView> = server
+        .run_as(&dave, &["events", "--output", "json"])
+        .success()
+        .json();
+    let body = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type == kind && e.subject == request.id)
+            .map(|e| e.body.clone())
+            .unwrap_or_else(|| panic!("no {kind} event: {events:#?}"))
+    };
+    assert!(
+        body("request.created").contains(r#""policies":["request-any-role"]"#),
+        "{}",
+        body("request.created")
+    );
+    assert!(
+        body("request.approved").contains(r#""policies":["approve-owner-lead-or-manager"]"#),
+        "{}",
+        body("request.approved")
+    );
+    // And a refusal by policy says so: dave audits, he does not approve.
+    let other = server.pending_request(&alice, "INC-8: not dave's to approve");
+    server.run_as(&dave, &["approve", &other.id]).fails(
+        1,
+        &format!("`dave` may not decide on request `{}`: ", other.id),
     );
 }
