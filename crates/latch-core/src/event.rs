@@ -87,6 +87,9 @@ pub enum EventKind {
         /// The policies that allowed it and set its requirements (absent under the built-in rule).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         policies: Vec<String>,
+        /// Teams that must each count an approver among the approvals.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approver_groups: Vec<String>,
     },
     /// An approval that does not yet reach the required count.
     #[serde(rename = "request.approval_recorded")]
@@ -331,6 +334,7 @@ mod tests {
                     required_approvals: 1,
                     pending_until: None,
                     policies: Vec::new(),
+                    approver_groups: Vec::new(),
                 },
             },
         }

@@ -121,6 +121,9 @@ pub struct AccessRequest {
     pub reason: String,
     pub ticket: Option<String>,
     pub required_approvals: u32,
+    /// Teams that must each count an approver among the approvals (empty: any entitled
+    /// approvers will do).
+    pub approver_groups: Vec<String>,
     pub created_at: Timestamp,
     pub pending_until: Option<Timestamp>,
     pub approvals: Vec<Approval>,
@@ -309,7 +312,21 @@ pub fn decide(
             let approvals = u32::try_from(request.approvals.len())
                 .unwrap_or(u32::MAX)
                 .saturating_add(1);
-            if approvals < request.required_approvals {
+            let missing_groups = match &catalog.policy {
+                Some(policy) if !request.approver_groups.is_empty() => {
+                    let mut approvers: Vec<String> = request
+                        .approvals
+                        .iter()
+                        .map(|a| a.approver.clone())
+                        .collect();
+                    approvers.push(approver.clone());
+                    policy
+                        .0
+                        .missing_groups(&approvers, &request.approver_groups)
+                }
+                _ => Vec::new(),
+            };
+            if approvals < request.required_approvals || !missing_groups.is_empty() {
                 return Ok(vec![event(EventKind::ApprovalRecorded {
                     comment,
                     policies,
@@ -465,8 +482,8 @@ fn validate_create(
             format!("ticket reference must be at most {MAX_TICKET_CHARS} printable characters"),
         ));
     }
-    let (required_approvals, policies) = match &catalog.policy {
-        None => (1, Vec::new()),
+    let (required_approvals, policies, approver_groups) = match &catalog.policy {
+        None => (1, Vec::new(), Vec::new()),
         Some(policy) => {
             let decided = policy.0.request(&crate::policy::RequestFacts {
                 requester,
@@ -493,7 +510,11 @@ fn validate_create(
                     ),
                 ));
             }
-            (decided.approvals.max(1), decided.verdict.policies)
+            (
+                decided.approvals.max(1),
+                decided.verdict.policies,
+                decided.approver_groups,
+            )
         }
     };
     Ok(EventKind::RequestCreated {
@@ -508,6 +529,7 @@ fn validate_create(
             .pending_timeout
             .map(|timeout| now.saturating_add(timeout)),
         policies,
+        approver_groups,
     })
 }
 
@@ -698,6 +720,7 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 ticket,
                 required_approvals,
                 pending_until,
+                approver_groups,
                 ..
             },
         ) => {
@@ -711,6 +734,7 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 reason: reason.clone(),
                 ticket: ticket.clone(),
                 required_approvals: *required_approvals,
+                approver_groups: approver_groups.clone(),
                 created_at: event.at,
                 pending_until: *pending_until,
                 approvals: Vec::new(),

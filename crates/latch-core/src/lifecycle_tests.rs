@@ -474,3 +474,97 @@ proptest! {
         }
     }
 }
+
+/// A policy that asks for two approvals, one of them from team `audit`, and lets anyone but
+/// the requester approve.
+struct TwoPartyPolicy;
+
+impl crate::policy::AccessPolicy for TwoPartyPolicy {
+    fn request(&self, _: &crate::policy::RequestFacts<'_>) -> crate::policy::RequestVerdict {
+        crate::policy::RequestVerdict {
+            verdict: crate::policy::Verdict {
+                allowed: true,
+                reason: String::new(),
+                policies: vec!["two-party".into()],
+            },
+            approvals: 2,
+            max_duration: None,
+            approver_groups: vec!["audit".into()],
+        }
+    }
+    fn approve(
+        &self,
+        approver: &str,
+        request: &AccessRequest,
+        _: Timestamp,
+    ) -> crate::policy::Verdict {
+        crate::policy::Verdict {
+            allowed: approver != request.requester,
+            reason: "not the requester".into(),
+            policies: vec!["anyone-else".into()],
+        }
+    }
+    fn revoke(&self, _: &str, _: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
+        crate::policy::Verdict::default()
+    }
+    fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String> {
+        let catalog = catalog();
+        groups
+            .iter()
+            .filter(|g| {
+                !approvers
+                    .iter()
+                    .any(|a| catalog.users[a].teams.contains(*g))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+#[test]
+fn multi_party_approval_waits_for_every_required_group() {
+    let mut catalog = catalog();
+    catalog.policy = Some(crate::policy::SharedPolicy(std::sync::Arc::new(
+        TwoPartyPolicy,
+    )));
+    let mut state = None;
+    let mut step = |command: Command| {
+        let events = decide("req_1", state.as_ref(), &command, &catalog, T0).unwrap();
+        for event in &events {
+            state = Some(apply(state.clone(), event).unwrap());
+        }
+        events
+            .iter()
+            .map(|e| e.kind.type_name())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(step(create("alice", "read", "30m")), ["request.created"]);
+    assert_eq!(
+        step(Command::Approve {
+            approver: "bob".into(),
+            comment: None
+        }),
+        ["request.approval_recorded"]
+    );
+    // Two approvals, but nobody from `audit` yet: still pending.
+    assert_eq!(
+        step(Command::Approve {
+            approver: "carol".into(),
+            comment: None
+        }),
+        ["request.approval_recorded"]
+    );
+    assert_eq!(
+        step(Command::Approve {
+            approver: "dave".into(),
+            comment: None
+        }),
+        ["request.approved", "grant.issued"]
+    );
+    let request = state.unwrap();
+    assert_eq!(
+        (request.required_approvals, request.approver_groups.clone()),
+        (2, vec!["audit".to_owned()])
+    );
+    assert_eq!(request.state, RequestState::Granted);
+}

@@ -25,6 +25,8 @@ pub struct RequestVerdict {
     pub approvals: u32,
     /// A policy's maximum, when stricter than the role's.
     pub max_duration: Option<AccessDuration>,
+    /// Teams that must each count an approver among the approvals (multi-party approval).
+    pub approver_groups: Vec<String>,
 }
 
 /// What a request asks for, as a policy sees it.
@@ -44,6 +46,8 @@ pub trait AccessPolicy: Send + Sync {
     fn request(&self, facts: &RequestFacts<'_>) -> RequestVerdict;
     fn approve(&self, approver: &str, request: &AccessRequest, now: Timestamp) -> Verdict;
     fn revoke(&self, actor: &str, request: &AccessRequest, now: Timestamp) -> Verdict;
+    /// The teams of `groups` that none of `approvers` belongs to (sub-teams count).
+    fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String>;
 }
 
 /// A shared engine inside the [`Catalog`](crate::Catalog). Two catalogs are equal only if they

@@ -280,6 +280,7 @@ fn pending(requester: &str, resource: &str, role: &str) -> AccessRequest {
         reason: "bench".to_owned(),
         ticket: Some("INC-1".to_owned()),
         required_approvals: 1,
+        approver_groups: Vec::new(),
         created_at: Timestamp::from_millis(1_767_780_000_000),
         pending_until: None,
         approvals: Vec::new(),

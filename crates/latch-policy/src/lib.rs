@@ -114,6 +114,7 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
             verdict: verdict(decision.allowed, decision.reasons, &decision.determining),
             approvals: decision.requirements.approvals,
             max_duration: decision.requirements.max_duration,
+            approver_groups: decision.requirements.approver_groups,
         }
     }
 
@@ -135,6 +136,19 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
     ) -> latch_core::policy::Verdict {
         let decision = self.decide_revoke(actor, request, now);
         verdict(decision.allowed, decision.reasons, &decision.determining)
+    }
+
+    fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String> {
+        self.missing(approvers, groups)
+    }
+}
+
+impl PolicyEngine {
+    fn missing(&self, approvers: &[String], groups: &[String]) -> Vec<String> {
+        PolicyEngine::missing_groups(self, approvers, groups)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

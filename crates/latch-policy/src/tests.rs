@@ -235,6 +235,7 @@ fn pending(requester: &str, resource: &str, role: &str, length: &str) -> AccessR
         reason: "INC-1: stuck job".to_owned(),
         ticket: None,
         required_approvals: 1,
+        approver_groups: Vec::new(),
         created_at: wednesday(),
         pending_until: None,
         approvals: Vec::new(),

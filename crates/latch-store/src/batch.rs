@@ -238,6 +238,8 @@ async fn write_projections(
             Val::Text(r.reason.clone()),
             Val::OptText(r.ticket.clone()),
             Val::Int(i64::from(r.required_approvals)),
+            // Team names cannot hold a comma (the config checks names).
+            Val::Text(r.approver_groups.join(",")),
             Val::Int(r.created_at.as_millis()),
             Val::OptInt(r.pending_until.map(Timestamp::as_millis)),
             Val::Text(r.state.as_str().to_owned()),
@@ -276,7 +278,7 @@ async fn write_projections(
         "requests",
         &[
             "id", "requester", "resource", "role", "duration_secs", "reason", "ticket",
-            "required_approvals", "created_at_ms", "pending_until_ms", "state", "decided_at_ms",
+            "required_approvals", "approver_groups", "created_at_ms", "pending_until_ms", "state", "decided_at_ms",
             "closed_by", "deny_reason", "last_seq",
         ],
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at_ms = excluded.decided_at_ms, \

@@ -30,6 +30,7 @@ CREATE TABLE requests (
     reason TEXT NOT NULL,
     ticket TEXT,
     required_approvals BIGINT NOT NULL,
+    approver_groups TEXT NOT NULL,
     created_at_ms BIGINT NOT NULL,
     pending_until_ms BIGINT,
     state TEXT NOT NULL,

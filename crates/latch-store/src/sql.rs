@@ -70,7 +70,7 @@ struct QueuedJob {
 const MAX_GROUP: usize = 512;
 
 const REQUEST_COLUMNS: &str = "r.id, r.requester, r.resource, r.role, r.duration_secs, r.reason, \
-     r.ticket, r.required_approvals, r.created_at_ms, r.pending_until_ms, r.state, r.decided_at_ms, \
+     r.ticket, r.required_approvals, r.approver_groups, r.created_at_ms, r.pending_until_ms, r.state, r.decided_at_ms, \
      r.closed_by, r.deny_reason, g.id AS grant_id, g.state AS grant_state, g.starts_at_ms, \
      g.expires_at_ms, g.ended_at_ms, g.revoked_by, g.revoke_reason";
 
@@ -484,6 +484,12 @@ fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError> {
         ticket: row.try_get("ticket")?,
         required_approvals: u32::try_from(row.try_get::<i64, _>("required_approvals")?)
             .map_err(|_| bad("approval count"))?,
+        approver_groups: row
+            .try_get::<String, _>("approver_groups")?
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
         created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
         pending_until: opt_ms(row, "pending_until_ms")?,
         approvals: Vec::new(),
