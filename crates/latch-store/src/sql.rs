@@ -729,26 +729,20 @@ impl Store for SqlStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
-        ))
-        .bind(clamp_i64(after))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.try_get(0)?;
-                let body: String = row.try_get(1)?;
-                let event = StoredEvent::decode(&body)
+        self.raw_events(after, limit)
+            .await?
+            .into_iter()
+            .map(|raw| {
+                let seq = raw.seq;
+                let event = StoredEvent::decode(&raw.body)
                     .map_err(|err| corrupt(format!("event {seq}: {err}")))?;
-                if i64::try_from(event.seq).ok() != Some(seq) {
+                if event.seq != seq {
                     return Err(corrupt(format!(
                         "event {seq} says it is event {}",
                         event.seq
                     )));
                 }
-                Ok((event, body))
+                Ok((event, raw.body))
             })
             .collect()
     }
