@@ -276,7 +276,7 @@ pub fn decide(
                 format!("request `{id}` already exists"),
             ));
         }
-        let created = validate_create(
+        let (created, auto_approve) = validate_create(
             catalog,
             requester,
             resource,
@@ -286,7 +286,35 @@ pub fn decide(
             ticket.as_deref(),
             now,
         )?;
-        return Ok(vec![event(created)]);
+        if !auto_approve {
+            return Ok(vec![event(created)]);
+        }
+        // Policy grants it at once: latch itself approves, naming the policies that allowed it.
+        let policies = match &created {
+            EventKind::RequestCreated { policies, .. } => policies.clone(),
+            _ => Vec::new(),
+        };
+        let system = |kind| Event {
+            at: now,
+            actor: Actor::System,
+            subject: id.to_owned(),
+            kind,
+        };
+        return Ok(vec![
+            event(created),
+            system(EventKind::RequestApproved {
+                comment: Some("auto-approved by policy".to_owned()),
+                policies,
+            }),
+            system(EventKind::GrantIssued {
+                grant_id: grant_id_for(id),
+                grantee: requester.clone(),
+                resource: resource.clone(),
+                role: role.clone(),
+                starts_at: now,
+                expires_at: now.saturating_add(*duration),
+            }),
+        ]);
     }
     let Some(request) = current else {
         return Err(Refusal::new(NotFound, format!("no request `{id}`")));
@@ -431,7 +459,7 @@ fn validate_create(
     reason: &str,
     ticket: Option<&str>,
     now: Timestamp,
-) -> Result<EventKind, Refusal> {
+) -> Result<(EventKind, bool), Refusal> {
     use RefusalKind::*;
     if catalog.user(requester).is_none() {
         return Err(Refusal::new(
@@ -482,8 +510,8 @@ fn validate_create(
             format!("ticket reference must be at most {MAX_TICKET_CHARS} printable characters"),
         ));
     }
-    let (required_approvals, policies, approver_groups) = match &catalog.policy {
-        None => (1, Vec::new(), Vec::new()),
+    let (required_approvals, policies, approver_groups, auto_approve) = match &catalog.policy {
+        None => (1, Vec::new(), Vec::new(), false),
         Some(policy) => {
             let decided = policy.0.request(&crate::policy::RequestFacts {
                 requester,
@@ -514,10 +542,11 @@ fn validate_create(
                 decided.approvals.max(1),
                 decided.verdict.policies,
                 decided.approver_groups,
+                decided.auto_approve,
             )
         }
     };
-    Ok(EventKind::RequestCreated {
+    let created = EventKind::RequestCreated {
         requester: requester.to_owned(),
         resource: resource_name.to_owned(),
         role: role_name.to_owned(),
@@ -530,7 +559,8 @@ fn validate_create(
             .map(|timeout| now.saturating_add(timeout)),
         policies,
         approver_groups,
-    })
+    };
+    Ok((created, auto_approve))
 }
 
 fn require_text(field: &str, text: &str, hint: &str) -> Result<String, Refusal> {
@@ -752,12 +782,16 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 | EventKind::RequestApproved { comment, .. }
                     if pending =>
                 {
-                    let approver = actor_name().ok_or_else(|| unfit(Some(&request)))?;
-                    request.approvals.push(Approval {
-                        approver,
-                        comment: comment.clone(),
-                        at: event.at,
-                    });
+                    // latch itself approves only what policy auto-approves: no approver to list.
+                    match actor_name() {
+                        Some(approver) => request.approvals.push(Approval {
+                            approver,
+                            comment: comment.clone(),
+                            at: event.at,
+                        }),
+                        None if matches!(kind, EventKind::RequestApproved { .. }) => {}
+                        None => return Err(unfit(Some(&request))),
+                    }
                     if matches!(kind, EventKind::RequestApproved { .. }) {
                         request.decided_at = Some(event.at);
                     }

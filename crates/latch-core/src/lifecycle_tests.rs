@@ -490,6 +490,7 @@ impl crate::policy::AccessPolicy for TwoPartyPolicy {
             approvals: 2,
             max_duration: None,
             approver_groups: vec!["audit".into()],
+            auto_approve: false,
         }
     }
     fn approve(
@@ -567,4 +568,56 @@ fn multi_party_approval_waits_for_every_required_group() {
         (2, vec!["audit".to_owned()])
     );
     assert_eq!(request.state, RequestState::Granted);
+}
+
+/// A policy that grants every request at once.
+struct AutoApprove;
+
+impl crate::policy::AccessPolicy for AutoApprove {
+    fn request(&self, _: &crate::policy::RequestFacts<'_>) -> crate::policy::RequestVerdict {
+        crate::policy::RequestVerdict {
+            verdict: crate::policy::Verdict {
+                allowed: true,
+                reason: String::new(),
+                policies: vec!["low-risk-read".into()],
+            },
+            approvals: 1,
+            max_duration: None,
+            approver_groups: Vec::new(),
+            auto_approve: true,
+        }
+    }
+    fn approve(&self, _: &str, _: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
+        crate::policy::Verdict::default()
+    }
+    fn revoke(&self, _: &str, _: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
+        crate::policy::Verdict::default()
+    }
+    fn missing_groups(&self, _: &[String], _: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn an_auto_approved_request_is_granted_by_latch_naming_the_policy() {
+    let mut catalog = catalog();
+    catalog.policy = Some(crate::policy::SharedPolicy(std::sync::Arc::new(
+        AutoApprove,
+    )));
+    let events = decide("req_1", None, &create("alice", "read", "30m"), &catalog, T0).unwrap();
+    let types: Vec<_> = events.iter().map(|e| e.kind.type_name()).collect();
+    assert_eq!(
+        types,
+        ["request.created", "request.approved", "grant.issued"]
+    );
+    assert_eq!(events[1].actor, Actor::System);
+    assert!(
+        matches!(&events[1].kind, EventKind::RequestApproved { policies, .. } if policies == &vec!["low-risk-read".to_owned()])
+    );
+    let request = replay(&events).unwrap().unwrap();
+    assert_eq!(request.state, RequestState::Granted);
+    assert!(
+        request.approvals.is_empty(),
+        "nobody approved it: latch did, under policy"
+    );
 }

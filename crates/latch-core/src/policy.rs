@@ -27,6 +27,8 @@ pub struct RequestVerdict {
     pub max_duration: Option<AccessDuration>,
     /// Teams that must each count an approver among the approvals (multi-party approval).
     pub approver_groups: Vec<String>,
+    /// Granted at once, without an approver (e.g. a low-risk read in business hours).
+    pub auto_approve: bool,
 }
 
 /// What a request asks for, as a policy sees it.

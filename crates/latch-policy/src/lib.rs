@@ -115,6 +115,7 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
             approvals: decision.requirements.approvals,
             max_duration: decision.requirements.max_duration,
             approver_groups: decision.requirements.approver_groups,
+            auto_approve: decision.allowed && decision.requirements.auto_approve,
         }
     }
 
