@@ -106,6 +106,9 @@ pub enum EventKind {
         /// The policies that entitled the approver (absent under the built-in rule).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         policies: Vec<String>,
+        /// The requester approved their own request in an emergency (`self_approve`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        break_glass: bool,
     },
     #[serde(rename = "request.denied")]
     RequestDenied { reason: String },

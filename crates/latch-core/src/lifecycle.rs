@@ -158,6 +158,12 @@ pub enum Command {
     Cancel {
         by: String,
     },
+    /// The requester grants their own pending request in an emergency, where policy allows it
+    /// (`self_approve`); the approval is flagged as break-glass in the ledger.
+    BreakGlass {
+        by: String,
+        reason: String,
+    },
     Revoke {
         by: String,
         reason: String,
@@ -177,6 +183,7 @@ impl Command {
             | Self::Approve { approver: user, .. }
             | Self::Deny { approver: user, .. }
             | Self::Cancel { by: user }
+            | Self::BreakGlass { by: user, .. }
             | Self::Revoke { by: user, .. } => Actor::user(user.clone()),
             Self::Expire | Self::TimeOut => Actor::System,
         }
@@ -189,6 +196,7 @@ impl Command {
             Self::Approve { .. } => "approve",
             Self::Deny { .. } => "deny",
             Self::Cancel { .. } => "cancel",
+            Self::BreakGlass { .. } => "break glass",
             Self::Revoke { .. } => "revoke",
             Self::Expire => "expire",
             Self::TimeOut => "time out",
@@ -305,6 +313,7 @@ pub fn decide(
             system(EventKind::RequestApproved {
                 comment: Some("auto-approved by policy".to_owned()),
                 policies,
+                break_glass: false,
             }),
             system(EventKind::GrantIssued {
                 grant_id: grant_id_for(id),
@@ -361,7 +370,11 @@ pub fn decide(
                 })]);
             }
             Ok(vec![
-                event(EventKind::RequestApproved { comment, policies }),
+                event(EventKind::RequestApproved {
+                    comment,
+                    policies,
+                    break_glass: false,
+                }),
                 event(EventKind::GrantIssued {
                     grant_id: grant_id_for(id),
                     grantee: request.requester.clone(),
@@ -390,6 +403,51 @@ pub fn decide(
                 ));
             }
             Ok(vec![event(EventKind::RequestCancelled {})])
+        }
+        Command::BreakGlass { by, reason } => {
+            request.require_pending(command, now)?;
+            if by != &request.requester {
+                return Err(Refusal::new(
+                    Forbidden,
+                    format!(
+                        "only the requester (`{}`) may break glass on request `{id}`",
+                        request.requester
+                    ),
+                ));
+            }
+            let verdict = match &catalog.policy {
+                Some(policy) => policy.0.self_approve(request, now),
+                None => crate::policy::Verdict {
+                    allowed: false,
+                    reason: "the built-in rule never allows self-approval: a policy must grant `self_approve`".into(),
+                    policies: Vec::new(),
+                },
+            };
+            if !verdict.allowed {
+                return Err(Refusal::new(
+                    Forbidden,
+                    format!(
+                        "`{by}` may not break glass on request `{id}`: {}",
+                        verdict.reason
+                    ),
+                ));
+            }
+            let reason = require_text("reason", reason, "say what the emergency is")?;
+            Ok(vec![
+                event(EventKind::RequestApproved {
+                    comment: Some(format!("break-glass: {reason}")),
+                    policies: verdict.policies,
+                    break_glass: true,
+                }),
+                event(EventKind::GrantIssued {
+                    grant_id: grant_id_for(id),
+                    grantee: request.requester.clone(),
+                    resource: request.resource.clone(),
+                    role: request.role.clone(),
+                    starts_at: now,
+                    expires_at: now.saturating_add(request.duration),
+                }),
+            ])
         }
         Command::Revoke { by, reason } => {
             let grant = request.require_active_grant(command)?;

@@ -508,6 +508,13 @@ impl crate::policy::AccessPolicy for TwoPartyPolicy {
     fn revoke(&self, _: &str, _: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
         crate::policy::Verdict::default()
     }
+    fn self_approve(&self, request: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
+        crate::policy::Verdict {
+            allowed: request.role == "read",
+            reason: "break-glass is for reads only".into(),
+            policies: vec!["on-call-break-glass".into()],
+        }
+    }
     fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String> {
         let catalog = catalog();
         groups
@@ -596,6 +603,9 @@ impl crate::policy::AccessPolicy for AutoApprove {
     fn missing_groups(&self, _: &[String], _: &[String]) -> Vec<String> {
         Vec::new()
     }
+    fn self_approve(&self, _: &AccessRequest, _: Timestamp) -> crate::policy::Verdict {
+        crate::policy::Verdict::default()
+    }
 }
 
 #[test]
@@ -619,5 +629,80 @@ fn an_auto_approved_request_is_granted_by_latch_naming_the_policy() {
     assert!(
         request.approvals.is_empty(),
         "nobody approved it: latch did, under policy"
+    );
+}
+
+#[test]
+fn break_glass_is_allowed_only_where_policy_says_and_is_flagged() {
+    let builtin = catalog();
+    let (state, _) = run(&[(0, create("alice", "read", "30m"))]);
+    let glass = Command::BreakGlass {
+        by: "alice".into(),
+        reason: "prod down".into(),
+    };
+    let refused = decide("req_1", state.as_ref(), &glass, &builtin, at(1)).unwrap_err();
+    assert_eq!(refused.kind, RefusalKind::Forbidden);
+    assert!(
+        refused
+            .message
+            .contains("the built-in rule never allows self-approval"),
+        "{}",
+        refused.message
+    );
+
+    let mut with_policy = catalog();
+    with_policy.policy = Some(crate::policy::SharedPolicy(std::sync::Arc::new(
+        TwoPartyPolicy,
+    )));
+    let pending = decide(
+        "req_1",
+        None,
+        &create("alice", "read", "30m"),
+        &with_policy,
+        T0,
+    )
+    .unwrap();
+    let pending = replay(&pending).unwrap();
+    let someone_else = Command::BreakGlass {
+        by: "bob".into(),
+        reason: "x".into(),
+    };
+    assert_eq!(
+        decide(
+            "req_1",
+            pending.as_ref(),
+            &someone_else,
+            &with_policy,
+            at(1)
+        )
+        .unwrap_err()
+        .kind,
+        RefusalKind::Forbidden
+    );
+    let events = decide("req_1", pending.as_ref(), &glass, &with_policy, at(1)).unwrap();
+    assert!(matches!(
+        &events[0].kind,
+        EventKind::RequestApproved { break_glass: true, policies, comment: Some(comment) }
+            if policies == &vec!["on-call-break-glass".to_owned()] && comment == "break-glass: prod down"
+    ));
+    let mut state = pending;
+    for event in &events {
+        state = Some(apply(state, event).unwrap());
+    }
+    assert_eq!(state.unwrap().state, RequestState::Granted);
+
+    let write = decide(
+        "req_2",
+        None,
+        &create("alice", "write", "30m"),
+        &with_policy,
+        T0,
+    )
+    .unwrap();
+    let write = replay(&write).unwrap();
+    let refused = decide("req_2", write.as_ref(), &glass, &with_policy, at(1)).unwrap_err();
+    assert_eq!(
+        refused.message,
+        "`alice` may not break glass on request `req_2`: break-glass is for reads only"
     );
 }

@@ -48,6 +48,8 @@ pub trait AccessPolicy: Send + Sync {
     fn request(&self, facts: &RequestFacts<'_>) -> RequestVerdict;
     fn approve(&self, approver: &str, request: &AccessRequest, now: Timestamp) -> Verdict;
     fn revoke(&self, actor: &str, request: &AccessRequest, now: Timestamp) -> Verdict;
+    /// May the requester approve their own `request` (break-glass)?
+    fn self_approve(&self, request: &AccessRequest, now: Timestamp) -> Verdict;
     /// The teams of `groups` that none of `approvers` belongs to (sub-teams count).
     fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String>;
 }

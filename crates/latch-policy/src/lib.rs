@@ -142,6 +142,15 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
     fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String> {
         self.missing(approvers, groups)
     }
+
+    fn self_approve(
+        &self,
+        request: &latch_core::AccessRequest,
+        now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        let decision = self.decide_self_approve(request, now);
+        verdict(decision.allowed, decision.reasons, &decision.determining)
+    }
 }
 
 impl PolicyEngine {

@@ -36,6 +36,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_request))
         .routes(routes!(deny_request))
         .routes(routes!(cancel_request))
+        .routes(routes!(break_glass))
         .routes(routes!(list_grants))
         .routes(routes!(get_grant))
         .routes(routes!(revoke_grant))
@@ -330,6 +331,37 @@ async fn cancel_request(
     let id = check_id(&id, "req_", "request")?;
     let command = Command::Cancel {
         by: caller.user.clone(),
+    };
+    Ok(Json(RequestView::from(
+        &execute(&state, &caller, id, command).await?,
+    )))
+}
+
+/// Break glass: the requester grants their own pending request in an emergency, where a policy
+/// permits `self_approve`; flagged in the ledger.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/break-glass", tag = "requests", request_body = ReasonBody,
+    params(("id" = String, Path, description = "request id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "granted, flagged as break-glass", body = RequestView),
+        (status = 400, description = "malformed body", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not the requester, or no policy permits it", body = ErrorBody),
+        (status = 404, description = "no such request", body = ErrorBody),
+        (status = 409, description = "not pending", body = ErrorBody),
+        (status = 422, description = "empty reason", body = ErrorBody),
+        (status = 503, description = "database unavailable", body = ErrorBody),
+    ))]
+async fn break_glass(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let id = check_id(&id, "req_", "request")?;
+    let command = Command::BreakGlass {
+        by: caller.user.clone(),
+        reason: body.reason,
     };
     Ok(Json(RequestView::from(
         &execute(&state, &caller, id, command).await?,

@@ -1781,3 +1781,35 @@ fn decisions_in_the_ledger_name_their_policies() {
         &format!("`dave` may not decide on request `{}`: ", other.id),
     );
 }
+
+/// Break-glass goes through policy: the quickstart's policies grant nobody `self_approve`, so
+/// the requester is refused with the reason, and the refusal is in the ledger.
+#[test]
+fn break_glass_is_refused_where_no_policy_permits_it() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let request = server.pending_request(&alice, "INC-9: prod down");
+    server
+        .run_as(
+            &alice,
+            &["break-glass", &request.id, "--reason", "prod down"],
+        )
+        .fails(
+            1,
+            &format!("`alice` may not break glass on request `{}`", request.id),
+        );
+    server
+        .run_as(&bob, &["break-glass", &request.id, "--reason", "prod down"])
+        .fails(1, "only the requester");
+    let dave = server.token("dave");
+    let events: Vec<EventView> = server
+        .run_as(&dave, &["events", "--output", "json"])
+        .success()
+        .json();
+    let refused = events
+        .iter()
+        .filter(|e| e.event_type == "access.refused" && e.subject == request.id)
+        .count();
+    assert_eq!(refused, 2, "{events:#?}");
+}

@@ -506,6 +506,7 @@ async fn openapi_health_readiness_and_metrics() {
             "/api/v1/requests",
             "/api/v1/requests/{id}",
             "/api/v1/requests/{id}/approve",
+            "/api/v1/requests/{id}/break-glass",
             "/api/v1/requests/{id}/cancel",
             "/api/v1/requests/{id}/deny",
             "/api/v1/whoami",

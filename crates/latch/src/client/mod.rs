@@ -103,6 +103,15 @@ pub enum ClientCommand {
         /// The request id, `req_…`.
         id: String,
     },
+    /// Break glass: grant your own pending request in an emergency, where a policy permits it
+    /// (`self_approve`). Flagged in the ledger.
+    BreakGlass {
+        /// The request id, `req_…`.
+        id: String,
+        /// What the emergency is.
+        #[arg(long)]
+        reason: String,
+    },
     /// List the grants you may see, newest first.
     Grants {
         /// Only grants active now.
@@ -192,6 +201,11 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
             let path = format!("requests/{}/deny", api::check_id(&id, "request")?);
             let request: RequestView = api.post(&path, &ReasonBody { reason }).await?;
             emit(output, &request, render::denied)
+        }
+        ClientCommand::BreakGlass { id, reason } => {
+            let path = format!("requests/{}/break-glass", api::check_id(&id, "request")?);
+            let request: RequestView = api.post(&path, &ReasonBody { reason }).await?;
+            emit(output, &request, render::approved)
         }
         ClientCommand::Cancel { id } => {
             let path = format!("requests/{}/cancel", api::check_id(&id, "request")?);
