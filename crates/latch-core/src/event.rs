@@ -132,6 +132,13 @@ pub enum EventKind {
     /// A refused attempt (403): recorded because attempts are evidence too.
     #[serde(rename = "access.refused")]
     AccessRefused { action: String, reason: String },
+    /// The policy set in force changed (or was first loaded): its hash and files.
+    #[serde(rename = "policy.loaded")]
+    PolicyLoaded {
+        hash: String,
+        files: Vec<String>,
+        policies: u64,
+    },
     #[serde(rename = "token.created")]
     TokenCreated {
         token_id: String,
@@ -148,7 +155,10 @@ impl EventKind {
     pub fn is_request_transition(&self) -> bool {
         !matches!(
             self,
-            Self::AccessRefused { .. } | Self::TokenCreated { .. } | Self::TokenRevoked { .. }
+            Self::AccessRefused { .. }
+                | Self::PolicyLoaded { .. }
+                | Self::TokenCreated { .. }
+                | Self::TokenRevoked { .. }
         )
     }
 
@@ -165,6 +175,7 @@ impl EventKind {
             Self::GrantExpired { .. } => "grant.expired",
             Self::GrantRevoked { .. } => "grant.revoked",
             Self::AccessRefused { .. } => "access.refused",
+            Self::PolicyLoaded { .. } => "policy.loaded",
             Self::TokenCreated { .. } => "token.created",
             Self::TokenRevoked { .. } => "token.revoked",
         }

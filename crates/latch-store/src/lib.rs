@@ -194,6 +194,10 @@ pub trait Store: Send + Sync + 'static {
     /// see a corrupt row to name it.
     async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError>;
 
+    /// The newest event of `event_type` (e.g. `policy.loaded`), if any.
+    async fn last_event_of_type(&self, event_type: &str)
+    -> Result<Option<StoredEvent>, StoreError>;
+
     /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;
 

@@ -21,6 +21,7 @@ CREATE TABLE events (
     leaf_hash TEXT NOT NULL
 );
 CREATE INDEX events_subject ON events (subject, seq);
+CREATE INDEX events_type ON events (type, seq);
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
     requester TEXT NOT NULL,

@@ -876,6 +876,22 @@ impl Store for SqlStore {
         Ok(Ok(token))
     }
 
+    async fn last_event_of_type(
+        &self,
+        event_type: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query("SELECT body FROM events WHERE type = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(event_type)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| {
+            let body: String = row.try_get(0)?;
+            StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
+        })
+        .transpose()
+    }
+
     async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&format!(

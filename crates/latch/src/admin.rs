@@ -132,6 +132,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     }
     let mut catalog = config.catalog.clone();
     if let Some(engine) = crate::policy::engine(&config)? {
+        record_policy_set(&store, &engine).await?;
         tracing::info!(
             policies = engine.policy_count(),
             hash = engine.hash(),
@@ -156,6 +157,34 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     };
     latch_server::run(listener, state, intervals, shutdown).await?;
     tracing::info!("latch stopped");
+    Ok(())
+}
+
+/// Appends `policy.loaded` when the policy set differs from the last one recorded, so the
+/// ledger says which rules were in force for every decision after it.
+async fn record_policy_set(
+    store: &SqlStore,
+    engine: &latch_policy::PolicyEngine,
+) -> anyhow::Result<()> {
+    let last = store.last_event_of_type("policy.loaded").await?;
+    let unchanged = matches!(
+        last.map(|e| e.event.kind),
+        Some(latch_core::EventKind::PolicyLoaded { hash, .. }) if hash == engine.hash()
+    );
+    if unchanged {
+        return Ok(());
+    }
+    let event = latch_core::Event {
+        at: latch_core::time::Clock::now(&SystemClock),
+        actor: Actor::System,
+        subject: "policy".to_owned(),
+        kind: latch_core::EventKind::PolicyLoaded {
+            hash: engine.hash().to_owned(),
+            files: engine.files().to_vec(),
+            policies: engine.policy_count() as u64,
+        },
+    };
+    store.record(vec![event]).await?;
     Ok(())
 }
 

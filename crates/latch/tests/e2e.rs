@@ -673,6 +673,7 @@ impl Server {
 /// offline, from the store and from an exported bundle; and every kind of tampering is named.
 #[test]
 fn the_ledger_proves_verifies_offline_and_names_tampering() {
+    // Event 1 is the policy set loaded at start, 2 and 3 the tokens, 4 to 6 the requests.
     let mut server = Server::start();
     let alice = server.token("alice");
     let dave = server.token("dave");
@@ -681,25 +682,25 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
     }
     let checkpoint = server.run_as(&dave, &["ledger", "checkpoint"]).success();
     assert!(
-        checkpoint.stdout.starts_with("latch.local/audit\n5\n"),
+        checkpoint.stdout.starts_with("latch.local/audit\n6\n"),
         "{checkpoint:#?}"
     );
-    let proved = server.run_as(&dave, &["ledger", "prove", "4"]).success();
+    let proved = server.run_as(&dave, &["ledger", "prove", "5"]).success();
     assert!(
         proved
             .stdout
-            .starts_with("event 4 is in the checkpoint of size 5"),
+            .starts_with("event 5 is in the checkpoint of size 6"),
         "{proved:#?}"
     );
     server.pending_request(&alice, "INC-4");
     server.run_as(&dave, &["ledger", "checkpoint"]).success();
     let consistent = server
-        .run_as(&dave, &["ledger", "consistency", "--from", "5"])
+        .run_as(&dave, &["ledger", "consistency", "--from", "6"])
         .success();
     assert!(
         consistent
             .stdout
-            .starts_with("the checkpoint of size 6 extends the one of size 5"),
+            .starts_with("the checkpoint of size 7 extends the one of size 6"),
         "{consistent:#?}"
     );
     server
@@ -713,7 +714,7 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
     assert!(
         verified
             .stdout
-            .starts_with("ledger ok: 7 events, tree size 7"),
+            .starts_with("ledger ok: 8 events, tree size 8"),
         "{verified:#?}"
     );
     assert!(
@@ -788,8 +789,8 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
     let owned = || lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
 
     let mut edited = owned();
-    edited[2] = edited[2].replace("INC-1", "INC-9");
-    tampered("edited", edited).fails(1, "index 0..4: hash mismatch");
+    edited[3] = edited[3].replace("INC-1", "INC-9");
+    tampered("edited", edited).fails(1, "index 0..5: hash mismatch");
     let mut deleted = owned();
     deleted.remove(2);
     tampered("deleted", deleted)
@@ -1642,7 +1643,8 @@ fn a_kill_9_during_a_burst_loses_no_acknowledged_event(backend: Backend) {
     // The restarted server appends after the last event that survived, and signs over it.
     server.pending_request(&alice, "INC-7: after the crash");
     server.run_as(&dave, &["ledger", "checkpoint"]).success();
-    let events = 2 + stored.len() + 1;
+    // Two tokens, the policy set loaded at first start, the requests, and the one after.
+    let events = 3 + stored.len() + 1;
     let verified = latch(
         &server.home(),
         &[],
@@ -1747,7 +1749,7 @@ fn policy_commands_validate_explain_and_test_the_quickstart_policies() {
 /// behind each request and approval, so an auditor sees why access was given.
 #[test]
 fn decisions_in_the_ledger_name_their_policies() {
-    let server = Server::start();
+    let mut server = Server::start();
     let alice = server.token("alice");
     let bob = server.token("bob");
     let dave = server.token("dave");
@@ -1773,6 +1775,24 @@ fn decisions_in_the_ledger_name_their_policies() {
         body("request.approved").contains(r#""policies":["approve-owner-lead-or-manager"]"#),
         "{}",
         body("request.approved")
+    );
+    // The policy set in force is in the ledger once, and again only when it changes.
+    let loaded = |events: &[EventView]| {
+        events
+            .iter()
+            .filter(|e| e.event_type == "policy.loaded")
+            .count()
+    };
+    assert_eq!(loaded(&events), 1, "{events:#?}");
+    server.restart();
+    let events: Vec<EventView> = server
+        .run_as(&dave, &["events", "--output", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        loaded(&events),
+        1,
+        "a restart with the same policies records nothing new"
     );
     // And a refusal by policy says so: dave audits, he does not approve.
     let other = server.pending_request(&alice, "INC-8: not dave's to approve");
