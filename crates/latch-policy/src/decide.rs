@@ -444,6 +444,31 @@ impl PolicyEngine {
 
     /// The context of `approve`; also used by the self-approval check, with the approver as the
     /// requester.
+    /// The context entry naming `user` as an entity: under `person_key` for a person, under
+    /// `account_key` for a service account (the schema types them apart); none if unknown.
+    fn person_pair(
+        &self,
+        user: &str,
+        person_key: &str,
+        account_key: &str,
+    ) -> Option<(String, RestrictedExpression)> {
+        let uid = self.org.principals.get(user)?;
+        let key = if self.org.is_service_account(user) {
+            account_key
+        } else {
+            person_key
+        };
+        Some(pair(key, RestrictedExpression::new_entity_uid(uid.clone())))
+    }
+
+    fn manager_of(&self, user: &str) -> Option<&str> {
+        self.org
+            .catalog
+            .users
+            .get(user)
+            .and_then(|u| u.manager.as_deref())
+    }
+
     pub(crate) fn approve_context(
         &self,
         approver: &str,
@@ -457,20 +482,8 @@ impl PolicyEngine {
             request.ticket,
             now,
         );
-        if let Some(uid) = self.org.principals.get(request.requester) {
-            let key = if self.org.is_service_account(request.requester) {
-                "requester_account"
-            } else {
-                "requester"
-            };
-            pairs.push(pair(key, RestrictedExpression::new_entity_uid(uid.clone())));
-        }
-        let manager = self
-            .org
-            .catalog
-            .users
-            .get(request.requester)
-            .and_then(|u| u.manager.as_deref());
+        pairs.extend(self.person_pair(request.requester, "requester", "requester_account"));
+        let manager = self.manager_of(request.requester);
         pairs.extend([
             pair(
                 "is_own_request",
@@ -542,20 +555,8 @@ impl PolicyEngine {
             pair("hour_utc", long(hour_utc(now))),
             pair("weekday", long(weekday(now))),
         ];
-        if let Some(uid) = self.org.principals.get(request.requester) {
-            let key = if self.org.is_service_account(request.requester) {
-                "grantee_account"
-            } else {
-                "grantee"
-            };
-            pairs.push(pair(key, RestrictedExpression::new_entity_uid(uid.clone())));
-        }
-        let manager = self
-            .org
-            .catalog
-            .users
-            .get(request.requester)
-            .and_then(|u| u.manager.as_deref());
+        pairs.extend(self.person_pair(request.requester, "grantee", "grantee_account"));
+        let manager = self.manager_of(request.requester);
         pairs.extend([
             pair(
                 "is_grantee",
