@@ -194,6 +194,7 @@ username = "root"
                 ),
             ]),
             pending_timeout: Some(duration("2h")),
+            escalate_after: None,
             policy: None,
         },
         upstreams: BTreeMap::from([

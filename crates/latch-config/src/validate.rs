@@ -63,6 +63,7 @@ pub(crate) fn check(
             teams,
             resources,
             pending_timeout,
+            escalate_after: None,
             policy: None,
         },
         upstreams,

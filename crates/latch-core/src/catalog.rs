@@ -91,6 +91,9 @@ pub struct Catalog {
     pub resources: BTreeMap<String, Resource>,
     /// How long a request may wait for a decision before it times out.
     pub pending_timeout: Option<AccessDuration>,
+    /// How long a request may wait for an approval before it is escalated to the next level of
+    /// approvers (and again after each further such period); `None`: never escalated.
+    pub escalate_after: Option<AccessDuration>,
     /// The policy engine that decides requests, approvals and revocations; `None`: the built-in
     /// rule ([`Catalog::may_approve`], [`Catalog::may_revoke`], one approval, the role's max).
     pub policy: Option<crate::policy::SharedPolicy>,

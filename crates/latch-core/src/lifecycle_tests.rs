@@ -74,6 +74,7 @@ fn catalog() -> Catalog {
             },
         )]),
         pending_timeout: Some(max(24 * 3600)),
+        escalate_after: None,
         policy: None,
     }
 }

@@ -178,6 +178,7 @@ fn organisation() -> (Catalog, OrgFacts) {
         teams,
         resources,
         pending_timeout: None,
+        escalate_after: None,
         policy: None,
     };
     let facts = OrgFacts {

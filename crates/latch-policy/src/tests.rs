@@ -88,6 +88,7 @@ fn catalog(users: Vec<User>, teams: Vec<Team>, resources: Vec<Resource>) -> Cata
         teams: teams.into_iter().map(|t| (t.name.clone(), t)).collect(),
         resources: resources.into_iter().map(|r| (r.name.clone(), r)).collect(),
         pending_timeout: None,
+        escalate_after: None,
         policy: None,
     }
 }

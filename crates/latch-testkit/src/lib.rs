@@ -104,6 +104,7 @@ pub fn sample_catalog() -> Catalog {
             },
         )]),
         pending_timeout: AccessDuration::from_secs(24 * 3600),
+        escalate_after: None,
         policy: None,
     }
 }
