@@ -27,6 +27,9 @@ pub struct CreateRequest {
     #[serde(default)]
     #[schema(example = "INC-4211")]
     pub ticket: Option<String>,
+    /// A single-use grant: it ends when its first gateway session ends.
+    #[serde(default)]
+    pub once: bool,
 }
 
 /// Body of `POST /api/v1/requests/{id}/approve`.
@@ -98,6 +101,15 @@ pub struct RequestView {
     pub closed_by: Option<String>,
     pub deny_reason: Option<String>,
     pub grant: Option<GrantView>,
+    /// A single-use grant: it ends when its first gateway session ends.
+    #[serde(default)]
+    pub once: bool,
+    /// How many times nobody approved in time and latch escalated it (0: never).
+    #[serde(default)]
+    pub escalation_level: u32,
+    /// The approvers the escalations brought in.
+    #[serde(default)]
+    pub escalated_to: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -108,6 +120,18 @@ pub struct RequestList {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct GrantList {
     pub grants: Vec<GrantView>,
+}
+
+/// `POST /api/v1/admin/reload`: what is in force after a reload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReloadView {
+    /// The policy set's hash, as recorded in the ledger; absent under the built-in rule.
+    pub policy_hash: Option<String>,
+    pub policies: u64,
+    /// The policy set differs from the previous one (a `policy.loaded` event was recorded).
+    pub policy_changed: bool,
+    /// Settings that changed in the file but apply only after a restart.
+    pub needs_restart: Vec<String>,
 }
 
 /// `GET /api/v1/whoami`.
@@ -243,6 +267,9 @@ impl From<&AccessRequest> for RequestView {
             closed_by: r.closed_by.clone(),
             deny_reason: r.deny_reason.clone(),
             grant: r.grant.as_ref().map(|g| GrantView::new(r, g)),
+            once: r.once,
+            escalation_level: r.escalation_level,
+            escalated_to: r.escalated_to.clone(),
         }
     }
 }

@@ -154,6 +154,8 @@ async fn run_once(round: usize, backend: Backend, options: &Options) -> anyhow::
                         duration,
                         reason: "latch-bench expiry".into(),
                         ticket: None,
+                        once: false,
+                        history: Default::default(),
                     },
                 )
             })
@@ -233,7 +235,7 @@ async fn run_once(round: usize, backend: Backend, options: &Options) -> anyhow::
     let shutdown = CancellationToken::new();
     let scheduler = tokio::spawn(latch_server::scheduler::run(
         store.clone() as Arc<dyn Store>,
-        catalog.clone(),
+        Arc::new(latch_server::LiveCatalog::new(catalog.clone())),
         Arc::new(SystemClock),
         Duration::from_millis(options.interval_ms),
         shutdown.clone(),

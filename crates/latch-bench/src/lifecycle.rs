@@ -384,6 +384,7 @@ impl Cycle {
             duration: "30m".into(),
             reason: "latch-bench lifecycle".into(),
             ticket: None,
+            once: false,
         };
         let created: RequestView = self
             .call(

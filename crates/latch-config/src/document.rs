@@ -9,10 +9,12 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item, Key, TableLike};
 
 use crate::error::Diagnostics;
-use crate::raw::{RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{
+    RawGateway, RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser,
+};
 
 /// The top-level tables a config may have.
-const SECTIONS: &str = "`server`, `ledger`, `policy`, `teams`, `users`, `resources`";
+const SECTIONS: &str = "`server`, `ledger`, `policy`, `gateway`, `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -43,6 +45,8 @@ pub(crate) struct RawConfig {
     pub ledger: RawLedger,
     /// Defaults when `[policy]` is absent.
     pub policy: RawPolicy,
+    /// `None` when `[gateway]` is absent (the gateway is off) or could not be decoded.
+    pub gateway: Option<RawGateway>,
     pub teams: Vec<Entry<RawTeam>>,
     pub users: Vec<Entry<RawUser>>,
     pub resources: Vec<ResourceEntry>,
@@ -84,6 +88,7 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
                     .decode(item.clone(), "policy", span)
                     .unwrap_or_default();
             }
+            "gateway" => raw.gateway = decoder.decode(item.clone(), "gateway", span),
             "teams" => raw.teams = decoder.section(item, "teams", span),
             "users" => {
                 raw.users_span = span.clone();

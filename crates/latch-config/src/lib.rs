@@ -1,7 +1,7 @@
 //! latch's one config file: TOML read once, checked once, and turned into typed values — the
-//! server settings, the organisation and resources as a [`latch_core::Catalog`], and the upstream
-//! addresses and credential references the gateway needs. Every problem in a file is reported at
-//! once with its file, line, column and key path.
+//! server settings, the organisation and resources as a [`latch_core::Catalog`], the resources'
+//! labels, and the gateway's settings with the upstream addresses and credential references it
+//! needs. Every problem in a file is reported at once with its file, line, column and key path.
 //!
 //! Parsing goes in three steps: `document` parses the syntax and decodes each table on its own
 //! (so one bad table does not hide the others), `raw` holds the decoded tables with the position
@@ -12,18 +12,20 @@ mod error;
 mod interval;
 mod raw;
 mod secret;
+
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::env::VarError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Problem};
+pub use latch_core::ticket::{TicketPattern, TicketPatternError};
 pub use secret::{SecretError, SecretRef};
 
 /// Where `latch serve` listens when `server.listen` is not given.
@@ -38,14 +40,26 @@ pub const DEFAULT_SCHEDULER_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Config {
     /// The file it was read from, to name it in messages and resolve relative paths.
     pub path: PathBuf,
+    /// `[server]`, with its defaults.
     pub server: ServerSettings,
+    /// `[ledger]`, with its defaults.
     pub ledger: LedgerSettings,
+    /// `[policy]`; empty when absent (the built-in approval rule applies).
     pub policy: PolicySettings,
     /// The organisation and resources, as the lifecycle and policy see them.
     pub catalog: latch_core::Catalog,
     /// How the gateway reaches each resource, by resource name; kept out of the catalog because
     /// only the gateway may know addresses and credentials.
     pub upstreams: BTreeMap<String, Upstream>,
+    /// The labels of each resource, by resource name: an entry for every resource, with the
+    /// defaults filled in, so that policies and request checks never meet a missing one.
+    pub resource_labels: BTreeMap<String, ResourceLabels>,
+    /// Users with `service_account = true`: machines and AI agents, which may request access and
+    /// connect but never approve (the config refuses one that leads a team, manages someone, is
+    /// on call or is an admin).
+    pub service_accounts: BTreeSet<String>,
+    /// `[gateway]`, the PostgreSQL gateway; `None` when the table is absent: the gateway is off.
+    pub gateway: Option<GatewaySettings>,
 }
 
 /// `[server]`: how `latch serve` runs.
@@ -80,7 +94,7 @@ pub struct PolicySettings {
     /// Policy files, resolved against the config file's directory; read when loading policies.
     pub files: Vec<PathBuf>,
     /// Users on call (`context.requester_on_call`, break-glass).
-    pub on_call: std::collections::BTreeSet<String>,
+    pub on_call: BTreeSet<String>,
 }
 
 /// `ledger.origin` when not given.
@@ -111,25 +125,178 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// `[resources.NAME.upstream]` and the credentials of its roles: how the gateway reaches a
-/// resource.
+/// `[resources.NAME.upstream]`, the credentials of its roles and its recording mode: how the
+/// gateway reaches a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
     /// `host:port`, checked for shape only (the host is resolved when connecting).
     pub address: String,
     /// The database to connect to; `None` lets the upstream pick its default.
     pub database: Option<String>,
+    /// Connect to the upstream with TLS; default `false`.
     pub tls: bool,
     /// The upstream login used for each of the resource's roles, by role name.
     pub credentials: BTreeMap<String, Credential>,
+    /// `recording`: how the gateway records this resource's statements; buffered by default.
+    pub recording: RecordingMode,
 }
 
-/// The upstream login behind one resource role; users never see it.
+/// The upstream login behind one resource role, and what the gateway lets it do; users never see
+/// the login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
+    /// The upstream user this role logs in as.
     pub username: String,
+    /// Where that user's password is found, read only when connecting.
     pub password: SecretRef,
+    /// `access`: the statements this role is for; read-only unless the config says `write`.
+    pub access: RoleAccess,
+    /// `enforcement`: whether statements beyond [`Credential::access`] are refused or only
+    /// recorded.
+    pub enforcement: Enforcement,
 }
+
+/// `access` of a resource role: which statements a session under this role is meant to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleAccess {
+    /// Reads only: the default, so that a role which should write has to say so.
+    Read,
+    /// Reads and writes.
+    Write,
+}
+
+impl RoleAccess {
+    /// The config's spelling: `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// `enforcement` of a resource role: what the gateway does with a statement beyond the role's
+/// [`RoleAccess`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Refuse it (the default).
+    Enforce,
+    /// Forward it and only record it, like every statement: to learn what a role really needs
+    /// before enforcing.
+    Audit,
+}
+
+impl Enforcement {
+    /// The config's spelling: `enforce` or `audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+        }
+    }
+}
+
+/// `recording` of a resource: how the gateway records the statements sessions run on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordingMode {
+    /// The default: statements are recorded in batches, off the hot path. When the recorder
+    /// cannot keep up (its buffer, `gateway.recording_buffer`, is full), statements wait and are
+    /// then refused; they are never forwarded unrecorded and records are never dropped.
+    Buffered,
+    /// A statement is forwarded to the upstream only once its record is durable: slower, for
+    /// resources where no statement may run before it is on record.
+    Strict,
+}
+
+impl RecordingMode {
+    /// The config's spelling: `buffered` or `strict`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Buffered => "buffered",
+            Self::Strict => "strict",
+        }
+    }
+}
+
+/// `sensitivity`, `environment` and `ticket_pattern` of `[resources.NAME]`: what policies and
+/// request checks know about a resource beyond its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceLabels {
+    /// One of [`SENSITIVITIES`]; [`DEFAULT_SENSITIVITY`] when not given.
+    pub sensitivity: String,
+    /// The environment the resource belongs to, a name such as `production`, `staging` or
+    /// `development`; [`DEFAULT_ENVIRONMENT`] when not given, so that an unlabelled resource is
+    /// treated as production.
+    pub environment: String,
+    /// When set, a request for this resource must give a ticket reference, and the whole of it
+    /// must match; `None` accepts any ticket, or none.
+    pub ticket_pattern: Option<TicketPattern>,
+}
+
+/// The values `sensitivity` may take, from least to most sensitive.
+pub const SENSITIVITIES: [&str; 4] = ["low", "normal", "high", "critical"];
+/// `resources.NAME.sensitivity` when not given.
+pub const DEFAULT_SENSITIVITY: &str = "normal";
+/// `resources.NAME.environment` when not given: unlabelled resources count as production.
+pub const DEFAULT_ENVIRONMENT: &str = "production";
+
+/// `[gateway]`: the PostgreSQL gateway through which granted users reach resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Where the gateway accepts PostgreSQL clients; [`DEFAULT_GATEWAY_LISTEN`] when not given.
+    pub listen: SocketAddr,
+    /// The certificate clients see when they ask for TLS.
+    pub tls: GatewayTls,
+    /// `false` (the default): a client without TLS is accepted only from a loopback address.
+    /// `true` accepts plaintext from anywhere, which exposes the connection credential and every
+    /// statement and row to the network: only for a network that is private end to end.
+    pub allow_plaintext: bool,
+    /// Record statements with their literals (strings, numbers) replaced by `?`, so that values
+    /// such as personal data or secrets written in queries stay out of the recording; default
+    /// `false`.
+    pub redact_literals: bool,
+    /// How long a connection credential from `latch connect` may be used to open sessions; a
+    /// session opened with it still ends when its grant does. Default
+    /// [`DEFAULT_CREDENTIAL_TTL`], from 1 minute to 24 hours.
+    pub credential_ttl: Duration,
+    /// The largest PostgreSQL message a client may send, in bytes, checked before anything is
+    /// allocated; default [`DEFAULT_MAX_MESSAGE_BYTES`], from 1024 to 1 GiB.
+    pub max_message_bytes: usize,
+    /// How many statements the buffered recorder holds before sessions wait for it (see
+    /// [`RecordingMode::Buffered`]); default [`DEFAULT_RECORDING_BUFFER`].
+    pub recording_buffer: usize,
+}
+
+/// The gateway's TLS certificate and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayTls {
+    /// Neither `tls_cert_file` nor `tls_key_file`: a self-signed certificate, created by the
+    /// server at first start when missing (`data_dir/gateway.crt` and `data_dir/gateway.key`).
+    SelfSigned {
+        /// `data_dir/gateway.crt`.
+        cert: PathBuf,
+        /// `data_dir/gateway.key`.
+        key: PathBuf,
+    },
+    /// `tls_cert_file` and `tls_key_file`: PEM files, read when the gateway starts (relative
+    /// paths are already resolved against the config file's directory).
+    Files {
+        /// `tls_cert_file`: the certificate chain, leaf first.
+        cert: PathBuf,
+        /// `tls_key_file`: the private key.
+        key: PathBuf,
+    },
+}
+
+/// `gateway.listen` when not given: loopback only.
+pub const DEFAULT_GATEWAY_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6432);
+/// `gateway.credential_ttl` when not given.
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(10 * 60);
+/// `gateway.max_message_bytes` when not given: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// `gateway.recording_buffer` when not given.
+pub const DEFAULT_RECORDING_BUFFER: usize = 10_000;
 
 /// Reads and checks the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

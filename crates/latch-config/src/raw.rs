@@ -14,6 +14,7 @@ pub(crate) struct RawServer {
     pub database_url: Option<Spanned<String>>,
     pub database_url_env: Option<Spanned<String>>,
     pub pending_timeout: Option<Spanned<String>>,
+    pub escalate_after: Option<Spanned<String>>,
     pub scheduler_interval: Option<Spanned<String>>,
 }
 
@@ -55,6 +56,8 @@ pub(crate) struct RawUser {
     pub manager: Option<Spanned<String>>,
     #[serde(default)]
     pub roles: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub service_account: bool,
 }
 
 /// `[resources.NAME]`
@@ -64,6 +67,10 @@ pub(crate) struct RawResource {
     pub kind: Spanned<String>,
     pub owner_team: Spanned<String>,
     pub upstream: RawUpstream,
+    pub sensitivity: Option<Spanned<String>>,
+    pub environment: Option<Spanned<String>>,
+    pub ticket_pattern: Option<Spanned<String>>,
+    pub recording: Option<Spanned<String>>,
     /// Each role is decoded on its own (see `document`), so that one bad role does not hide the
     /// problems of the others; it is named here so that `roles` is an allowed key.
     #[serde(default, rename = "roles")]
@@ -91,4 +98,24 @@ pub(crate) struct RawRole {
     pub username: Spanned<String>,
     pub password_env: Option<Spanned<String>>,
     pub password_file: Option<Spanned<String>>,
+    pub access: Option<Spanned<String>>,
+    pub enforcement: Option<Spanned<String>>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawGateway {
+    pub listen: Option<Spanned<String>>,
+    pub tls_cert_file: Option<Spanned<String>>,
+    pub tls_key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    #[serde(default)]
+    pub redact_literals: bool,
+    pub credential_ttl: Option<Spanned<String>>,
+    /// Integers are read as TOML's own `i64` and range-checked later, so that `-1` gets a message
+    /// about bytes rather than serde's about `u64`.
+    pub max_message_bytes: Option<Spanned<i64>>,
+    pub recording_buffer: Option<Spanned<i64>>,
 }

@@ -1,7 +1,7 @@
 //! Whole files through [`crate::parse`]: what a good file becomes, and the exact problems a bad
 //! one gets (snapshots, since people read them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::env::VarError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +11,10 @@ use latch_core::{
     AccessDuration, Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole,
 };
 
-use crate::{Config, Credential, Database, SecretRef, ServerSettings, Upstream, parse_with_env};
+use crate::{
+    Config, Credential, Database, Enforcement, GatewaySettings, GatewayTls, RecordingMode,
+    ResourceLabels, RoleAccess, SecretRef, ServerSettings, TicketPattern, Upstream, parse_with_env,
+};
 
 /// One admin, one team: enough for a file to be valid, so a case adds only its mistake.
 const BASE: &str = r#"
@@ -66,6 +69,25 @@ fn duration(text: &str) -> AccessDuration {
     text.parse().unwrap()
 }
 
+/// The labels of a resource that sets none.
+fn default_labels() -> ResourceLabels {
+    ResourceLabels {
+        sensitivity: "normal".to_owned(),
+        environment: "production".to_owned(),
+        ticket_pattern: None,
+    }
+}
+
+/// A login with the default gateway settings: read-only, enforced.
+fn credential(username: &str, password: SecretRef) -> Credential {
+    Credential {
+        username: username.to_owned(),
+        password,
+        access: RoleAccess::Read,
+        enforcement: Enforcement::Enforce,
+    }
+}
+
 #[test]
 fn a_good_file_becomes_typed_values() {
     let text = r#"
@@ -73,6 +95,7 @@ fn a_good_file_becomes_typed_values() {
 listen = "0.0.0.0:8080"
 data_dir = "state"
 pending_timeout = "2h"
+escalate_after = "30m"
 scheduler_interval = "250ms"
 
 [teams.eng]
@@ -96,12 +119,18 @@ roles = ["admin", "auditor"]
 [resources.payments-db]
 kind = "postgres"
 owner_team = "payments"
+sensitivity = "high"
+environment = "staging"
+ticket_pattern = '[A-Z]+-\d+'
+recording = "strict"
 upstream = { address = "db.internal:5432", database = "payments", tls = true }
 roles.read = { max_duration = "4h", username = "reader", password_env = "READ_PW" }
 [resources.payments-db.roles.write]
 max_duration = "1h30m"
 username = "writer"
 password_file = "secrets/write"
+access = "write"
+enforcement = "audit"
 [resources.ledger]
 kind = "mysql"
 owner_team = "eng"
@@ -194,7 +223,7 @@ username = "root"
                 ),
             ]),
             pending_timeout: Some(duration("2h")),
-            escalate_after: None,
+            escalate_after: Some(duration("30m")),
             policy: None,
         },
         upstreams: BTreeMap::from([
@@ -206,11 +235,9 @@ username = "root"
                     tls: false,
                     credentials: BTreeMap::from([(
                         "admin".to_owned(),
-                        Credential {
-                            username: "root".to_owned(),
-                            password: SecretRef::None,
-                        },
+                        credential("root", SecretRef::None),
                     )]),
+                    recording: RecordingMode::Buffered,
                 },
             ),
             (
@@ -222,10 +249,7 @@ username = "root"
                     credentials: BTreeMap::from([
                         (
                             "read".to_owned(),
-                            Credential {
-                                username: "reader".to_owned(),
-                                password: SecretRef::Env("READ_PW".to_owned()),
-                            },
+                            credential("reader", SecretRef::Env("READ_PW".to_owned())),
                         ),
                         (
                             "write".to_owned(),
@@ -234,14 +258,36 @@ username = "root"
                                 password: SecretRef::File(PathBuf::from(
                                     "/etc/latch/secrets/write",
                                 )),
+                                access: RoleAccess::Write,
+                                enforcement: Enforcement::Audit,
                             },
                         ),
                     ]),
+                    recording: RecordingMode::Strict,
                 },
             ),
         ]),
+        resource_labels: BTreeMap::from([
+            ("ledger".to_owned(), default_labels()),
+            (
+                "payments-db".to_owned(),
+                ResourceLabels {
+                    sensitivity: "high".to_owned(),
+                    environment: "staging".to_owned(),
+                    ticket_pattern: Some(TicketPattern::new(r"[A-Z]+-\d+").unwrap()),
+                },
+            ),
+        ]),
+        service_accounts: BTreeSet::new(),
+        gateway: None,
     };
     assert_eq!(config, expected);
+    let pattern = config.resource_labels["payments-db"]
+        .ticket_pattern
+        .as_ref()
+        .unwrap();
+    assert!(pattern.matches("PAY-42"));
+    assert!(!pattern.matches("see PAY-42"));
 }
 
 #[test]
@@ -269,18 +315,35 @@ fn the_quickstart_example_loads() {
     let upstream = &config.upstreams["payments-db"];
     assert_eq!(upstream.address, "127.0.0.1:5432");
     assert_eq!(upstream.database.as_deref(), Some("postgres"));
-    let trust = Credential {
-        username: "postgres".to_owned(),
-        password: SecretRef::None,
+    let read = credential("postgres", SecretRef::None);
+    let write = Credential {
+        access: RoleAccess::Write,
+        ..read.clone()
     };
     assert_eq!(
         upstream.credentials,
-        BTreeMap::from([
-            ("read".to_owned(), trust.clone()),
-            ("write".to_owned(), trust)
-        ])
+        BTreeMap::from([("read".to_owned(), read), ("write".to_owned(), write)])
     );
+    assert_eq!(upstream.recording, RecordingMode::Buffered);
+    // The README's walkthrough requests without a ticket: the quickstart must not demand one.
+    assert_eq!(config.resource_labels["payments-db"], default_labels());
+    assert!(config.service_accounts.is_empty());
     let dir = path.parent().unwrap();
+    assert_eq!(
+        config.gateway,
+        Some(GatewaySettings {
+            listen: crate::DEFAULT_GATEWAY_LISTEN,
+            tls: GatewayTls::SelfSigned {
+                cert: dir.join("data/gateway.crt"),
+                key: dir.join("data/gateway.key"),
+            },
+            allow_plaintext: false,
+            redact_literals: false,
+            credential_ttl: crate::DEFAULT_CREDENTIAL_TTL,
+            max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
+            recording_buffer: crate::DEFAULT_RECORDING_BUFFER,
+        })
+    );
     assert_eq!(config.server.data_dir, dir.join("data"));
     assert_eq!(
         config.server.database,
@@ -306,7 +369,9 @@ fn server_settings_have_defaults() {
         }
     );
     assert_eq!(config.catalog.pending_timeout, None);
+    assert_eq!(config.catalog.escalate_after, None);
     assert!(config.catalog.resources.is_empty());
+    assert_eq!(config.gateway, None);
 }
 
 #[test]
@@ -364,7 +429,7 @@ fn an_unknown_key_is_refused_with_its_line_and_the_allowed_keys() {
     check_err(
         "[users.bob]\nemail = \"bob@example.com\"\nmanger = \"erin\"\n",
         expect![
-            "/etc/latch/latch.toml:9:1: users.bob.manger: unknown key `manger`, expected one of `email`, `teams`, `manager`, `roles`"
+            "/etc/latch/latch.toml:9:1: users.bob.manger: unknown key `manger`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`"
         ],
     );
 }
@@ -374,7 +439,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -743,7 +808,7 @@ password_file = "pw.txt"
         examples/quickstart/latch.toml:15:10: users.alice.teams: unknown team `paymnts` (teams: eng, payments)
         examples/quickstart/latch.toml:16:11: users.alice.manager: user `alice` cannot be their own manager (expected another user, or no `manager` key)
         examples/quickstart/latch.toml:17:10: users.alice.roles: unknown role `root` (expected `admin` or `auditor`; roles on a resource go under `[resources.NAME.roles.ROLE]`)
-        examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`
+        examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`
         examples/quickstart/latch.toml:25:14: resources.payments-db.owner_team: unknown team `paymnts` (teams: eng, payments)
         examples/quickstart/latch.toml:28:11: resources.payments-db.upstream.address: invalid address `127.0.0.1` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
         examples/quickstart/latch.toml:31:16: resources.payments-db.roles.read.max_duration: invalid duration `4hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
@@ -809,4 +874,213 @@ fn the_policy_section_names_files_and_an_on_call_list_of_known_users() {
         problems,
         ["policy.on_call[0]: unknown user `zed` (users: erin)"]
     );
+}
+
+#[test]
+fn escalate_after_is_shorter_than_pending_timeout() {
+    let text = format!("{BASE}[server]\nescalate_after = \"4h\"\n");
+    let catalog = parse(&text).unwrap().catalog;
+    assert_eq!(catalog.escalate_after, Some(duration("4h")));
+    assert_eq!(catalog.pending_timeout, None);
+    check_err(
+        "[server]\npending_timeout = \"1d\"\nescalate_after = \"24h\"\n",
+        expect![
+            "/etc/latch/latch.toml:9:18: server.escalate_after: `escalate_after` (`24h`) must be shorter than `pending_timeout` (`1d`): requests time out before they could be escalated (expected a shorter duration, or no `escalate_after`)"
+        ],
+    );
+    check_err(
+        "[server]\nescalate_after = \"4 hours\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:18: server.escalate_after: invalid duration `4 hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)"
+        ],
+    );
+}
+
+/// A resource with one role, for the label and role-setting cases.
+const DB: &str = r#"[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+"#;
+
+#[test]
+fn resource_labels_and_role_settings_are_checked() {
+    check_err(
+        &format!(
+            "{DB}sensitivity = \"secret\"\nenvironment = \"Prod\"\nticket_pattern = \"[A-Z\"\nrecording = \"async\"\n{}",
+            "roles.read = { max_duration = \"1h\", username = \"r\", access = \"admin\", enforcement = \"warn\" }\n"
+        ),
+        expect![[r#"
+            /etc/latch/latch.toml:11:15: resources.db.sensitivity: unknown sensitivity `secret` (expected `low`, `normal`, `high` or `critical`)
+            /etc/latch/latch.toml:12:15: resources.db.environment: invalid environment name `Prod` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`, e.g. `production` or `staging`)
+            /etc/latch/latch.toml:13:18: resources.db.ticket_pattern: invalid ticket pattern `[A-Z`: unclosed character class (expected a regular expression that a whole ticket reference must match, e.g. `^PAY-[0-9]+$`)
+            /etc/latch/latch.toml:14:13: resources.db.recording: unknown recording mode `async` (expected `buffered` or `strict`)
+            /etc/latch/latch.toml:15:62: resources.db.roles.read.access: unknown access `admin` (expected `read` or `write`)
+            /etc/latch/latch.toml:15:85: resources.db.roles.read.enforcement: unknown enforcement `warn` (expected `enforce` or `audit`)"#]],
+    );
+    check_err(
+        &format!(
+            "{DB}ticket_pattern = \"\"\nroles.read = {{ max_duration = \"1h\", username = \"r\" }}\n"
+        ),
+        expect![
+            "/etc/latch/latch.toml:11:18: resources.db.ticket_pattern: invalid ticket pattern ``: it is empty (expected a regular expression that a whole ticket reference must match, e.g. `^PAY-[0-9]+$`)"
+        ],
+    );
+}
+
+#[test]
+fn resource_labels_are_read_and_every_resource_has_them() {
+    let text = format!(
+        "{BASE}{DB}sensitivity = \"critical\"\nenvironment = \"development\"\nticket_pattern = '^INC-\\d+$'\nroles.read = {{ max_duration = \"1h\", username = \"r\" }}\n[resources.other]\nkind = \"mysql\"\nowner_team = \"eng\"\nupstream.address = \"db:3306\"\nroles.read = {{ max_duration = \"1h\", username = \"r\" }}\n"
+    );
+    let labels = parse(&text).unwrap().resource_labels;
+    assert_eq!(labels["other"], default_labels());
+    let db = &labels["db"];
+    assert_eq!(db.sensitivity, "critical");
+    assert_eq!(db.environment, "development");
+    let pattern = db.ticket_pattern.as_ref().unwrap();
+    assert_eq!(pattern.as_str(), r"^INC-\d+$");
+    assert!(pattern.matches("INC-4211"));
+    assert!(!pattern.matches("INC-"));
+    assert!(!pattern.matches("INC-1 PAY-2"));
+}
+
+#[test]
+fn service_accounts_request_but_never_approve() {
+    let text = format!(
+        "{BASE}[users.ci-bot]\nemail = \"ci@example.com\"\nservice_account = true\nroles = [\"auditor\"]\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.service_accounts,
+        BTreeSet::from(["ci-bot".to_owned()])
+    );
+    assert!(config.catalog.has_role("ci-bot", UserRole::Auditor));
+    check_err(
+        r#"[teams.ops]
+leads = ["agent"]
+[users.agent]
+email = "agent@example.com"
+service_account = true
+roles = ["admin"]
+[users.alice]
+email = "alice@example.com"
+manager = "agent"
+[policy]
+on_call = ["agent"]
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:10: teams.ops.leads: user `agent` is a service account and cannot lead a team (service accounts never approve; expected a person, or `service_account = false` under `[users.agent]`)
+            /etc/latch/latch.toml:12:10: users.agent.roles: user `agent` is a service account and cannot have the role `admin` (admins revoke grants and manage tokens; expected `auditor` or no role, or `service_account = false`)
+            /etc/latch/latch.toml:15:11: users.alice.manager: user `agent` is a service account and cannot be a manager (service accounts never approve; expected a person, or `service_account = false` under `[users.agent]`)
+            /etc/latch/latch.toml:17:12: policy.on_call[0]: user `agent` is a service account and cannot be on call (service accounts never approve; expected a person, or `service_account = false` under `[users.agent]`)"#]],
+    );
+}
+
+#[test]
+fn a_service_account_does_not_count_as_the_admin() {
+    let text =
+        "[users.bot]\nemail = \"bot@example.com\"\nservice_account = true\nroles = [\"admin\"]\n";
+    expect![[r#"
+        /etc/latch/latch.toml:1:2: users: no user has the role `admin` (expected at least one, e.g. `roles = ["admin"]` under `[users.NAME]`, so that someone can revoke any grant)
+        /etc/latch/latch.toml:4:10: users.bot.roles: user `bot` is a service account and cannot have the role `admin` (admins revoke grants and manage tokens; expected `auditor` or no role, or `service_account = false`)"#]]
+    .assert_eq(&parse(text).unwrap_err().to_string());
+}
+
+#[test]
+fn the_gateway_is_off_without_its_table_and_has_defaults_with_it() {
+    let config = parse(&format!("{BASE}[gateway]\n")).unwrap();
+    assert_eq!(
+        config.gateway,
+        Some(GatewaySettings {
+            listen: "127.0.0.1:6432".parse().unwrap(),
+            tls: GatewayTls::SelfSigned {
+                cert: PathBuf::from("/etc/latch/data/gateway.crt"),
+                key: PathBuf::from("/etc/latch/data/gateway.key"),
+            },
+            allow_plaintext: false,
+            redact_literals: false,
+            credential_ttl: Duration::from_secs(600),
+            max_message_bytes: 16_777_216,
+            recording_buffer: 10_000,
+        })
+    );
+    let text = format!(
+        r#"{BASE}[gateway]
+listen = "0.0.0.0:5433"
+tls_cert_file = "tls/gateway.pem"
+tls_key_file = "/etc/ssl/private/gateway.key"
+allow_plaintext = true
+redact_literals = true
+credential_ttl = "1h30m"
+max_message_bytes = 1024
+recording_buffer = 1
+"#
+    );
+    assert_eq!(
+        parse(&text).unwrap().gateway,
+        Some(GatewaySettings {
+            listen: "0.0.0.0:5433".parse().unwrap(),
+            tls: GatewayTls::Files {
+                cert: PathBuf::from("/etc/latch/tls/gateway.pem"),
+                key: PathBuf::from("/etc/ssl/private/gateway.key"),
+            },
+            allow_plaintext: true,
+            redact_literals: true,
+            credential_ttl: Duration::from_secs(5400),
+            max_message_bytes: 1024,
+            recording_buffer: 1,
+        })
+    );
+}
+
+#[test]
+fn gateway_settings_are_checked() {
+    check_err(
+        r#"[gateway]
+listen = "localhost:6432"
+tls_cert_file = "gateway.pem"
+allow_plaintext = "yes"
+"#,
+        expect![[
+            r#"/etc/latch/latch.toml:10:19: gateway.allow_plaintext: invalid type: string "yes", expected a boolean"#
+        ]],
+    );
+    check_err(
+        r#"[gateway]
+listen = "localhost:6432"
+tls_key_file = "gateway.key"
+credential_ttl = "30s"
+max_message_bytes = 512
+recording_buffer = 0
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:10: gateway.listen: invalid socket address `localhost:6432` (expected an IP address and a port, e.g. `127.0.0.1:6432` or `[::1]:6432`)
+            /etc/latch/latch.toml:9:16: gateway.tls_key_file: `tls_key_file` is given without `tls_cert_file` (expected both, or neither for a self-signed certificate that latch creates in `data_dir`)
+            /etc/latch/latch.toml:10:18: gateway.credential_ttl: invalid credential ttl `30s`: it is shorter than `1m` (expected a duration from `1m` to `24h`, e.g. `10m`)
+            /etc/latch/latch.toml:11:21: gateway.max_message_bytes: `512` is out of range (expected a number of bytes from `1024` to `1073741824`, i.e. 1 KiB to 1 GiB; the default is `16777216`, 16 MiB)
+            /etc/latch/latch.toml:12:20: gateway.recording_buffer: `0` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)"#]],
+    );
+    check_err(
+        r#"[gateway]
+tls_cert_file = "gateway.pem"
+credential_ttl = "2d"
+max_message_bytes = -1
+recording_buffer = 99999999999
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:17: gateway.tls_cert_file: `tls_cert_file` is given without `tls_key_file` (expected both, or neither for a self-signed certificate that latch creates in `data_dir`)
+            /etc/latch/latch.toml:9:18: gateway.credential_ttl: invalid credential ttl `2d`: it is longer than `24h` (expected a duration from `1m` to `24h`, e.g. `10m`)
+            /etc/latch/latch.toml:10:21: gateway.max_message_bytes: `-1` is out of range (expected a number of bytes from `1024` to `1073741824`, i.e. 1 KiB to 1 GiB; the default is `16777216`, 16 MiB)
+            /etc/latch/latch.toml:11:20: gateway.recording_buffer: `99999999999` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)"#]],
+    );
+    check_err(
+        "[gateway]\ntls_cert_file = \"\"\ntls_key_file = \"k.pem\"\ncredential_ttl = \"10\"\n",
+        expect![[r#"
+            /etc/latch/latch.toml:8:17: gateway.tls_cert_file: expected a PEM file path (leave both `tls_cert_file` and `tls_key_file` out for a self-signed certificate)
+            /etc/latch/latch.toml:10:18: gateway.credential_ttl: invalid duration `10`: a number without a unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)"#]],
+    );
+    let text = format!("gateway = true\n{BASE}");
+    expect!["/etc/latch/latch.toml:1:11: gateway: expected a table, found a boolean"]
+        .assert_eq(&parse(&text).unwrap_err().to_string());
 }

@@ -6,6 +6,7 @@ use std::env::VarError;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use latch_core::{
     AccessDuration, Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole,
@@ -15,11 +16,15 @@ use toml::Spanned;
 use crate::document::{Entry, RawConfig, ResourceEntry, key_path};
 use crate::error::Diagnostics;
 use crate::interval::parse_interval;
-use crate::raw::{RawLedger, RawPolicy, RawRole, RawServer, RawTeam, RawUser};
+use crate::raw::{
+    RawGateway, RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser,
+};
 use crate::{
-    Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
-    DEFAULT_ORIGIN, DEFAULT_SCHEDULER_INTERVAL, Database, LedgerSettings, SecretRef,
-    ServerSettings, Upstream,
+    Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CREDENTIAL_TTL, DEFAULT_DATA_DIR,
+    DEFAULT_ENVIRONMENT, DEFAULT_GATEWAY_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER, DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SENSITIVITY,
+    Database, Enforcement, GatewaySettings, GatewayTls, LedgerSettings, RecordingMode,
+    ResourceLabels, RoleAccess, SENSITIVITIES, SecretRef, ServerSettings, TicketPattern, Upstream,
 };
 
 /// Reads an environment variable; the process environment, or a map in tests.
@@ -27,6 +32,19 @@ pub(crate) type Env<'e> = &'e dyn Fn(&str) -> Result<String, VarError>;
 
 /// How many known names a problem lists before it stops.
 const MAX_LISTED: usize = 20;
+
+/// `gateway.credential_ttl` bounds: long enough to type a `psql` command, short enough that a
+/// leaked credential is soon useless.
+const MIN_CREDENTIAL_TTL: Duration = Duration::from_secs(60);
+const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// `gateway.max_message_bytes` bounds: below 1 KiB ordinary statements do not fit; 1 GiB is
+/// PostgreSQL's own limit for one message.
+const MIN_MESSAGE_BYTES: i64 = 1024;
+const MAX_MESSAGE_BYTES: i64 = 1024 * 1024 * 1024;
+/// `gateway.recording_buffer` bounds: a buffer must hold at least one statement; a million is far
+/// beyond what batching needs and keeps the memory a full buffer takes within reason.
+const MIN_RECORDING_BUFFER: i64 = 1;
+const MAX_RECORDING_BUFFER: i64 = 1_000_000;
 
 /// Checks everything in `raw`, reporting every problem, and builds the config from what passed
 /// (the caller discards it when anything was reported).
@@ -46,13 +64,23 @@ pub(crate) fn check(
     let names = Names {
         teams: raw.teams.iter().map(|team| team.name.clone()).collect(),
         users: raw.users.iter().map(|user| user.name.clone()).collect(),
+        service_accounts: raw
+            .users
+            .iter()
+            .filter(|user| user.raw.as_ref().is_some_and(|raw| raw.service_account))
+            .map(|user| user.name.clone())
+            .collect(),
     };
-    let (server, pending_timeout) = checker.server(&raw.server);
+    let (server, timeouts) = checker.server(&raw.server);
     let ledger = checker.ledger(&raw.ledger, &server.data_dir);
     let policy = checker.policy(&raw.policy, &names);
+    let gateway = raw
+        .gateway
+        .as_ref()
+        .map(|gateway| checker.gateway(gateway, &server.data_dir));
     let teams = checker.teams(&raw.teams, &names);
     let users = checker.users(&raw.users, &names, raw.users_span);
-    let (resources, upstreams) = checker.resources(&raw.resources, &names);
+    let checked = checker.resources(&raw.resources, &names);
     Config {
         path: file.to_owned(),
         server,
@@ -61,18 +89,23 @@ pub(crate) fn check(
         catalog: Catalog {
             users,
             teams,
-            resources,
-            pending_timeout,
-            escalate_after: None,
+            resources: checked.resources,
+            pending_timeout: timeouts.pending_timeout,
+            escalate_after: timeouts.escalate_after,
             policy: None,
         },
-        upstreams,
+        upstreams: checked.upstreams,
+        resource_labels: checked.labels,
+        service_accounts: names.service_accounts,
+        gateway,
     }
 }
 
 struct Names {
     teams: BTreeSet<String>,
     users: BTreeSet<String>,
+    /// Users with `service_account = true`, who may never be in a position to approve.
+    service_accounts: BTreeSet<String>,
 }
 
 impl Names {
@@ -103,6 +136,41 @@ impl Names {
             );
         }
     }
+
+    /// A known user put where they could approve (`as_what`: "lead a team", …) must be a person.
+    fn approver(
+        &self,
+        checker: &mut Checker<'_, '_>,
+        user: &Spanned<String>,
+        key: &str,
+        as_what: &str,
+    ) {
+        let name = user.get_ref();
+        if self.service_accounts.contains(name) {
+            checker.report(
+                user,
+                key,
+                format!(
+                    "user `{name}` is a service account and cannot {as_what} (service accounts \
+                     never approve; expected a person, or `service_account = false` under \
+                     `[users.{name}]`)"
+                ),
+            );
+        }
+    }
+}
+
+/// The server's two request timeouts, for the catalog.
+struct Timeouts {
+    pending_timeout: Option<AccessDuration>,
+    escalate_after: Option<AccessDuration>,
+}
+
+/// What the resources become: the catalog's view, the gateway's and the labels.
+struct CheckedResources {
+    resources: BTreeMap<String, Resource>,
+    upstreams: BTreeMap<String, Upstream>,
+    labels: BTreeMap<String, ResourceLabels>,
 }
 
 /// `teams: eng, payments`, or a hint when there are none.
@@ -151,7 +219,7 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn server(&mut self, raw: &RawServer) -> (ServerSettings, Option<AccessDuration>) {
+    fn server(&mut self, raw: &RawServer) -> (ServerSettings, Timeouts) {
         let listen = match &raw.listen {
             None => DEFAULT_LISTEN,
             Some(listen) => listen.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
@@ -184,13 +252,27 @@ impl Checker<'_, '_> {
             }
         };
         let database = self.database(raw, &data_dir);
-        let pending_timeout = raw.pending_timeout.as_ref().and_then(|timeout| {
-            timeout
-                .get_ref()
-                .parse::<AccessDuration>()
-                .map_err(|error| self.report(timeout, "server.pending_timeout", error.to_string()))
-                .ok()
-        });
+        let pending_timeout = self.access_duration(&raw.pending_timeout, "server.pending_timeout");
+        let escalate_after = self.access_duration(&raw.escalate_after, "server.escalate_after");
+        if let (Some(escalate), Some(pending), Some(escalate_text), Some(pending_text)) = (
+            escalate_after,
+            pending_timeout,
+            &raw.escalate_after,
+            &raw.pending_timeout,
+        ) && escalate >= pending
+        {
+            self.report(
+                escalate_text,
+                "server.escalate_after",
+                format!(
+                    "`escalate_after` (`{}`) must be shorter than `pending_timeout` (`{}`): \
+                     requests time out before they could be escalated (expected a shorter \
+                     duration, or no `escalate_after`)",
+                    escalate_text.get_ref(),
+                    pending_text.get_ref()
+                ),
+            );
+        }
         let scheduler_interval = match &raw.scheduler_interval {
             None => DEFAULT_SCHEDULER_INTERVAL,
             Some(interval) => parse_interval(interval.get_ref()).unwrap_or_else(|message| {
@@ -204,7 +286,175 @@ impl Checker<'_, '_> {
             database,
             scheduler_interval,
         };
-        (settings, pending_timeout)
+        let timeouts = Timeouts {
+            pending_timeout,
+            escalate_after,
+        };
+        (settings, timeouts)
+    }
+
+    /// An optional duration such as `pending_timeout`; `None` when absent or bad (reported).
+    fn access_duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+    ) -> Option<AccessDuration> {
+        let value = value.as_ref()?;
+        value
+            .get_ref()
+            .parse::<AccessDuration>()
+            .map_err(|error| self.report(value, key, error.to_string()))
+            .ok()
+    }
+
+    fn gateway(&mut self, raw: &RawGateway, data_dir: &Path) -> GatewaySettings {
+        let listen = match &raw.listen {
+            None => DEFAULT_GATEWAY_LISTEN,
+            Some(listen) => listen.get_ref().parse::<SocketAddr>().unwrap_or_else(|_| {
+                self.report(
+                    listen,
+                    "gateway.listen",
+                    format!(
+                        "invalid socket address `{}` (expected an IP address and a port, e.g. \
+                         `127.0.0.1:6432` or `[::1]:6432`)",
+                        listen.get_ref()
+                    ),
+                );
+                DEFAULT_GATEWAY_LISTEN
+            }),
+        };
+        let self_signed = GatewayTls::SelfSigned {
+            cert: data_dir.join("gateway.crt"),
+            key: data_dir.join("gateway.key"),
+        };
+        let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
+            (None, None) => self_signed,
+            (Some(cert), Some(key)) => GatewayTls::Files {
+                cert: self.tls_file(cert, "gateway.tls_cert_file"),
+                key: self.tls_file(key, "gateway.tls_key_file"),
+            },
+            (Some(cert), None) => {
+                self.lone_tls_file(cert, "tls_cert_file", "tls_key_file");
+                self_signed
+            }
+            (None, Some(key)) => {
+                self.lone_tls_file(key, "tls_key_file", "tls_cert_file");
+                self_signed
+            }
+        };
+        let credential_ttl = match &raw.credential_ttl {
+            None => DEFAULT_CREDENTIAL_TTL,
+            Some(ttl) => self.credential_ttl(ttl).unwrap_or(DEFAULT_CREDENTIAL_TTL),
+        };
+        let max_message_bytes = self
+            .bounded(
+                &raw.max_message_bytes,
+                "gateway.max_message_bytes",
+                MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES,
+                "a number of bytes",
+                &format!(
+                    ", i.e. 1 KiB to 1 GiB; the default is `{DEFAULT_MAX_MESSAGE_BYTES}`, 16 MiB"
+                ),
+            )
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let recording_buffer = self
+            .bounded(
+                &raw.recording_buffer,
+                "gateway.recording_buffer",
+                MIN_RECORDING_BUFFER..=MAX_RECORDING_BUFFER,
+                "a number of statements",
+                &format!("; the default is `{DEFAULT_RECORDING_BUFFER}`"),
+            )
+            .unwrap_or(DEFAULT_RECORDING_BUFFER);
+        GatewaySettings {
+            listen,
+            tls,
+            allow_plaintext: raw.allow_plaintext,
+            redact_literals: raw.redact_literals,
+            credential_ttl,
+            max_message_bytes,
+            recording_buffer,
+        }
+    }
+
+    /// `tls_cert_file` without `tls_key_file`, or the other way round.
+    fn lone_tls_file(&mut self, given: &Spanned<String>, key: &str, other: &str) {
+        self.report(
+            given,
+            &key_path("gateway", key),
+            format!(
+                "`{key}` is given without `{other}` (expected both, or neither for a self-signed \
+                 certificate that latch creates in `data_dir`)"
+            ),
+        );
+    }
+
+    /// A PEM file path, resolved against the config file's directory; not read here.
+    fn tls_file(&mut self, path: &Spanned<String>, key: &str) -> PathBuf {
+        if path.get_ref().trim().is_empty() {
+            self.report(
+                path,
+                key,
+                "expected a PEM file path (leave both `tls_cert_file` and `tls_key_file` out \
+                 for a self-signed certificate)",
+            );
+        }
+        self.resolve(path.get_ref())
+    }
+
+    fn credential_ttl(&mut self, ttl: &Spanned<String>) -> Option<Duration> {
+        let key = "gateway.credential_ttl";
+        let parsed = ttl
+            .get_ref()
+            .parse::<AccessDuration>()
+            .map_err(|error| self.report(ttl, key, error.to_string()))
+            .ok()?;
+        let duration = Duration::from_secs(parsed.as_secs());
+        let problem = if duration < MIN_CREDENTIAL_TTL {
+            "it is shorter than `1m`"
+        } else if duration > MAX_CREDENTIAL_TTL {
+            "it is longer than `24h`"
+        } else {
+            return Some(duration);
+        };
+        self.report(
+            ttl,
+            key,
+            format!(
+                "invalid credential ttl `{}`: {problem} (expected a duration from `1m` to `24h`, \
+                 e.g. `10m`)",
+                ttl.get_ref()
+            ),
+        );
+        None
+    }
+
+    /// An optional whole number within `range`; `None` when absent or out of range (reported).
+    fn bounded(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+        what: &str,
+        hint: &str,
+    ) -> Option<usize> {
+        let value = value.as_ref()?;
+        let number = *value.get_ref();
+        match usize::try_from(number) {
+            Ok(checked) if range.contains(&number) => Some(checked),
+            _ => {
+                self.report(
+                    value,
+                    key,
+                    format!(
+                        "`{number}` is out of range (expected {what} from `{}` to `{}`{hint})",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn policy(&mut self, raw: &RawPolicy, names: &Names) -> crate::PolicySettings {
@@ -220,9 +470,11 @@ impl Checker<'_, '_> {
             }
             files.push(self.resolve(file.get_ref()));
         }
-        let mut on_call = std::collections::BTreeSet::new();
+        let mut on_call = BTreeSet::new();
         for (i, user) in raw.on_call.iter().enumerate() {
             if names.users.contains(user.get_ref()) {
+                // On-call users may approve their own break-glass access.
+                names.approver(self, user, &format!("policy.on_call[{i}]"), "be on call");
                 on_call.insert(user.get_ref().clone());
             } else {
                 self.report(
@@ -363,6 +615,7 @@ impl Checker<'_, '_> {
             let leads_key = key_path(&entry.path, "leads");
             for lead in &raw.leads {
                 names.user(self, lead, &leads_key);
+                names.approver(self, lead, &leads_key, "lead a team");
             }
             if let Some(parent) = &raw.parent {
                 names.team(self, parent, &key_path(&entry.path, "parent"));
@@ -438,6 +691,7 @@ impl Checker<'_, '_> {
                     );
                 } else {
                     names.user(self, manager, &key);
+                    names.approver(self, manager, &key, "be a manager");
                     if names.users.contains(manager.get_ref()) {
                         managers.insert(entry.name.as_str(), manager);
                     }
@@ -446,6 +700,16 @@ impl Checker<'_, '_> {
             let mut roles = BTreeSet::new();
             for role in &raw.roles {
                 match UserRole::parse(role.get_ref()) {
+                    Some(UserRole::Admin) if raw.service_account => self.report(
+                        role,
+                        &key_path(&entry.path, "roles"),
+                        format!(
+                            "user `{}` is a service account and cannot have the role `admin` \
+                             (admins revoke grants and manage tokens; expected `auditor` or no \
+                             role, or `service_account = false`)",
+                            entry.name
+                        ),
+                    ),
                     Some(parsed) => {
                         roles.insert(parsed);
                     }
@@ -507,13 +771,10 @@ impl Checker<'_, '_> {
         users
     }
 
-    fn resources(
-        &mut self,
-        entries: &[ResourceEntry],
-        names: &Names,
-    ) -> (BTreeMap<String, Resource>, BTreeMap<String, Upstream>) {
+    fn resources(&mut self, entries: &[ResourceEntry], names: &Names) -> CheckedResources {
         let mut resources = BTreeMap::new();
         let mut upstreams = BTreeMap::new();
+        let mut labels = BTreeMap::new();
         for ResourceEntry {
             entry,
             no_roles,
@@ -574,6 +835,7 @@ impl Checker<'_, '_> {
                     "expected a database name (leave the key out for the upstream's default)",
                 );
             }
+            let recording = self.recording(raw, &entry.path);
             upstreams.insert(
                 entry.name.clone(),
                 Upstream {
@@ -585,8 +847,10 @@ impl Checker<'_, '_> {
                         .map(|database| database.get_ref().clone()),
                     tls: raw.upstream.tls,
                     credentials,
+                    recording,
                 },
             );
+            labels.insert(entry.name.clone(), self.labels(raw, &entry.path));
             if let Some(kind) = kind {
                 let resource = Resource {
                     name: entry.name.clone(),
@@ -597,7 +861,84 @@ impl Checker<'_, '_> {
                 resources.insert(entry.name.clone(), resource);
             }
         }
-        (resources, upstreams)
+        CheckedResources {
+            resources,
+            upstreams,
+            labels,
+        }
+    }
+
+    /// `sensitivity`, `environment` and `ticket_pattern`, with their defaults.
+    fn labels(&mut self, raw: &RawResource, path: &str) -> ResourceLabels {
+        let sensitivity = match &raw.sensitivity {
+            None => DEFAULT_SENSITIVITY.to_owned(),
+            Some(sensitivity) => {
+                let text = sensitivity.get_ref();
+                if !SENSITIVITIES.contains(&text.as_str()) {
+                    self.report(
+                        sensitivity,
+                        &key_path(path, "sensitivity"),
+                        format!(
+                            "unknown sensitivity `{text}` (expected `low`, `normal`, `high` or \
+                             `critical`)"
+                        ),
+                    );
+                }
+                text.clone()
+            }
+        };
+        let environment = match &raw.environment {
+            None => DEFAULT_ENVIRONMENT.to_owned(),
+            Some(environment) => {
+                let text = environment.get_ref();
+                if !valid_name(text) {
+                    self.report(
+                        environment,
+                        &key_path(path, "environment"),
+                        format!(
+                            "invalid environment name `{text}` (expected a lowercase letter, then \
+                             up to 62 lowercase letters, digits, `_` or `-`, e.g. `production` \
+                             or `staging`)"
+                        ),
+                    );
+                }
+                text.clone()
+            }
+        };
+        let ticket_pattern = raw.ticket_pattern.as_ref().and_then(|pattern| {
+            TicketPattern::new(pattern.get_ref())
+                .map_err(|error| {
+                    self.report(
+                        pattern,
+                        &key_path(path, "ticket_pattern"),
+                        error.to_string(),
+                    );
+                })
+                .ok()
+        });
+        ResourceLabels {
+            sensitivity,
+            environment,
+            ticket_pattern,
+        }
+    }
+
+    fn recording(&mut self, raw: &RawResource, path: &str) -> RecordingMode {
+        let Some(recording) = &raw.recording else {
+            return RecordingMode::Buffered;
+        };
+        match recording.get_ref().as_str() {
+            "buffered" => RecordingMode::Buffered,
+            "strict" => RecordingMode::Strict,
+            other => {
+                self.report(
+                    recording,
+                    &key_path(path, "recording"),
+                    format!("unknown recording mode `{other}` (expected `buffered` or `strict`)"),
+                );
+                RecordingMode::Buffered
+            }
+        }
     }
 
     /// One resource role: its grant limit for the catalog and its login for the gateway; `None`
@@ -653,6 +994,36 @@ impl Checker<'_, '_> {
             }
             (None, None) => SecretRef::None,
         };
+        let access = match raw.access.as_ref() {
+            None => Some(RoleAccess::Read),
+            Some(access) => match access.get_ref().as_str() {
+                "read" => Some(RoleAccess::Read),
+                "write" => Some(RoleAccess::Write),
+                other => {
+                    self.report(
+                        access,
+                        &key("access"),
+                        format!("unknown access `{other}` (expected `read` or `write`)"),
+                    );
+                    None
+                }
+            },
+        };
+        let enforcement = match raw.enforcement.as_ref() {
+            None => Some(Enforcement::Enforce),
+            Some(enforcement) => match enforcement.get_ref().as_str() {
+                "enforce" => Some(Enforcement::Enforce),
+                "audit" => Some(Enforcement::Audit),
+                other => {
+                    self.report(
+                        enforcement,
+                        &key("enforcement"),
+                        format!("unknown enforcement `{other}` (expected `enforce` or `audit`)"),
+                    );
+                    None
+                }
+            },
+        };
         let role = ResourceRole {
             name: entry.name.clone(),
             max_duration: max_duration?,
@@ -660,6 +1031,8 @@ impl Checker<'_, '_> {
         let credential = Credential {
             username: raw.username.get_ref().clone(),
             password,
+            access: access?,
+            enforcement: enforcement?,
         };
         Some((role, credential))
     }

@@ -141,6 +141,32 @@ impl Catalog {
         leads_owner || self.is_manager_of(approver, requester)
     }
 
+    /// Who a request escalated to `level` (1 for the first escalation) brings in as approvers:
+    /// the requester's manager's manager (going up one manager per level) and the leads of the
+    /// owner team's parent team (one team up per level). Never the requester.
+    pub fn escalation_approvers(&self, requester: &str, resource: &str, level: u32) -> Vec<String> {
+        let mut found = BTreeSet::new();
+        let mut manager = self.user(requester).and_then(|u| u.manager.clone());
+        for _ in 0..level {
+            manager = manager.and_then(|m| self.user(&m).and_then(|u| u.manager.clone()));
+        }
+        found.extend(manager);
+        let mut team = self
+            .resources
+            .get(resource)
+            .and_then(|r| self.teams.get(&r.owner_team));
+        for _ in 0..level {
+            team = team
+                .and_then(|t| t.parent.as_deref())
+                .and_then(|parent| self.teams.get(parent));
+        }
+        if let Some(team) = team {
+            found.extend(team.leads.iter().cloned());
+        }
+        found.remove(requester);
+        found.into_iter().collect()
+    }
+
     /// Who may end a grant early: admins, whoever could have approved it, and the grantee.
     pub fn may_revoke(&self, actor: &str, grantee: &str, resource: &str) -> bool {
         actor == grantee

@@ -90,6 +90,9 @@ pub enum EventKind {
         /// Teams that must each count an approver among the approvals.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         approver_groups: Vec<String>,
+        /// A single-use grant: it ends with its first gateway session.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        once: bool,
     },
     /// An approval that does not yet reach the required count.
     #[serde(rename = "request.approval_recorded")]
@@ -116,6 +119,10 @@ pub enum EventKind {
     RequestCancelled {},
     #[serde(rename = "request.timed_out")]
     RequestTimedOut {},
+    /// Nobody approved in time: the next level of approvers (`to`, possibly nobody new) may
+    /// now approve, and are notified.
+    #[serde(rename = "request.escalated")]
+    RequestEscalated { level: u32, to: Vec<String> },
     #[serde(rename = "grant.issued")]
     GrantIssued {
         grant_id: String,
@@ -171,6 +178,7 @@ impl EventKind {
             Self::RequestDenied { .. } => "request.denied",
             Self::RequestCancelled {} => "request.cancelled",
             Self::RequestTimedOut {} => "request.timed_out",
+            Self::RequestEscalated { .. } => "request.escalated",
             Self::GrantIssued { .. } => "grant.issued",
             Self::GrantExpired { .. } => "grant.expired",
             Self::GrantRevoked { .. } => "grant.revoked",
@@ -349,6 +357,7 @@ mod tests {
                     pending_until: None,
                     policies: Vec::new(),
                     approver_groups: Vec::new(),
+                    once: false,
                 },
             },
         }

@@ -6,10 +6,12 @@ pub mod duration;
 pub mod event;
 pub mod lifecycle;
 pub mod policy;
+pub mod ticket;
 pub mod time;
 
 pub use catalog::{Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole};
 pub use duration::AccessDuration;
 pub use event::{Actor, Event, EventKind, StoredEvent};
 pub use lifecycle::{AccessRequest, Command, GrantState, Refusal, RefusalKind, RequestState};
+pub use ticket::TicketPattern;
 pub use time::Timestamp;

@@ -124,6 +124,8 @@ pub struct AccessRequest {
     /// Teams that must each count an approver among the approvals (empty: any entitled
     /// approvers will do).
     pub approver_groups: Vec<String>,
+    /// A single-use grant: it ends when its first gateway session ends.
+    pub once: bool,
     pub created_at: Timestamp,
     pub pending_until: Option<Timestamp>,
     pub approvals: Vec<Approval>,
@@ -134,7 +136,29 @@ pub struct AccessRequest {
     pub closed_by: Option<String>,
     pub deny_reason: Option<String>,
     pub grant: Option<Grant>,
+    /// How many times the request was escalated for want of an approval.
+    pub escalation_level: u32,
+    /// Who the escalations brought in as approvers (beyond those the rules name anyway).
+    pub escalated_to: Vec<String>,
 }
+
+/// The requester's other requests when they make a new one, as policies see them
+/// (`context.open_requests`, `context.recent_requests`). The store counts them inside the write
+/// transaction that creates the request, so concurrent requests cannot slip past a cap; callers
+/// pass [`RequesterHistory::default`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequesterHistory {
+    /// Requests now pending or granted.
+    pub open_requests: u32,
+    /// Requests created in the last [`RECENT_REQUESTS_WINDOW_MS`].
+    pub recent_requests: u32,
+}
+
+/// The window of [`RequesterHistory::recent_requests`]: a day, in milliseconds.
+pub const RECENT_REQUESTS_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// At most this many escalations per request (an organisation is rarely deeper).
+pub const MAX_ESCALATIONS: u32 = 3;
 
 /// What someone (or the scheduler) asks the lifecycle to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +170,10 @@ pub enum Command {
         duration: AccessDuration,
         reason: String,
         ticket: Option<String>,
+        /// A single-use grant (`latch request --once`).
+        once: bool,
+        /// Filled in by the store (see [`RequesterHistory`]).
+        history: RequesterHistory,
     },
     Approve {
         approver: String,
@@ -172,6 +200,10 @@ pub enum Command {
     Expire,
     /// The scheduler closes a request nobody decided on in time.
     TimeOut,
+    /// The scheduler brings the next level of approvers to a request nobody approved in time.
+    Escalate,
+    /// The gateway ends a single-use grant when its session ends.
+    Consume,
 }
 
 impl Command {
@@ -185,7 +217,7 @@ impl Command {
             | Self::Cancel { by: user }
             | Self::BreakGlass { by: user, .. }
             | Self::Revoke { by: user, .. } => Actor::user(user.clone()),
-            Self::Expire | Self::TimeOut => Actor::System,
+            Self::Expire | Self::TimeOut | Self::Escalate | Self::Consume => Actor::System,
         }
     }
 
@@ -200,6 +232,8 @@ impl Command {
             Self::Revoke { .. } => "revoke",
             Self::Expire => "expire",
             Self::TimeOut => "time out",
+            Self::Escalate => "escalate",
+            Self::Consume => "end single-use grant",
         }
     }
 }
@@ -276,6 +310,8 @@ pub fn decide(
         duration,
         reason,
         ticket,
+        once,
+        history,
     } = command
     {
         if current.is_some() {
@@ -292,6 +328,8 @@ pub fn decide(
             *duration,
             reason,
             ticket.as_deref(),
+            *once,
+            *history,
             now,
         )?;
         if !auto_approve {
@@ -485,6 +523,54 @@ pub fn decide(
                 grant_id: grant.id.clone(),
             })])
         }
+        Command::Escalate => {
+            if request.state != RequestState::Pending {
+                return Err(request.not_in_state(command));
+            }
+            let Some(after) = catalog.escalate_after else {
+                return Err(Refusal::new(
+                    Conflict,
+                    "escalation is not configured (`server.escalate_after`)",
+                ));
+            };
+            if request.escalation_level >= MAX_ESCALATIONS {
+                return Err(Refusal::new(
+                    Conflict,
+                    format!("request `{id}` was already escalated {MAX_ESCALATIONS} times"),
+                ));
+            }
+            let level = request.escalation_level + 1;
+            let due = escalation_due(request.created_at, after, level);
+            if now < due {
+                return Err(Refusal::new(
+                    Conflict,
+                    format!("request `{id}` escalates at {due}, not yet"),
+                ));
+            }
+            let to: Vec<String> = catalog
+                .escalation_approvers(&request.requester, &request.resource, level)
+                .into_iter()
+                .filter(|user| !request.escalated_to.contains(user))
+                // Under the built-in rule, those who could approve already are not news.
+                .filter(|user| {
+                    catalog.policy.is_some()
+                        || !catalog.may_approve(user, &request.requester, &request.resource)
+                })
+                .collect();
+            Ok(vec![event(EventKind::RequestEscalated { level, to })])
+        }
+        Command::Consume => {
+            let grant = request.require_active_grant(command)?;
+            if !request.once {
+                return Err(Refusal::new(
+                    Conflict,
+                    format!("grant `{}` is not single-use", grant.id),
+                ));
+            }
+            Ok(vec![event(EventKind::GrantExpired {
+                grant_id: grant.id.clone(),
+            })])
+        }
         Command::TimeOut => {
             if request.state != RequestState::Pending {
                 return Err(request.not_in_state(command));
@@ -516,6 +602,8 @@ fn validate_create(
     duration: AccessDuration,
     reason: &str,
     ticket: Option<&str>,
+    once: bool,
+    history: RequesterHistory,
     now: Timestamp,
 ) -> Result<(EventKind, bool), Refusal> {
     use RefusalKind::*;
@@ -577,6 +665,7 @@ fn validate_create(
                 role: role_name,
                 duration,
                 ticket: ticket.as_deref(),
+                history,
                 now,
             });
             if !decided.verdict.allowed {
@@ -617,8 +706,18 @@ fn validate_create(
             .map(|timeout| now.saturating_add(timeout)),
         policies,
         approver_groups,
+        once,
     };
     Ok((created, auto_approve))
+}
+
+/// When a request created at `created_at` reaches escalation `level` (1 for the first).
+pub fn escalation_due(created_at: Timestamp, after: AccessDuration, level: u32) -> Timestamp {
+    let step = i64::try_from(after.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+        .saturating_mul(i64::from(level));
+    Timestamp::from_millis(created_at.as_millis().saturating_add(step))
 }
 
 fn require_text(field: &str, text: &str, hint: &str) -> Result<String, Refusal> {
@@ -736,7 +835,9 @@ impl AccessRequest {
                 ),
             ));
         }
-        if catalog.may_approve(approver, &self.requester, &self.resource) {
+        if catalog.may_approve(approver, &self.requester, &self.resource)
+            || self.escalated_to.iter().any(|user| user == approver)
+        {
             return Ok(Vec::new());
         }
         let owner = catalog
@@ -809,6 +910,7 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 required_approvals,
                 pending_until,
                 approver_groups,
+                once,
                 ..
             },
         ) => {
@@ -823,6 +925,7 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 ticket: ticket.clone(),
                 required_approvals: *required_approvals,
                 approver_groups: approver_groups.clone(),
+                once: *once,
                 created_at: event.at,
                 pending_until: *pending_until,
                 approvals: Vec::new(),
@@ -831,6 +934,8 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                 closed_by: None,
                 deny_reason: None,
                 grant: None,
+                escalation_level: 0,
+                escalated_to: Vec::new(),
             })
         }
         (Some(mut request), kind) => {
@@ -864,6 +969,10 @@ pub fn apply(current: Option<AccessRequest>, event: &Event) -> Result<AccessRequ
                     request.state = RequestState::Cancelled;
                     request.decided_at = Some(event.at);
                     request.closed_by = actor_name();
+                }
+                EventKind::RequestEscalated { level, to } if pending => {
+                    request.escalation_level = *level;
+                    request.escalated_to.extend(to.iter().cloned());
                 }
                 EventKind::RequestTimedOut {} if pending => {
                     request.state = RequestState::TimedOut;

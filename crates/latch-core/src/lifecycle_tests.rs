@@ -93,6 +93,8 @@ fn create(requester: &str, role: &str, duration: &str) -> Command {
         duration: duration.parse().unwrap(),
         reason: "INC-1: stuck job".into(),
         ticket: Some("INC-1".into()),
+        once: false,
+        history: Default::default(),
     }
 }
 
@@ -180,6 +182,8 @@ fn refusals_say_what_was_wrong() {
             duration: "1h".parse().unwrap(),
             reason: "x".into(),
             ticket: None,
+            once: false,
+            history: Default::default(),
         }),
         "unknown resource `payments` (resources: payments-db)"
     );
@@ -191,6 +195,8 @@ fn refusals_say_what_was_wrong() {
             duration: "1h".parse().unwrap(),
             reason: "   ".into(),
             ticket: None,
+            once: false,
+            history: Default::default(),
         }),
         "reason is empty: say why you need access, e.g. `INC-4211: stuck job`"
     );
@@ -201,6 +207,8 @@ fn refusals_say_what_was_wrong() {
         duration: "1h".parse().unwrap(),
         reason: reason.into(),
         ticket: None,
+        once: false,
+        history: Default::default(),
     };
     assert_eq!(
         message(with_reason("stuck\u{0}job")),
@@ -411,6 +419,8 @@ fn any_command() -> impl Strategy<Value = Command> {
                 duration: AccessDuration::from_secs(secs).unwrap(),
                 reason,
                 ticket: None,
+                once: false,
+                history: Default::default(),
             }),
         (person.clone(), prop::option::of(text.clone()))
             .prop_map(|(approver, comment)| Command::Approve { approver, comment }),
@@ -706,4 +716,106 @@ fn break_glass_is_allowed_only_where_policy_says_and_is_flagged() {
         refused.message,
         "`alice` may not break glass on request `req_2`: break-glass is for reads only"
     );
+}
+
+/// The test catalog with escalation after an hour and `gina`, a second lead of `eng` (the parent
+/// of the owner team `payments`), who may approve only once a request is escalated.
+fn escalating_catalog() -> Catalog {
+    let mut catalog = catalog();
+    catalog.escalate_after = AccessDuration::from_secs(3600);
+    catalog.users.extend([user("gina", &["eng"], None, &[])]);
+    if let Some(eng) = catalog.teams.get_mut("eng") {
+        eng.leads.insert("gina".into());
+    }
+    catalog
+}
+
+fn step(
+    catalog: &Catalog,
+    state: Option<AccessRequest>,
+    command: &Command,
+    secs: i64,
+) -> Result<(Option<AccessRequest>, Vec<Event>), Refusal> {
+    let events = decide("req_1", state.as_ref(), command, catalog, at(secs))?;
+    let mut state = state;
+    for event in &events {
+        state = Some(apply(state, event).unwrap());
+    }
+    Ok((state, events))
+}
+
+#[test]
+fn an_unapproved_request_escalates_to_the_parent_teams_leads_who_may_then_approve() {
+    let catalog = escalating_catalog();
+    let approve = Command::Approve {
+        approver: "gina".into(),
+        comment: None,
+    };
+    let (state, _) = step(&catalog, None, &create("alice", "read", "30m"), 0).unwrap();
+    let early = step(&catalog, state.clone(), &approve, 60).unwrap_err();
+    assert_eq!(early.kind, RefusalKind::Forbidden, "{early}");
+    let not_yet = step(&catalog, state.clone(), &Command::Escalate, 3599).unwrap_err();
+    assert_eq!(not_yet.kind, RefusalKind::Conflict);
+    let (state, events) = step(&catalog, state, &Command::Escalate, 3600).unwrap();
+    // carol could approve already (alice's manager): only gina is new.
+    assert_eq!(
+        events[0].kind,
+        EventKind::RequestEscalated {
+            level: 1,
+            to: vec!["gina".into()]
+        }
+    );
+    assert_eq!(events[0].actor, Actor::System);
+    let request = state.clone().unwrap();
+    assert_eq!(
+        (request.escalation_level, request.state),
+        (1, RequestState::Pending)
+    );
+    // The next level is due an hour later, not at once.
+    let again = step(&catalog, state.clone(), &Command::Escalate, 3601).unwrap_err();
+    assert_eq!(again.kind, RefusalKind::Conflict);
+    let (state, _) = step(&catalog, state, &approve, 3700).unwrap();
+    assert_eq!(state.unwrap().state, RequestState::Granted);
+}
+
+#[test]
+fn escalation_stops_after_the_maximum_and_needs_configuring() {
+    let plain = catalog();
+    let (state, _) = step(&plain, None, &create("alice", "read", "30m"), 0).unwrap();
+    let off = step(&plain, state, &Command::Escalate, 99_999).unwrap_err();
+    assert!(off.message.contains("escalate_after"), "{off}");
+
+    let catalog = escalating_catalog();
+    let (mut state, _) = step(&catalog, None, &create("alice", "read", "30m"), 0).unwrap();
+    for level in 1..=MAX_ESCALATIONS {
+        let secs = 3600 * i64::from(level);
+        state = step(&catalog, state, &Command::Escalate, secs).unwrap().0;
+    }
+    let over = step(&catalog, state, &Command::Escalate, 999_999).unwrap_err();
+    assert_eq!(over.kind, RefusalKind::Conflict, "{over}");
+}
+
+#[test]
+fn a_single_use_grant_is_consumed_once_and_an_ordinary_one_is_not() {
+    let catalog = catalog();
+    let mut once = create("alice", "read", "30m");
+    if let Command::Create { once: flag, .. } = &mut once {
+        *flag = true;
+    }
+    let approve = Command::Approve {
+        approver: "bob".into(),
+        comment: None,
+    };
+    let (state, _) = step(&catalog, None, &once, 0).unwrap();
+    let (state, _) = step(&catalog, state, &approve, 10).unwrap();
+    assert!(state.as_ref().unwrap().once);
+    let (state, events) = step(&catalog, state, &Command::Consume, 20).unwrap();
+    assert_eq!(events[0].kind.type_name(), "grant.expired");
+    assert_eq!(state.clone().unwrap().state, RequestState::Expired);
+    assert!(step(&catalog, state, &Command::Consume, 30).is_err());
+
+    let (state, _) = step(&catalog, None, &create("alice", "read", "30m"), 0).unwrap();
+    let (state, _) = step(&catalog, state, &approve, 10).unwrap();
+    let refused = step(&catalog, state, &Command::Consume, 20).unwrap_err();
+    assert!(refused.message.contains("not single-use"), "{refused}");
 }

@@ -39,6 +39,8 @@ pub struct RequestFacts<'a> {
     pub role: &'a str,
     pub duration: AccessDuration,
     pub ticket: Option<&'a str>,
+    /// The requester's other requests.
+    pub history: crate::lifecycle::RequesterHistory,
     pub now: Timestamp,
 }
 

@@ -169,7 +169,8 @@ fn organisation() -> (Catalog, OrgFacts) {
             ResourceLabels {
                 sensitivity: ["high", "low", "normal", "normal", "normal"][r % 5].to_owned(),
                 environment: if r % 4 == 0 { "staging" } else { "production" }.to_owned(),
-                ticket_pattern: (r % 3 == 0).then(|| "INC-*".to_owned()),
+                ticket_pattern: (r % 3 == 0)
+                    .then(|| latch_core::TicketPattern::new("INC-[0-9]+").unwrap()),
             },
         );
     }
@@ -290,6 +291,9 @@ fn pending(requester: &str, resource: &str, role: &str) -> AccessRequest {
         closed_by: None,
         deny_reason: None,
         grant: None,
+        once: false,
+        escalation_level: 0,
+        escalated_to: Vec::new(),
     }
 }
 

@@ -188,6 +188,9 @@ pub(crate) struct Existing<'a> {
     pub ticket: Option<&'a str>,
     pub approvals_so_far: u32,
     pub created_at: Timestamp,
+    /// How many times the request was escalated, and who that brought in.
+    pub escalation_level: u32,
+    pub escalated_to: &'a [String],
 }
 
 impl<'a> From<&'a AccessRequest> for Existing<'a> {
@@ -200,6 +203,8 @@ impl<'a> From<&'a AccessRequest> for Existing<'a> {
             ticket: request.ticket.as_deref(),
             approvals_so_far: u32::try_from(request.approvals.len()).unwrap_or(u32::MAX),
             created_at: request.created_at,
+            escalation_level: request.escalation_level,
+            escalated_to: &request.escalated_to,
         }
     }
 }
@@ -325,6 +330,8 @@ impl PolicyEngine {
                         ticket: input.ticket.as_deref(),
                         approvals_so_far: 0,
                         created_at: input.now,
+                        escalation_level: 0,
+                        escalated_to: &[],
                     },
                     input.now,
                 )
@@ -502,6 +509,13 @@ impl PolicyEngine {
                 RestrictedExpression::new_bool(self.org.leads_owner(approver, request.resource)),
             ),
             pair("approvals_so_far", long(request.approvals_so_far)),
+            pair("escalation_level", long(request.escalation_level)),
+            pair(
+                "approver_escalated_to",
+                RestrictedExpression::new_bool(
+                    request.escalated_to.iter().any(|user| user == approver),
+                ),
+            ),
             pair(
                 "pending_secs",
                 long(now.millis_since(request.created_at).max(0) / 1000),

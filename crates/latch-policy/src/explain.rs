@@ -109,6 +109,8 @@ impl PolicyEngine {
             ticket: query.ticket.as_deref(),
             approvals_so_far: query.approvals_so_far,
             created_at: Timestamp::from_millis(query.now.as_millis().saturating_sub(pending)),
+            escalation_level: 0,
+            escalated_to: &[],
         };
         match query.action {
             Action::Request => {

@@ -107,8 +107,8 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
             duration: facts.duration,
             ticket: facts.ticket.map(str::to_owned),
             now: facts.now,
-            open_requests: 0,
-            recent_requests: 0,
+            open_requests: facts.history.open_requests,
+            recent_requests: facts.history.recent_requests,
         });
         latch_core::policy::RequestVerdict {
             verdict: verdict(decision.allowed, decision.reasons, &decision.determining),

@@ -48,10 +48,10 @@ pub struct ResourceLabels {
     pub sensitivity: String,
     /// `Resource.environment`; default `production` (assume the worst).
     pub environment: String,
-    /// The shape of a ticket reference for this resource, `*` matching any run of characters,
-    /// e.g. `INC-*`; `context.ticket_matches` tells whether the request's ticket has it.
-    /// Without a pattern any ticket matches.
-    pub ticket_pattern: Option<String>,
+    /// The regular expression a whole ticket reference for this resource must match, e.g.
+    /// `^INC-[0-9]+$` (`Resource.requires_ticket`); `context.ticket_matches` tells whether the
+    /// request's ticket does. Without a pattern any ticket matches.
+    pub ticket_pattern: Option<latch_core::TicketPattern>,
 }
 
 impl Default for ResourceLabels {
@@ -263,6 +263,10 @@ impl Org {
                     RestrictedExpression::new_string(labels.sensitivity),
                 ),
                 (
+                    "requires_ticket".to_owned(),
+                    RestrictedExpression::new_bool(labels.ticket_pattern.is_some()),
+                ),
+                (
                     "environment".to_owned(),
                     RestrictedExpression::new_string(labels.environment),
                 ),
@@ -383,9 +387,9 @@ impl Org {
             .facts
             .resources
             .get(resource)
-            .and_then(|labels| labels.ticket_pattern.as_deref())
+            .and_then(|labels| labels.ticket_pattern.as_ref())
         {
-            Some(pattern) => glob_matches(pattern, ticket),
+            Some(pattern) => pattern.matches(ticket),
             None => true,
         }
     }
@@ -430,28 +434,6 @@ fn team_members(catalog: &Catalog) -> HashMap<String, BTreeSet<String>> {
 }
 
 /// `*` matches any run of characters (possibly empty); everything else matches itself.
-pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let Some(first) = parts.next() else {
-        return text.is_empty();
-    };
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        // No `*` at all: the whole text must be the pattern.
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = rest.get(at + part.len()..).unwrap_or(""),
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 /// A comma-separated list of names, at most ten of them.
 pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
     let mut names = names.into_iter();
@@ -464,24 +446,5 @@ pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
         format!("{}, … ({more} more)", shown.join(", "))
     } else {
         shown.join(", ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_like_cedar_like() {
-        assert!(glob_matches("INC-*", "INC-4211"));
-        assert!(glob_matches("INC-*", "INC-"));
-        assert!(!glob_matches("INC-*", "CHG-1"));
-        assert!(glob_matches("*-*", "A-B"));
-        assert!(glob_matches("a*b*c", "aXbYc"));
-        assert!(!glob_matches("a*b*c", "aXcYb"));
-        assert!(glob_matches("abc", "abc"));
-        assert!(!glob_matches("abc", "abcd"));
-        assert!(glob_matches("*", ""));
-        assert!(!glob_matches("ab*ba", "aba"));
     }
 }

@@ -134,6 +134,8 @@ pub(crate) fn self_approvals(engine: &PolicyEngine) -> Vec<(String, String)> {
                     created_at: Timestamp::from_millis(
                         now.as_millis() - 86_400_000 * i64::try_from(probe).unwrap_or(0),
                     ),
+                    escalation_level: 0,
+                    escalated_to: &[],
                 };
                 let Some(role_uid) = engine.org.role_uid(resource, role) else {
                     continue;
@@ -232,7 +234,14 @@ fn role_classes(
             let key = (
                 resource.kind.as_str(),
                 resource.owner_team.clone(),
-                labels.clone(),
+                (
+                    labels.sensitivity.clone(),
+                    labels.environment.clone(),
+                    labels
+                        .ticket_pattern
+                        .as_ref()
+                        .map(|p| p.as_str().to_owned()),
+                ),
                 role.name.clone(),
                 role.max_duration,
             );
@@ -251,9 +260,16 @@ fn sample_ticket(engine: &PolicyEngine, resource: &str) -> String {
         .facts
         .resources
         .get(resource)
-        .and_then(|labels| labels.ticket_pattern.as_deref())
-        .map_or_else(
-            || "TICKET-1".to_owned(),
-            |pattern| pattern.replace('*', "1"),
-        )
+        .and_then(|labels| labels.ticket_pattern.as_ref())
+        .and_then(|pattern| {
+            // A ticket the pattern accepts, when a common shape does: the probe should take the
+            // paths a real, well-formed request takes.
+            [
+                "INC-1", "TICKET-1", "CHG-1", "PAY-1", "OPS-1", "1", "ABC-123",
+            ]
+            .into_iter()
+            .find(|candidate| pattern.matches(candidate))
+        })
+        .unwrap_or("TICKET-1")
+        .to_owned()
 }

@@ -156,7 +156,7 @@ fn advanced_org() -> (Catalog, OrgFacts) {
                 ResourceLabels {
                     sensitivity: "high".to_owned(),
                     environment: "production".to_owned(),
-                    ticket_pattern: Some("INC-*".to_owned()),
+                    ticket_pattern: Some(latch_core::TicketPattern::new("INC-[0-9]+").unwrap()),
                 },
             ),
             (
@@ -245,6 +245,9 @@ fn pending(requester: &str, resource: &str, role: &str, length: &str) -> AccessR
         closed_by: None,
         deny_reason: None,
         grant: None,
+        once: false,
+        escalation_level: 0,
+        escalated_to: Vec::new(),
     }
 }
 
@@ -1158,9 +1161,9 @@ determining = ["nope"]
           | ALLOW: `alice` request role `write` on `payments-db`
           |   at 2026-01-07T10:00:00.000Z (policy set HASH)
           | determining policies:
-          |   request-any-role at policies/default.cedar:17
+          |   request-any-role at policies/default.cedar:20
           | reasons:
-          |   permitted by policy `request-any-role` (policies/default.cedar:17)
+          |   permitted by policy `request-any-role` (policies/default.cedar:20)
           | requirements:
           |   max duration:     1h (the role's maximum)
           |   approvals:        1
@@ -1301,6 +1304,8 @@ fn the_index_decides_like_the_whole_set() {
                         ticket: None,
                         approvals_so_far: 0,
                         created_at: now,
+                        escalation_level: 0,
+                        escalated_to: &[],
                     };
                     let pairs = match action {
                         Action::Approve => engine.approve_context(principal, &existing, now),
@@ -1469,4 +1474,97 @@ fn direct_decision(
         .is_authorized(&request, whole, &engine.org.entities)
         .decision()
         == Cedar::Allow
+}
+
+#[test]
+fn the_default_set_lets_whoever_an_escalation_brought_in_approve() {
+    let mut catalog = quickstart_catalog();
+    catalog
+        .users
+        .insert("gina".into(), user("gina", &["security"], None, &[]));
+    let engine = PolicyEngine::load(
+        &files(&[("policies/default.cedar", QUICKSTART_POLICY)]),
+        &catalog,
+        &OrgFacts::default(),
+    )
+    .unwrap();
+    let mut request = pending("alice", "payments-db", "read", "30m");
+    let before = engine.decide_approve("gina", &request, wednesday());
+    assert!(!before.allowed);
+    request.escalation_level = 1;
+    request.escalated_to = vec!["gina".into()];
+    let after = engine.decide_approve("gina", &request, wednesday());
+    assert!(after.allowed, "{:?}", after.reasons);
+    assert_eq!(ids(&after), ["approve-after-escalation"]);
+    // Escalation never lets the requester approve.
+    request.escalated_to = vec!["alice".into()];
+    assert!(
+        !engine
+            .decide_approve("alice", &request, wednesday())
+            .allowed
+    );
+}
+
+#[test]
+fn a_cap_on_open_requests_sees_the_history_the_lifecycle_passes() {
+    use latch_core::policy::AccessPolicy as _;
+    let engine = PolicyEngine::load(
+        &files(&[
+            ("policies/default.cedar", QUICKSTART_POLICY),
+            (
+                "cap.cedar",
+                "@id(\"cap-open\")\n@reason(\"finish or cancel an open request first\")\nforbid (principal, action == Latch::Action::\"request\", resource)\nwhen { context.open_requests >= 2 || context.recent_requests >= 10 };\n",
+            ),
+        ]),
+        &quickstart_catalog(),
+        &OrgFacts::default(),
+    )
+    .unwrap();
+    let facts = |open, recent| latch_core::policy::RequestFacts {
+        requester: "alice",
+        resource: "payments-db",
+        role: "read",
+        duration: duration("30m"),
+        ticket: None,
+        history: latch_core::lifecycle::RequesterHistory {
+            open_requests: open,
+            recent_requests: recent,
+        },
+        now: wednesday(),
+    };
+    assert!(engine.request(&facts(1, 9)).verdict.allowed);
+    let capped = engine.request(&facts(2, 2)).verdict;
+    assert!(!capped.allowed);
+    assert!(
+        capped.reason.contains("finish or cancel"),
+        "{}",
+        capped.reason
+    );
+    assert!(!engine.request(&facts(0, 10)).verdict.allowed);
+}
+
+#[test]
+fn the_default_set_refuses_a_request_whose_ticket_does_not_match_the_resource_pattern() {
+    let (catalog, facts) = advanced_org();
+    let engine = PolicyEngine::load(
+        &files(&[("policies/default.cedar", QUICKSTART_POLICY)]),
+        &catalog,
+        &facts,
+    )
+    .unwrap();
+    let requester = catalog.users.keys().next().unwrap().clone();
+    let mut input = request(&requester, "payments-db", "read", "30m");
+    input.ticket = None;
+    let missing = engine.decide_request(&input);
+    assert!(!missing.allowed);
+    let determining: Vec<&str> = missing.determining.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(determining, ["ticket-required"]);
+    input.ticket = Some("see slack".into());
+    assert!(!engine.decide_request(&input).allowed);
+    input.ticket = Some("INC-4211".into());
+    assert!(engine.decide_request(&input).allowed);
+    // metrics-db has no pattern: no ticket needed.
+    let mut free = request(&requester, "metrics-db", "read", "30m");
+    free.ticket = None;
+    assert!(engine.decide_request(&free).allowed);
 }

@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for Caller {
             .token_by_hash(&hash_secret(secret))
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token: ask an admin for a new one (`latch admin token create`)".into()))?;
-        if state.catalog.user(&token.user).is_none() {
+        if state.catalog.get().user(&token.user).is_none() {
             return Err(ApiError::Unauthorized(format!(
                 "token `{}` belongs to `{}`, who is no longer in the organisation",
                 token.id, token.user

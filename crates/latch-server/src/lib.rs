@@ -26,11 +26,135 @@ use tokio_util::task::TaskTracker;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+/// The organisation and policy in force, replaced as a whole on reload: a request is decided
+/// against one version from start to end.
+pub struct LiveCatalog(std::sync::RwLock<Arc<Catalog>>);
+
+impl LiveCatalog {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self(std::sync::RwLock::new(catalog))
+    }
+
+    pub fn get(&self) -> Arc<Catalog> {
+        // A poisoned lock still holds a whole catalog: swapping an Arc cannot half-happen.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, catalog: Arc<Catalog>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    }
+}
+
+/// Reads the organisation and policies again (from the config file): the binary provides it.
+pub trait Reloader: Send + Sync {
+    /// The new catalog, with its policy engine, and the policy set's identity; or every problem,
+    /// as text to show the admin.
+    fn load(&self) -> Result<Loaded, String>;
+}
+
+/// A freshly loaded organisation and policy set.
+pub struct Loaded {
+    pub catalog: Catalog,
+    /// `None` under the built-in rule.
+    pub policy: Option<PolicySetId>,
+    /// Settings that changed but only apply after a restart (to tell the admin).
+    pub needs_restart: Vec<String>,
+}
+
+/// What identifies a policy set in the ledger (`policy.loaded`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySetId {
+    pub hash: String,
+    pub files: Vec<String>,
+    pub policies: u64,
+}
+
+/// Appends `policy.loaded` when `policy` differs from the last one recorded, so that the ledger
+/// says which rules were in force for every decision after it. Returns whether it did.
+pub async fn record_policy_set(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    policy: &PolicySetId,
+) -> Result<bool, latch_store::StoreError> {
+    let last = store.last_event_of_type("policy.loaded").await?;
+    let unchanged = matches!(
+        last.map(|e| e.event.kind),
+        Some(latch_core::EventKind::PolicyLoaded { hash, .. }) if hash == policy.hash
+    );
+    if unchanged {
+        return Ok(false);
+    }
+    let event = latch_core::Event {
+        at: clock.now(),
+        actor: latch_core::Actor::System,
+        subject: "policy".to_owned(),
+        kind: latch_core::EventKind::PolicyLoaded {
+            hash: policy.hash.clone(),
+            files: policy.files.clone(),
+            policies: policy.policies,
+        },
+    };
+    store.record(vec![event]).await?;
+    Ok(true)
+}
+
+/// Reloads through the state's [`Reloader`]: the new policy set is recorded first, then put in
+/// force. On any problem nothing changes.
+pub async fn reload(state: &AppState) -> Result<latch_api::ReloadView, error::ApiError> {
+    let Some(reloader) = state.reloader.clone() else {
+        return Err(error::ApiError::Unavailable(
+            "this server was started without a config file to reload".into(),
+        ));
+    };
+    // Reading files is blocking work.
+    let loaded = tokio::task::spawn_blocking(move || reloader.load())
+        .await
+        .map_err(|err| error::ApiError::Unavailable(format!("reload failed: {err}")))?
+        .map_err(|problems| {
+            tracing::warn!(%problems, "reload refused; the configuration in force is unchanged");
+            error::ApiError::Refused(latch_core::Refusal {
+                kind: latch_core::RefusalKind::Invalid,
+                message: format!("nothing was changed: {problems}"),
+            })
+        })?;
+    // One reload at a time, so that the ledger's order of policy sets is the order in force.
+    let _one_at_a_time = state.reloading.lock().await;
+    let recorded = match &loaded.policy {
+        Some(policy) => record_policy_set(&*state.store, &*state.clock, policy).await?,
+        None => false,
+    };
+    state.catalog.replace(Arc::new(loaded.catalog));
+    tracing::info!(
+        policy = loaded
+            .policy
+            .as_ref()
+            .map_or("built-in", |p| p.hash.as_str()),
+        changed = recorded,
+        "configuration reloaded"
+    );
+    for setting in &loaded.needs_restart {
+        tracing::warn!(
+            setting,
+            "changed in the config file; applies after a restart"
+        );
+    }
+    Ok(latch_api::ReloadView {
+        policy_hash: loaded.policy.as_ref().map(|p| p.hash.clone()),
+        policies: loaded.policy.as_ref().map_or(0, |p| p.policies),
+        policy_changed: recorded,
+        needs_restart: loaded.needs_restart,
+    })
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<LiveCatalog>,
+    /// Re-reads the config on SIGHUP and `POST /api/v1/admin/reload`; `None` in tests that
+    /// build a catalog by hand.
+    pub reloader: Option<Arc<dyn Reloader>>,
+    reloading: Arc<tokio::sync::Mutex<()>>,
     pub clock: Arc<dyn Clock>,
     pub ledger: Arc<ledger::Ledger>,
     pub metrics: Arc<metrics::Metrics>,
@@ -50,7 +174,9 @@ impl AppState {
         ));
         Self {
             store,
-            catalog,
+            catalog: Arc::new(LiveCatalog::new(catalog)),
+            reloader: None,
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
             clock,
             ledger,
             metrics: metrics::Metrics::new(),
@@ -79,6 +205,7 @@ pub struct Intervals {
         (name = "grants", description = "Time-bound grants"),
         (name = "identity", description = "The caller"),
         (name = "audit", description = "The ledger: events, signed checkpoints, proofs"),
+        (name = "admin", description = "Running latch"),
     )
 )]
 struct ApiDoc;

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latch_api::{
     ApproveBody, CheckpointView, ConsistencyProofView, CreateRequest, ErrorBody, EventList,
-    EventView, GrantList, GrantView, InclusionProofView, LedgerKey, ReasonBody, RequestList,
-    RequestView, WhoAmI,
+    EventView, GrantList, GrantView, InclusionProofView, LedgerKey, ReasonBody, ReloadView,
+    RequestList, RequestView, WhoAmI,
 };
 use latch_core::lifecycle::request_id_for;
 use latch_core::{
@@ -46,6 +46,34 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(get_checkpoint, make_checkpoint))
         .routes(routes!(inclusion_proof))
         .routes(routes!(consistency_proof))
+        .routes(routes!(reload_config))
+}
+
+/// Re-reads the organisation and the policy files (admins). A policy set that does not load is
+/// refused with its problems and the one in force stays; a new one is recorded in the ledger
+/// (`policy.loaded`) before it decides anything. The same happens on SIGHUP.
+#[utoipa::path(post, path = "/api/v1/admin/reload", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "what is now in force", body = ReloadView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 422, description = "the config or a policy does not load; nothing changed", body = ErrorBody),
+        (status = 503, description = "reload is not available, or the database is unavailable", body = ErrorBody),
+    ))]
+async fn reload_config(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ReloadView>, ApiError> {
+    if !caller.is_admin(&state.catalog.get()) {
+        let error = ApiError::forbidden(format!(
+            "`{}` may not reload the configuration: admins may",
+            caller.user
+        ));
+        return Err(refuse(&state, &caller, "reload", "admin/reload", error).await);
+    }
+    let outcome = crate::reload(&state).await?;
+    Ok(Json(outcome))
 }
 
 /// Ids latch hands out look like `req_01jd…`; anything else cannot exist.
@@ -111,7 +139,7 @@ async fn execute(
 ) -> Result<AccessRequest, ApiError> {
     match state
         .store
-        .execute(id, &command, state.catalog.clone(), state.clock.clone())
+        .execute(id, &command, state.catalog.get(), state.clock.clone())
         .await?
     {
         Executed::Done { request, .. } => Ok(request),
@@ -134,6 +162,7 @@ async fn visible_request(
         .ok_or_else(|| ApiError::not_found(format!("no request `{id}`")))?;
     if !state
         .catalog
+        .get()
         .visibility(&caller.user)
         .allows(&request.requester, &request.resource)
     {
@@ -176,6 +205,8 @@ async fn create_request(
         duration,
         reason: body.reason,
         ticket: body.ticket,
+        once: body.once,
+        history: Default::default(),
     };
     let request = execute(&state, &caller, &id, command).await?;
     Ok((StatusCode::CREATED, Json(RequestView::from(&request))))
@@ -221,7 +252,7 @@ async fn list_requests(
         states,
         requester: query.mine.unwrap_or(false).then(|| caller.user.clone()),
         with_grant: false,
-        visibility: state.catalog.visibility(&caller.user),
+        visibility: state.catalog.get().visibility(&caller.user),
         limit: check_limit(query.limit)?,
     };
     let requests = state.store.requests(&filter).await?;
@@ -402,7 +433,7 @@ async fn list_grants(
         },
         requester: query.mine.unwrap_or(false).then(|| caller.user.clone()),
         with_grant: true,
-        visibility: state.catalog.visibility(&caller.user),
+        visibility: state.catalog.get().visibility(&caller.user),
         limit: check_limit(query.limit)?,
     };
     let requests = state.store.requests(&filter).await?;
@@ -494,7 +525,8 @@ async fn revoke_grant(
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
 async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
-    let user = state.catalog.user(&caller.user).ok_or_else(|| {
+    let catalog = state.catalog.get();
+    let user = catalog.user(&caller.user).ok_or_else(|| {
         ApiError::Unauthorized(format!(
             "`{}` is no longer in the organisation",
             caller.user
@@ -535,7 +567,7 @@ async fn list_events(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListEventsQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    if !state.catalog.sees_everything(&caller.user) {
+    if !state.catalog.get().sees_everything(&caller.user) {
         let error = ApiError::forbidden(format!(
             "`{}` may not read the ledger: it needs the `auditor` or `admin` role",
             caller.user
@@ -573,7 +605,7 @@ fn checkpoint_view(checkpoint: &StoredCheckpoint) -> CheckpointView {
 
 /// Auditors and admins read the ledger; every other attempt is refused and recorded.
 async fn require_audit(state: &AppState, caller: &Caller, action: &str) -> Result<(), ApiError> {
-    if state.catalog.sees_everything(&caller.user) {
+    if state.catalog.get().sees_everything(&caller.user) {
         return Ok(());
     }
     let error = ApiError::forbidden(format!(

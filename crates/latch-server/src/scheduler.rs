@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latch_core::Catalog;
+
+use crate::LiveCatalog;
 use latch_core::time::Clock;
 use latch_store::{Executed, Store};
 use tokio_util::sync::CancellationToken;
@@ -16,13 +18,13 @@ const BATCH: u32 = 2000;
 /// batch). Store errors are logged and retried: a database blip must not stop expiry.
 pub async fn run(
     store: Arc<dyn Store>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<LiveCatalog>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
-        let full = match tick(&*store, &catalog, &*clock).await {
+        let full = match tick(&*store, &catalog.get(), &*clock).await {
             Ok(done) => done >= BATCH as usize,
             Err(err) => {
                 tracing::warn!(%err, "scheduler could not run; retrying");
@@ -45,7 +47,9 @@ pub async fn tick(
     catalog: &Catalog,
     clock: &dyn Clock,
 ) -> Result<usize, latch_store::StoreError> {
-    let due = store.due(clock.now(), BATCH).await?;
+    let due = store
+        .due(clock.now(), BATCH, catalog.escalate_after)
+        .await?;
     if due.is_empty() {
         return Ok(0);
     }

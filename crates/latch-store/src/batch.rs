@@ -123,6 +123,7 @@ pub(crate) async fn execute_jobs(
 ) -> Result<Vec<Executed>, StoreError> {
     let ids: BTreeSet<&str> = jobs.iter().map(|job| job.id).collect();
     let mut states = load_aggregates(conn, dialect, &ids).await?;
+    let mut histories = load_histories(conn, dialect, jobs).await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut appended: Vec<StoredEvent> = Vec::new();
     // Requests whose projection must be written, with their last event, and whether an
@@ -130,14 +131,42 @@ pub(crate) async fn execute_jobs(
     let mut dirty: BTreeMap<String, (u64, bool)> = BTreeMap::new();
     for job in jobs {
         let current = states.get(job.id).cloned().flatten();
+        let filled;
+        let command = match job.command {
+            Command::Create {
+                requester,
+                resource,
+                role,
+                duration,
+                reason,
+                ticket,
+                once,
+                history: _,
+            } => {
+                filled = Command::Create {
+                    requester: requester.clone(),
+                    resource: resource.clone(),
+                    role: role.clone(),
+                    duration: *duration,
+                    reason: reason.clone(),
+                    ticket: ticket.clone(),
+                    once: *once,
+                    history: histories.get(requester).copied().unwrap_or_default(),
+                };
+                &filled
+            }
+            other => other,
+        };
         let events =
-            match lifecycle::decide(job.id, current.as_ref(), job.command, job.catalog, job.now) {
+            match lifecycle::decide(job.id, current.as_ref(), command, job.catalog, job.now) {
                 Ok(events) => events,
                 Err(refusal) => {
                     results.push(Executed::Refused(refusal));
                     continue;
                 }
             };
+        let was_new = current.is_none();
+        let was_open = current.as_ref().is_some_and(is_open);
         let mut state = current;
         let mut approved = false;
         let mut stored = Vec::with_capacity(events.len());
@@ -155,6 +184,17 @@ pub(crate) async fn execute_jobs(
                 job.id
             )));
         };
+        if let Some(history) = histories.get_mut(&request.requester) {
+            // Later requests in this batch count this one as the database would.
+            if was_new {
+                history.recent_requests = history.recent_requests.saturating_add(1);
+            }
+            match (was_open, is_open(&request)) {
+                (false, true) => history.open_requests = history.open_requests.saturating_add(1),
+                (true, false) => history.open_requests = history.open_requests.saturating_sub(1),
+                _ => {}
+            }
+        }
         let last_seq = stored.last().map_or(0, |e| e.seq);
         let entry = dirty.entry(job.id.to_owned()).or_insert((0, false));
         *entry = (last_seq, entry.1 || approved);
@@ -180,6 +220,59 @@ pub(crate) async fn execute_jobs(
         .collect();
     write_projections(conn, dialect, &changed).await?;
     Ok(results)
+}
+
+fn is_open(request: &AccessRequest) -> bool {
+    matches!(
+        request.state,
+        latch_core::RequestState::Pending | latch_core::RequestState::Granted
+    )
+}
+
+/// The history of every requester creating a request in `jobs`, counted in the write
+/// transaction (so that a cap in policy holds under concurrent requests).
+async fn load_histories(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    jobs: &[Job<'_>],
+) -> Result<BTreeMap<String, lifecycle::RequesterHistory>, StoreError> {
+    let mut histories = BTreeMap::new();
+    for job in jobs {
+        let Command::Create { requester, .. } = job.command else {
+            continue;
+        };
+        if histories.contains_key(requester) {
+            continue;
+        }
+        let since = job.now.as_millis() - lifecycle::RECENT_REQUESTS_WINDOW_MS;
+        let sql = format!(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN state IN ('pending', 'granted') THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN created_at_ms > {} THEN 1 ELSE 0 END), 0) \
+             FROM requests WHERE requester = {} AND (state IN ('pending', 'granted') OR created_at_ms > {})",
+            dialect.placeholder(1),
+            dialect.placeholder(2),
+            dialect.placeholder(3),
+        );
+        let row = sqlx::query(&sql)
+            .bind(since)
+            .bind(requester.as_str())
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await?;
+        let count = |i: usize| -> Result<u32, StoreError> {
+            let n: i64 = row.try_get(i)?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        };
+        histories.insert(
+            requester.clone(),
+            lifecycle::RequesterHistory {
+                open_requests: count(0)?,
+                recent_requests: count(1)?,
+            },
+        );
+    }
+    Ok(histories)
 }
 
 pub(crate) async fn insert_events(
@@ -247,6 +340,10 @@ async fn write_projections(
             Val::OptText(r.closed_by.clone()),
             Val::OptText(r.deny_reason.clone()),
             Val::Int(clamp_i64(*last_seq)),
+            Val::Int(i64::from(r.escalation_level)),
+            // User names cannot hold a comma either.
+            Val::Text(r.escalated_to.join(",")),
+            Val::Int(i64::from(r.once)),
         ]);
         if *approved {
             for (i, approval) in r.approvals.iter().enumerate() {
@@ -279,10 +376,11 @@ async fn write_projections(
         &[
             "id", "requester", "resource", "role", "duration_secs", "reason", "ticket",
             "required_approvals", "approver_groups", "created_at_ms", "pending_until_ms", "state", "decided_at_ms",
-            "closed_by", "deny_reason", "last_seq",
+            "closed_by", "deny_reason", "last_seq", "escalation_level", "escalated_to", "once_only",
         ],
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at_ms = excluded.decided_at_ms, \
-         closed_by = excluded.closed_by, deny_reason = excluded.deny_reason, last_seq = excluded.last_seq",
+         closed_by = excluded.closed_by, deny_reason = excluded.deny_reason, last_seq = excluded.last_seq, \
+         escalation_level = excluded.escalation_level, escalated_to = excluded.escalated_to",
         requests,
     )
     .await?;

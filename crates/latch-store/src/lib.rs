@@ -157,7 +157,12 @@ pub trait Store: Send + Sync + 'static {
     async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError>;
 
     /// Work the scheduler owes at `now`: grants to expire and requests to time out.
-    async fn due(&self, now: Timestamp, limit: u32) -> Result<Vec<(String, Command)>, StoreError>;
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        escalate_after: Option<latch_core::AccessDuration>,
+    ) -> Result<Vec<(String, Command)>, StoreError>;
 
     /// Events with `seq > after`, in order, with their canonical bytes.
     async fn events(

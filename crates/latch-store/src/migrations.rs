@@ -2,10 +2,11 @@
 //! each once, inside a transaction; never edit one that has shipped, add the next.
 
 /// (version, name, statements separated by `;`)
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events, requests, grants, checkpoints, tokens",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events, requests, grants, checkpoints, tokens",
+        r#"
 CREATE TABLE ledger_head (
     id BIGINT PRIMARY KEY CHECK (id = 1),
     next_seq BIGINT NOT NULL
@@ -82,7 +83,17 @@ CREATE TABLE tokens (
     revoked_at_ms BIGINT
 )
 "#,
-)];
+    ),
+    (
+        2,
+        "escalation and single-use grants",
+        r#"
+ALTER TABLE requests ADD COLUMN escalation_level BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN escalated_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN once_only BIGINT NOT NULL DEFAULT 0
+"#,
+    ),
+];
 
 /// The statements of one migration.
 pub fn statements(sql: &str) -> impl Iterator<Item = &str> {

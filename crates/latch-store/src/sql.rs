@@ -71,7 +71,7 @@ const MAX_GROUP: usize = 512;
 
 const REQUEST_COLUMNS: &str = "r.id, r.requester, r.resource, r.role, r.duration_secs, r.reason, \
      r.ticket, r.required_approvals, r.approver_groups, r.created_at_ms, r.pending_until_ms, r.state, r.decided_at_ms, \
-     r.closed_by, r.deny_reason, g.id AS grant_id, g.state AS grant_state, g.starts_at_ms, \
+     r.closed_by, r.deny_reason, r.escalation_level, r.escalated_to, r.once_only, g.id AS grant_id, g.state AS grant_state, g.starts_at_ms, \
      g.expires_at_ms, g.ended_at_ms, g.revoked_by, g.revoke_reason";
 
 impl SqlStore {
@@ -498,6 +498,15 @@ fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError> {
         closed_by: row.try_get("closed_by")?,
         deny_reason: row.try_get("deny_reason")?,
         grant,
+        once: row.try_get::<i64, _>("once_only")? != 0,
+        escalation_level: u32::try_from(row.try_get::<i64, _>("escalation_level")?)
+            .map_err(|_| bad("escalation level"))?,
+        escalated_to: row
+            .try_get::<String, _>("escalated_to")?
+            .split(',')
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect(),
         id,
     })
 }
@@ -700,7 +709,12 @@ impl Store for SqlStore {
         load_requests(&mut conn, filter, Some(filter.limit)).await
     }
 
-    async fn due(&self, now: Timestamp, limit: u32) -> Result<Vec<(String, Command)>, StoreError> {
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        escalate_after: Option<AccessDuration>,
+    ) -> Result<Vec<(String, Command)>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut due = Vec::new();
         let expiring = sqlx::query(&format!(
@@ -720,6 +734,20 @@ impl Store for SqlStore {
         .await?;
         for row in timing_out {
             due.push((row.try_get::<String, _>(0)?, Command::TimeOut));
+        }
+        if let Some(after) = escalate_after {
+            let escalating = sqlx::query(&format!(
+                "SELECT id FROM requests WHERE state = 'pending' AND escalation_level < {max} \
+                 AND created_at_ms + $1 * (escalation_level + 1) <= $2 ORDER BY created_at_ms LIMIT {limit}",
+                max = latch_core::lifecycle::MAX_ESCALATIONS,
+            ))
+            .bind(to_i64(after.as_secs())?.saturating_mul(1000))
+            .bind(now.as_millis())
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in escalating {
+                due.push((row.try_get::<String, _>(0)?, Command::Escalate));
+            }
         }
         Ok(due)
     }

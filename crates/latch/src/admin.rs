@@ -130,24 +130,27 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         ))
         .into());
     }
-    let mut catalog = config.catalog.clone();
-    if let Some(engine) = crate::policy::engine(&config)? {
-        record_policy_set(&store, &engine).await?;
+    let loaded = load_catalog(&config)?;
+    if let Some(policy) = &loaded.policy {
+        latch_server::record_policy_set(&store, &SystemClock, policy).await?;
         tracing::info!(
-            policies = engine.policy_count(),
-            hash = engine.hash(),
+            policies = policy.policies,
+            hash = policy.hash,
             "decisions follow the Cedar policies"
         );
-        catalog.policy = Some(latch_core::policy::SharedPolicy(Arc::new(engine)));
     }
-    let state = AppState::new(
+    let mut state = AppState::new(
         Arc::new(store),
-        Arc::new(catalog),
+        Arc::new(loaded.catalog),
         Arc::new(SystemClock),
         key,
     );
+    state.reloader = Some(Arc::new(ConfigReloader {
+        started: config.clone(),
+    }));
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(reload_on_hangup(state.clone(), shutdown.clone()));
     // Tests and scripts read this line to learn the port.
     println!("latch listening on http://{bound}");
     tracing::info!(%bound, config = %path.display(), "latch serving");
@@ -160,32 +163,81 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     Ok(())
 }
 
-/// Appends `policy.loaded` when the policy set differs from the last one recorded, so the
-/// ledger says which rules were in force for every decision after it.
-async fn record_policy_set(
-    store: &SqlStore,
-    engine: &latch_policy::PolicyEngine,
-) -> anyhow::Result<()> {
-    let last = store.last_event_of_type("policy.loaded").await?;
-    let unchanged = matches!(
-        last.map(|e| e.event.kind),
-        Some(latch_core::EventKind::PolicyLoaded { hash, .. }) if hash == engine.hash()
-    );
-    if unchanged {
-        return Ok(());
-    }
-    let event = latch_core::Event {
-        at: latch_core::time::Clock::now(&SystemClock),
-        actor: Actor::System,
-        subject: "policy".to_owned(),
-        kind: latch_core::EventKind::PolicyLoaded {
+/// The catalog the config describes, with its policy engine when it names policy files.
+fn load_catalog(config: &Config) -> anyhow::Result<latch_server::Loaded> {
+    let mut catalog = config.catalog.clone();
+    let mut policy = None;
+    if let Some(engine) = crate::policy::engine(config)? {
+        policy = Some(latch_server::PolicySetId {
             hash: engine.hash().to_owned(),
             files: engine.files().to_vec(),
             policies: engine.policy_count() as u64,
-        },
-    };
-    store.record(vec![event]).await?;
-    Ok(())
+        });
+        catalog.policy = Some(latch_core::policy::SharedPolicy(Arc::new(engine)));
+    }
+    Ok(latch_server::Loaded {
+        catalog,
+        policy,
+        needs_restart: Vec::new(),
+    })
+}
+
+/// Reloads the organisation and policies from the config file `latch serve` started with.
+struct ConfigReloader {
+    started: Config,
+}
+
+impl latch_server::Reloader for ConfigReloader {
+    fn load(&self) -> Result<latch_server::Loaded, String> {
+        let config = latch_config::load(&self.started.path).map_err(|err| err.to_string())?;
+        let mut loaded = load_catalog(&config).map_err(|err| format!("{err:#}"))?;
+        let old = &self.started;
+        let changed = [
+            ("[server]", config.server != old.server),
+            ("[ledger]", config.ledger != old.ledger),
+            ("resource upstreams", config.upstreams != old.upstreams),
+        ];
+        loaded.needs_restart = changed
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        Ok(loaded)
+    }
+}
+
+/// SIGHUP reloads the organisation and policies, as `POST /api/v1/admin/reload` does.
+async fn reload_on_hangup(state: AppState, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(err) => {
+                tracing::warn!(%err, "cannot watch SIGHUP: reload with the API instead");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = hangup.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                }
+            }
+            tracing::info!("SIGHUP: reloading the configuration");
+            // The outcome is logged by `reload`; a refused reload keeps what is in force.
+            if let Err(err) = latch_server::reload(&state).await {
+                tracing::warn!(%err, "reload failed");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (state, shutdown);
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

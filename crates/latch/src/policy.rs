@@ -67,7 +67,24 @@ pub fn engine(config: &latch_config::Config) -> anyhow::Result<Option<PolicyEngi
             .with_context(|| format!("cannot read policy file `{}`", path.display()))?;
         files.push((path.clone(), text));
     }
-    let facts = OrgFacts::with_on_call(config.policy.on_call.iter().cloned());
+    let facts = OrgFacts {
+        on_call: config.policy.on_call.clone(),
+        service_accounts: config.service_accounts.clone(),
+        resources: config
+            .resource_labels
+            .iter()
+            .map(|(name, labels)| {
+                (
+                    name.clone(),
+                    latch_policy::ResourceLabels {
+                        sensitivity: labels.sensitivity.clone(),
+                        environment: labels.environment.clone(),
+                        ticket_pattern: labels.ticket_pattern.clone(),
+                    },
+                )
+            })
+            .collect(),
+    };
     PolicyEngine::load(&files, &config.catalog, &facts)
         .map(Some)
         .map_err(|err| Failed(err.to_string()).into())

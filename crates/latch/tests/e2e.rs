@@ -1833,3 +1833,107 @@ fn break_glass_is_refused_where_no_policy_permits_it() {
         .count();
     assert_eq!(refused, 2, "{events:#?}");
 }
+
+/// Policies change without a restart: SIGHUP or `latch reload` loads the files again, records
+/// the new set in the ledger before it decides anything, and a set that does not load is
+/// refused with its problems while the one in force stays.
+#[test]
+fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
+    let mut server = Server::start();
+    // The server's own copy of the default policies, to edit.
+    let policy = server.dir.path().join("policies.cedar");
+    std::fs::write(
+        &policy,
+        include_str!("../../../examples/quickstart/policies/default.cedar"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    let start = text.find("files = [").unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let text = format!(
+        "{}files = [{:?}]{}",
+        &text[..start],
+        policy.to_str().unwrap(),
+        &text[end..]
+    );
+    std::fs::write(&server.config, text).unwrap();
+    server.restart();
+    let alice = server.token("alice");
+    let dave = server.token("dave");
+    let erin = server.token("erin");
+    let loaded = |server: &Server| -> Vec<EventView> {
+        let events: Vec<EventView> = server
+            .run_as(&dave, &["events", "--output", "json"])
+            .success()
+            .json();
+        events
+            .into_iter()
+            .filter(|e| e.event_type == "policy.loaded")
+            .collect()
+    };
+    // The restart loaded the rules from another file: the hash covers paths, so that is new.
+    let base = loaded(&server).len();
+    assert_eq!(base, 2);
+    let request_write = |reason: &str| {
+        server.run_as(
+            &alice,
+            &[
+                "request",
+                "payments-db",
+                "--role",
+                "write",
+                "--for",
+                "30m",
+                "--reason",
+                reason,
+            ],
+        )
+    };
+    request_write("INC-1: before the change").success();
+
+    // A new rule, loaded on SIGHUP.
+    let mut rules = std::fs::read_to_string(&policy).unwrap();
+    rules.push_str(
+        "\n@id(\"no-writes-this-week\")\n@reason(\"writes are frozen this week\")\nforbid (principal, action == Latch::Action::\"request\", resource)\nwhen { resource.name == \"write\" };\n",
+    );
+    std::fs::write(&policy, &rules).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until(
+        "the new policy set is recorded",
+        Duration::from_secs(10),
+        || loaded(&server).len() == base + 1,
+    );
+    request_write("INC-2: after the change").fails(1, "writes are frozen this week");
+
+    // A broken file: refused with its position; the rules in force stay, nothing recorded.
+    std::fs::write(
+        &policy,
+        format!("{rules}\npermit (principal, action, resource) when {{ nonsense }};\n"),
+    )
+    .unwrap();
+    let refused = server
+        .run_as(&erin, &["reload"])
+        .fails(1, "nothing was changed");
+    assert!(refused.stderr.contains("policies.cedar:"), "{refused:#?}");
+    assert_eq!(loaded(&server).len(), base + 1);
+    request_write("INC-3: still frozen").fails(1, "writes are frozen this week");
+
+    // Only admins reload; the refusal is recorded like any other.
+    server.run_as(&alice, &["reload"]).fails(1, "admins may");
+    std::fs::write(
+        &policy,
+        include_str!("../../../examples/quickstart/policies/default.cedar"),
+    )
+    .unwrap();
+    let back = server.run_as(&erin, &["reload"]).success();
+    assert!(
+        back.stdout.contains("new policy set is in force"),
+        "{back:#?}"
+    );
+    assert_eq!(loaded(&server).len(), base + 2);
+    request_write("INC-4: thawed").success();
+}

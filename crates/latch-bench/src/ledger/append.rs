@@ -195,6 +195,8 @@ async fn write(
         duration,
         reason: "latch-bench ledger append".into(),
         ticket: None,
+        once: false,
+        history: Default::default(),
     };
     loop {
         let started = Instant::now();

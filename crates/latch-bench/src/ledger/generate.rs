@@ -184,6 +184,8 @@ async fn lifecycle(store: &SqlStore, count: usize, clock: &dyn Clock) -> anyhow:
                         duration,
                         reason: "latch-bench ledger generate: on-call investigation".into(),
                         ticket: Some("OPS-1234".into()),
+                        once: false,
+                        history: Default::default(),
                     },
                 )
             })

@@ -81,7 +81,7 @@ async fn lifecycle_walk(backend: Backend) {
     );
 
     api.clock.advance_secs(30 * 60);
-    latch_server::scheduler::tick(&*api.state.store, &api.state.catalog, &*api.clock)
+    latch_server::scheduler::tick(&*api.state.store, &api.state.catalog.get(), &*api.clock)
         .await
         .unwrap();
     let grant = api
@@ -495,6 +495,7 @@ async fn openapi_health_readiness_and_metrics() {
     assert_eq!(
         paths,
         [
+            "/api/v1/admin/reload",
             "/api/v1/events",
             "/api/v1/grants",
             "/api/v1/grants/{id}",

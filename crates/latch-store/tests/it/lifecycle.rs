@@ -15,6 +15,8 @@ crate::on_both_stores!(
     tokens_are_stored_as_hashes_and_revoked_once,
     sequence_numbers_are_gapless_under_concurrency,
     leaves_are_the_canonical_events_and_checkpoints_are_kept,
+    policies_see_the_requesters_history_counted_in_the_transaction,
+    unapproved_requests_escalate_when_due_and_keep_their_level,
 );
 
 fn create(requester: &str) -> Command {
@@ -25,6 +27,8 @@ fn create(requester: &str) -> Command {
         duration: "30m".parse().unwrap(),
         reason: "INC-1: stuck job".into(),
         ticket: Some("INC-1".into()),
+        once: false,
+        history: Default::default(),
     }
 }
 
@@ -78,12 +82,18 @@ async fn request_approve_expire_writes_events_and_projections(backend: Backend) 
     assert_eq!(active, vec![request]);
 
     clock.advance_secs(1800);
-    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    let due = store.due(clock_now(&clock), 100, None).await.unwrap();
     assert_eq!(due, vec![("req_1".to_owned(), Command::Expire)]);
     let results = store.execute_batch(&due, &catalog, &*clock).await.unwrap();
     let (request, _) = done(results.into_iter().next().unwrap());
     assert_eq!(request.grant.unwrap().state, GrantState::Expired);
-    assert!(store.due(clock_now(&clock), 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .due(clock_now(&clock), 100, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let events = store.events(0, 100).await.unwrap();
     let types: Vec<_> = events
@@ -221,14 +231,14 @@ async fn scheduler_batches_expire_due_grants_only(backend: Backend) {
         }
     }
     clock.advance_secs(1800);
-    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    let due = store.due(clock_now(&clock), 100, None).await.unwrap();
     assert_eq!(
         due.len(),
         3,
         "three grants are due, two requests are still pending"
     );
     clock.advance_secs(24 * 3600);
-    let due = store.due(clock_now(&clock), 100).await.unwrap();
+    let due = store.due(clock_now(&clock), 100, None).await.unwrap();
     let timeouts = due.iter().filter(|(_, c)| *c == Command::TimeOut).count();
     assert_eq!((due.len(), timeouts), (5, 2));
     store.execute_batch(&due, &catalog, &*clock).await.unwrap();
@@ -429,4 +439,181 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
         .await
         .unwrap();
     assert_eq!(store.checkpoints().await.unwrap(), vec![checkpoint]);
+}
+
+/// A policy that refuses a third open request and records what it was shown.
+struct CapOpenRequests {
+    seen: std::sync::Mutex<Vec<(u32, u32)>>,
+}
+
+impl latch_core::policy::AccessPolicy for CapOpenRequests {
+    fn request(
+        &self,
+        facts: &latch_core::policy::RequestFacts<'_>,
+    ) -> latch_core::policy::RequestVerdict {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((facts.history.open_requests, facts.history.recent_requests));
+        let allowed = facts.history.open_requests < 2;
+        latch_core::policy::RequestVerdict {
+            verdict: latch_core::policy::Verdict {
+                allowed,
+                reason: if allowed {
+                    "ok".into()
+                } else {
+                    "two open requests already".into()
+                },
+                policies: vec!["cap".into()],
+            },
+            approvals: 1,
+            ..Default::default()
+        }
+    }
+    fn approve(
+        &self,
+        approver: &str,
+        request: &latch_core::AccessRequest,
+        _now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        latch_core::policy::Verdict {
+            allowed: approver != request.requester,
+            reason: String::new(),
+            policies: Vec::new(),
+        }
+    }
+    fn revoke(
+        &self,
+        _actor: &str,
+        _request: &latch_core::AccessRequest,
+        _now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        latch_core::policy::Verdict::default()
+    }
+    fn self_approve(
+        &self,
+        _request: &latch_core::AccessRequest,
+        _now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        latch_core::policy::Verdict::default()
+    }
+    fn missing_groups(&self, _approvers: &[String], _groups: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+async fn policies_see_the_requesters_history_counted_in_the_transaction(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let policy = Arc::new(CapOpenRequests {
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut catalog = sample_catalog();
+    catalog.policy = Some(latch_core::policy::SharedPolicy(policy.clone()));
+    let (catalog, clock) = (Arc::new(catalog), FakeClock::new(T0));
+    // An old, closed request counts as neither open nor recent.
+    done(
+        store
+            .execute("req_old", &create("alice"), catalog.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    done(
+        store
+            .execute(
+                "req_old",
+                &Command::Cancel { by: "alice".into() },
+                catalog.clone(),
+                clock.clone(),
+            )
+            .await
+            .unwrap(),
+    );
+    clock.advance_secs(2 * 24 * 3600);
+    policy.seen.lock().unwrap().clear();
+    // Five concurrent requests: however they are grouped, exactly two get through.
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (store, catalog, clock) = (store.store.clone(), catalog.clone(), clock.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .execute(&format!("req_{i}"), &create("alice"), catalog, clock)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        if let Executed::Done { .. } = task.await.unwrap() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 2, "the cap holds under concurrent requests");
+    let mut seen = policy.seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen[0], (0, 0), "the first request saw no history");
+    assert_eq!(seen[1], (1, 1));
+    assert!(
+        seen[2..]
+            .iter()
+            .all(|&(open, recent)| open == 2 && recent == 2),
+        "{seen:?}"
+    );
+    // bob's history is his own.
+    done(
+        store
+            .execute("req_bob", &create("bob"), catalog.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(policy.seen.lock().unwrap().last(), Some(&(0, 0)));
+}
+
+async fn unapproved_requests_escalate_when_due_and_keep_their_level(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut catalog = sample_catalog();
+    catalog.escalate_after = latch_core::AccessDuration::from_secs(3600);
+    let (catalog, clock) = (Arc::new(catalog), FakeClock::new(T0));
+    let after = catalog.escalate_after;
+    done(
+        store
+            .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    clock.advance_secs(3599);
+    assert!(
+        store
+            .due(clock_now(&clock), 100, after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance_secs(1);
+    let due = store.due(clock_now(&clock), 100, after).await.unwrap();
+    assert_eq!(due, vec![("req_1".to_owned(), Command::Escalate)]);
+    let results = store.execute_batch(&due, &catalog, &*clock).await.unwrap();
+    let (request, events) = done(results.into_iter().next().unwrap());
+    assert_eq!(request.escalation_level, 1);
+    assert!(matches!(
+        events[0].event.kind,
+        EventKind::RequestEscalated { level: 1, .. }
+    ));
+    // The projection keeps the level, so the next escalation is an hour later.
+    assert_eq!(store.request("req_1").await.unwrap(), Some(request));
+    assert!(
+        store
+            .due(clock_now(&clock), 100, after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance_secs(3600);
+    assert_eq!(
+        store
+            .due(clock_now(&clock), 100, after)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -70,6 +70,9 @@ pub enum ClientCommand {
         /// A ticket or incident reference, e.g. `INC-4211`.
         #[arg(long)]
         ticket: Option<String>,
+        /// A single-use grant: it ends when your first gateway session ends.
+        #[arg(long)]
+        once: bool,
     },
     /// List the requests you may see, newest first.
     Requests {
@@ -133,6 +136,9 @@ pub enum ClientCommand {
     },
     /// Show who the token belongs to.
     Whoami,
+    /// Make the server re-read its organisation and policy files (admins); the same as sending
+    /// it SIGHUP. A policy set that does not load is refused and the one in force stays.
+    Reload,
     /// Read the ledger's events in order (auditors and admins).
     Events {
         /// Only events after this sequence number [default: 0, from the start]
@@ -165,6 +171,7 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
             duration,
             reason,
             ticket,
+            once,
         } => {
             let body = CreateRequest {
                 resource,
@@ -172,6 +179,7 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
                 duration,
                 reason,
                 ticket,
+                once,
             };
             let request: RequestView = api.post("requests", &body).await?;
             emit(output, &request, render::created)
@@ -239,6 +247,10 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
         ClientCommand::Whoami => {
             let me: WhoAmI = api.get("whoami", &[]).await?;
             emit(output, &me, render::whoami)
+        }
+        ClientCommand::Reload => {
+            let outcome: latch_api::ReloadView = api.post_empty("admin/reload").await?;
+            emit(output, &outcome, render::reloaded)
         }
         ClientCommand::Events { after, limit } => {
             let mut query = Vec::new();

@@ -228,6 +228,27 @@ fn time_left(expires_at: &str, now: Timestamp) -> String {
     }
 }
 
+/// `latch reload`.
+pub fn reloaded(outcome: &latch_api::ReloadView) -> String {
+    let mut text = match &outcome.policy_hash {
+        Some(hash) if outcome.policy_changed => format!(
+            "reloaded: a new policy set is in force ({} policies, {hash}), recorded in the ledger",
+            outcome.policies
+        ),
+        Some(hash) => format!(
+            "reloaded: the policy set is unchanged ({} policies, {hash})",
+            outcome.policies
+        ),
+        None => "reloaded: the built-in rule decides (no policy files)".to_owned(),
+    };
+    for setting in &outcome.needs_restart {
+        text.push_str(&format!(
+            "\nnote: {setting} changed in the config file and applies after a restart"
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::{Expect, expect};
@@ -277,6 +298,9 @@ mod tests {
             closed_by: None,
             deny_reason: None,
             grant: None,
+            once: false,
+            escalation_level: 0,
+            escalated_to: Vec::new(),
         }
     }
 
