@@ -1937,3 +1937,29 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
     assert_eq!(loaded(&server).len(), base + 2);
     request_write("INC-4: thawed").success();
 }
+
+/// The advanced example is a runnable config: it checks, and its expected decisions hold on the
+/// organisation its latch.toml describes (not only on the test fixture).
+#[test]
+fn the_advanced_example_config_checks_and_its_policy_tests_pass() {
+    let home = tempfile::tempdir().unwrap();
+    let root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/advanced-policies"
+    );
+    let config = format!("{root}/latch.toml");
+    latch(home.path(), &[], &["check", "--config", &config]).success();
+    let tested = latch(
+        home.path(),
+        &[],
+        &[
+            "policy",
+            "test",
+            &format!("{root}/tests.toml"),
+            "--config",
+            &config,
+        ],
+    )
+    .success();
+    assert!(tested.stdout.contains("test result: ok."), "{tested:#?}");
+}
