@@ -154,6 +154,74 @@ pub enum EventKind {
     },
     #[serde(rename = "token.revoked")]
     TokenRevoked { token_id: String, user: String },
+    /// `latch connect` issued a short-lived gateway credential bound to a grant (never the
+    /// secret itself). Subject: the grant id.
+    #[serde(rename = "credential.issued")]
+    CredentialIssued {
+        credential_id: String,
+        user: String,
+        expires_at: Timestamp,
+    },
+    /// A gateway session opened under a grant. Subject: the session id.
+    #[serde(rename = "session.started")]
+    SessionStarted {
+        grant_id: String,
+        user: String,
+        resource: String,
+        role: String,
+        client_addr: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        application_name: Option<String>,
+        tls: bool,
+    },
+    /// One statement of a session: a simple-protocol query (all its statements) or one
+    /// extended-protocol execution. `outcome` is `rows`, `error`, `refused`, `pending` (strict
+    /// recording: recorded before it ran; a `session.statement_outcome` follows), `not_run` or
+    /// `interrupted`. Subject: the session id.
+    #[serde(rename = "session.statement")]
+    SessionStatement {
+        grant_id: String,
+        seq: u64,
+        text: String,
+        protocol: String,
+        class: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        objects: Vec<String>,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
+        /// The SQLSTATE of an error, or the reason latch refused it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        duration_us: u64,
+    },
+    /// The outcome of a statement recorded as `pending` (strict recording).
+    #[serde(rename = "session.statement_outcome")]
+    SessionStatementOutcome {
+        grant_id: String,
+        seq: u64,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        duration_us: u64,
+    },
+    /// A gateway session closed. `reason`: `client_closed`, `grant_expired`, `grant_revoked`,
+    /// `upstream_closed`, `protocol_error`, `shutdown`, `recording_failed`. For grant ends,
+    /// `revocation_delay_ms` is how long after the grant ended the session was closed.
+    #[serde(rename = "session.ended")]
+    SessionEnded {
+        grant_id: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        bytes_in: u64,
+        bytes_out: u64,
+        statements: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revocation_delay_ms: Option<i64>,
+    },
 }
 
 impl EventKind {
@@ -166,6 +234,11 @@ impl EventKind {
                 | Self::PolicyLoaded { .. }
                 | Self::TokenCreated { .. }
                 | Self::TokenRevoked { .. }
+                | Self::CredentialIssued { .. }
+                | Self::SessionStarted { .. }
+                | Self::SessionStatement { .. }
+                | Self::SessionStatementOutcome { .. }
+                | Self::SessionEnded { .. }
         )
     }
 
@@ -186,6 +259,11 @@ impl EventKind {
             Self::PolicyLoaded { .. } => "policy.loaded",
             Self::TokenCreated { .. } => "token.created",
             Self::TokenRevoked { .. } => "token.revoked",
+            Self::CredentialIssued { .. } => "credential.issued",
+            Self::SessionStarted { .. } => "session.started",
+            Self::SessionStatement { .. } => "session.statement",
+            Self::SessionStatementOutcome { .. } => "session.statement_outcome",
+            Self::SessionEnded { .. } => "session.ended",
         }
     }
 }

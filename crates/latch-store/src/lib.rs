@@ -8,6 +8,7 @@
 
 mod batch;
 mod migrations;
+mod sessions;
 mod sql;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use latch_core::{
     AccessRequest, Catalog, Command, Event, Refusal, RequestState, StoredEvent, Timestamp,
 };
 
+pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +152,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends events that change no projection: refusals worth keeping as evidence.
     async fn record(&self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Appends gateway session events (`session.*`) and updates the sessions they open and
+    /// close. Concurrent calls are committed in groups, one fsync for all of them: the
+    /// gateway's strict recording waits on this for every statement.
+    async fn append_session_events(&self, events: Vec<Event>) -> Result<(), StoreError>;
+
+    /// Newest first.
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
+
+    /// The events about `subject` (a session's statements, say), in order, with their
+    /// canonical bytes; `seq > after`, at most `limit`.
+    async fn subject_events(
+        &self,
+        subject: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(StoredEvent, String)>, StoreError>;
+
+    /// Stores a gateway credential (its hash only) with its `credential.issued` event.
+    async fn create_credential(
+        &self,
+        credential: &CredentialRecord,
+        secret_hash: &str,
+        clock: &dyn Clock,
+    ) -> Result<StoredEvent, StoreError>;
+
+    /// The credential with this hash, expired or not (the caller checks and says which).
+    async fn credential_by_hash(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
 

@@ -93,6 +93,40 @@ ALTER TABLE requests ADD COLUMN escalated_to TEXT NOT NULL DEFAULT '';
 ALTER TABLE requests ADD COLUMN once_only BIGINT NOT NULL DEFAULT 0
 "#,
     ),
+    (
+        3,
+        "gateway sessions and connection credentials",
+        r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    role TEXT NOT NULL,
+    client_addr TEXT NOT NULL,
+    application_name TEXT,
+    tls BIGINT NOT NULL,
+    started_at_ms BIGINT NOT NULL,
+    ended_at_ms BIGINT,
+    end_reason TEXT,
+    end_detail TEXT,
+    bytes_in BIGINT NOT NULL DEFAULT 0,
+    bytes_out BIGINT NOT NULL DEFAULT 0,
+    statements BIGINT NOT NULL DEFAULT 0,
+    revocation_delay_ms BIGINT
+);
+CREATE INDEX sessions_grant ON sessions (grant_id);
+CREATE INDEX sessions_started ON sessions (started_at_ms);
+CREATE TABLE connect_credentials (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL,
+    grant_id TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::batch;
 use crate::migrations::{MIGRATIONS, statements};
+use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
     TokenRecord,
@@ -55,6 +56,8 @@ pub struct SqlStore {
     /// Commands waiting for the group committer, which runs everything queued while the
     /// previous transaction was committing as one transaction: one fsync for many appends.
     jobs: mpsc::Sender<QueuedJob>,
+    /// Gateway session events waiting for their own group committer.
+    appends: mpsc::Sender<crate::sessions::AppendJob>,
 }
 
 /// A command waiting for group commit.
@@ -122,13 +125,21 @@ impl SqlStore {
 
     async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
+        let (appends, append_queue) = mpsc::channel(4096);
         let store = Self {
             pool,
             dialect,
             write_queue: Arc::new(Mutex::new(())),
             jobs,
+            appends,
         };
         store.migrate().await?;
+        tokio::spawn(crate::sessions::append_commit(
+            store.pool.clone(),
+            store.dialect,
+            store.write_queue.clone(),
+            append_queue,
+        ));
         tokio::spawn(group_commit(
             store.pool.clone(),
             store.dialect,
@@ -179,6 +190,14 @@ impl SqlStore {
     }
 }
 
+pub(crate) async fn begin_write_tx<'a>(
+    pool: &AnyPool,
+    dialect: Dialect,
+    write_queue: &'a Mutex<()>,
+) -> Result<WriteTx<'a>, StoreError> {
+    begin_write(pool, dialect, write_queue).await
+}
+
 async fn begin_write<'a>(
     pool: &AnyPool,
     dialect: Dialect,
@@ -208,18 +227,21 @@ async fn begin_write<'a>(
 }
 
 /// A write transaction with the ledger's lock held.
-struct WriteTx<'a> {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+pub(crate) struct WriteTx<'a> {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     ledger: Ledger,
     _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl WriteTx<'_> {
-    async fn append(&mut self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError> {
+    pub(crate) async fn append(
+        &mut self,
+        events: Vec<Event>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.ledger.append(&mut self.tx, events).await
     }
 
-    async fn commit(mut self) -> Result<(), StoreError> {
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         sqlx::query("UPDATE ledger_head SET next_seq = $1 WHERE id = 1")
             .bind(to_i64(self.ledger.next_seq)?)
             .execute(&mut *self.tx)
@@ -685,6 +707,156 @@ impl Store for SqlStore {
         let stored = w.append(events).await?;
         w.commit().await?;
         Ok(stored)
+    }
+
+    async fn append_session_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(crate::sessions::AppendJob { events, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
+    }
+
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut params = Params::default();
+        let mut sql = format!(
+            "SELECT {} FROM sessions WHERE 1 = 1",
+            crate::sessions::SESSION_COLUMNS
+        );
+        if filter.active_only {
+            sql.push_str(" AND ended_at_ms IS NULL");
+        }
+        if let Some(grant) = &filter.grant_id {
+            sql.push_str(&format!(" AND grant_id = {}", params.push(grant.clone())));
+        }
+        if let Visibility::Some {
+            requesters,
+            resources,
+        } = &filter.visibility
+        {
+            let mut any = Vec::new();
+            if !requesters.is_empty() {
+                any.push(format!("user_name IN ({})", params.list(requesters)));
+            }
+            if !resources.is_empty() {
+                any.push(format!("resource IN ({})", params.list(resources)));
+            }
+            if any.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
+            filter.limit
+        ));
+        let mut query = sqlx::query(&sql);
+        for value in &params.values {
+            query = query.bind(value.as_str());
+        }
+        query
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(crate::sessions::session_from_row)
+            .collect()
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM sessions WHERE id = $1",
+            crate::sessions::SESSION_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref()
+            .map(crate::sessions::session_from_row)
+            .transpose()
+    }
+
+    async fn subject_events(
+        &self,
+        subject: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT seq, body FROM events WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
+        ))
+        .bind(subject)
+        .bind(clamp_i64(after))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.try_get("body")?;
+                let event = StoredEvent::decode(&body)
+                    .map_err(|err| corrupt(format!("event of `{subject}`: {err}")))?;
+                Ok((event, body))
+            })
+            .collect()
+    }
+
+    async fn create_credential(
+        &self,
+        credential: &CredentialRecord,
+        secret_hash: &str,
+        clock: &dyn Clock,
+    ) -> Result<StoredEvent, StoreError> {
+        let mut w = self.begin_write().await?;
+        let now = clock.now();
+        sqlx::query(
+            "INSERT INTO connect_credentials (id, secret_hash, user_name, grant_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&credential.id)
+        .bind(secret_hash)
+        .bind(&credential.user)
+        .bind(&credential.grant_id)
+        .bind(credential.created_at.as_millis())
+        .bind(credential.expires_at.as_millis())
+        .execute(&mut *w.tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: Actor::user(credential.user.clone()),
+            subject: credential.grant_id.clone(),
+            kind: EventKind::CredentialIssued {
+                credential_id: credential.id.clone(),
+                user: credential.user.clone(),
+                expires_at: credential.expires_at,
+            },
+        };
+        let mut stored = w.append(vec![event]).await?;
+        w.commit().await?;
+        stored.pop().ok_or_else(|| corrupt("no credential event"))
+    }
+
+    async fn credential_by_hash(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(
+            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms FROM connect_credentials WHERE secret_hash = $1",
+        )
+        .bind(secret_hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref()
+            .map(crate::sessions::credential_from_row)
+            .transpose()
     }
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {

@@ -1,0 +1,240 @@
+//! Gateway sessions: their events, appended in groups (the gateway records every statement and,
+//! in strict mode, waits for each), the `sessions` projection those events keep, and the
+//! short-lived credentials `latch connect` hands out.
+
+use latch_core::catalog::Visibility;
+use latch_core::{Event, EventKind, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+use crate::sql::{Dialect, clamp_i64};
+
+/// Which sessions to list.
+#[derive(Clone, Debug)]
+pub struct SessionFilter {
+    /// Only sessions still open.
+    pub active_only: bool,
+    pub grant_id: Option<String>,
+    pub visibility: Visibility,
+    pub limit: u32,
+}
+
+impl Default for SessionFilter {
+    fn default() -> Self {
+        Self {
+            active_only: false,
+            grant_id: None,
+            visibility: Visibility::All,
+            limit: 100,
+        }
+    }
+}
+
+/// A gateway session as projected from its `session.started` and `session.ended` events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub resource: String,
+    pub role: String,
+    pub client_addr: String,
+    pub application_name: Option<String>,
+    pub tls: bool,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub end_reason: Option<String>,
+    pub end_detail: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Recorded statements, known when the session has ended.
+    pub statements: u64,
+    pub revocation_delay_ms: Option<i64>,
+}
+
+/// A gateway credential as stored: only the hash of its secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialRecord {
+    pub id: String,
+    pub user: String,
+    pub grant_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Session events waiting for the group committer.
+pub(crate) struct AppendJob {
+    pub events: Vec<Event>,
+    pub reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The most queued appends one transaction takes.
+const MAX_APPENDS: usize = 1024;
+
+/// Commits queued session events in groups until every sender is gone: while one group
+/// commits, the next accumulates, so a thousand sessions waiting on their statements share one
+/// fsync.
+pub(crate) async fn append_commit(
+    pool: sqlx::AnyPool,
+    dialect: Dialect,
+    write_queue: std::sync::Arc<tokio::sync::Mutex<()>>,
+    mut queue: mpsc::Receiver<AppendJob>,
+) {
+    let mut group = Vec::with_capacity(MAX_APPENDS);
+    while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
+        let events: Vec<Event> = group
+            .iter()
+            .flat_map(|job| job.events.iter().cloned())
+            .collect();
+        let result = commit_events(&pool, dialect, &write_queue, events).await;
+        match result {
+            Ok(()) => {
+                for job in group.drain(..) {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for job in group.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Database(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_events(
+    pool: &sqlx::AnyPool,
+    dialect: Dialect,
+    write_queue: &tokio::sync::Mutex<()>,
+    events: Vec<Event>,
+) -> Result<(), StoreError> {
+    let mut w = crate::sql::begin_write_tx(pool, dialect, write_queue).await?;
+    project(&mut w.tx, dialect, &events).await?;
+    w.append(events).await?;
+    w.commit().await
+}
+
+/// Keeps the `sessions` rows in step with their events, in the appending transaction.
+async fn project(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let p = |n| dialect.placeholder(n);
+    for event in events {
+        match &event.kind {
+            EventKind::SessionStarted {
+                grant_id,
+                user,
+                resource,
+                role,
+                client_addr,
+                application_name,
+                tls,
+            } => {
+                let sql = format!(
+                    "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, application_name, tls, started_at_ms) \
+                     VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (id) DO NOTHING",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(9)
+                );
+                sqlx::query(&sql)
+                    .bind(event.subject.as_str())
+                    .bind(grant_id.as_str())
+                    .bind(user.as_str())
+                    .bind(resource.as_str())
+                    .bind(role.as_str())
+                    .bind(client_addr.as_str())
+                    .bind(application_name.as_deref())
+                    .bind(i64::from(*tls))
+                    .bind(event.at.as_millis())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            EventKind::SessionEnded {
+                reason,
+                detail,
+                bytes_in,
+                bytes_out,
+                statements,
+                revocation_delay_ms,
+                ..
+            } => {
+                let sql = format!(
+                    "UPDATE sessions SET ended_at_ms = {}, end_reason = {}, end_detail = {}, bytes_in = {}, \
+                     bytes_out = {}, statements = {}, revocation_delay_ms = {} WHERE id = {}",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8)
+                );
+                sqlx::query(&sql)
+                    .bind(event.at.as_millis())
+                    .bind(reason.as_str())
+                    .bind(detail.as_deref())
+                    .bind(clamp_i64(*bytes_in))
+                    .bind(clamp_i64(*bytes_out))
+                    .bind(clamp_i64(*statements))
+                    .bind(*revocation_delay_ms)
+                    .bind(event.subject.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(crate) const SESSION_COLUMNS: &str = "id, grant_id, user_name, resource, role, client_addr, application_name, tls, \
+     started_at_ms, ended_at_ms, end_reason, end_detail, bytes_in, bytes_out, statements, revocation_delay_ms";
+
+pub(crate) fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
+    let count = |name: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+    };
+    Ok(SessionRow {
+        id: row.try_get("id")?,
+        grant_id: row.try_get("grant_id")?,
+        user: row.try_get("user_name")?,
+        resource: row.try_get("resource")?,
+        role: row.try_get("role")?,
+        client_addr: row.try_get("client_addr")?,
+        application_name: row.try_get("application_name")?,
+        tls: row.try_get::<i64, _>("tls")? != 0,
+        started_at: Timestamp::from_millis(row.try_get("started_at_ms")?),
+        ended_at: row
+            .try_get::<Option<i64>, _>("ended_at_ms")?
+            .map(Timestamp::from_millis),
+        end_reason: row.try_get("end_reason")?,
+        end_detail: row.try_get("end_detail")?,
+        bytes_in: count("bytes_in")?,
+        bytes_out: count("bytes_out")?,
+        statements: count("statements")?,
+        revocation_delay_ms: row.try_get("revocation_delay_ms")?,
+    })
+}
+
+pub(crate) fn credential_from_row(row: &AnyRow) -> Result<CredentialRecord, StoreError> {
+    Ok(CredentialRecord {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        grant_id: row.try_get("grant_id")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+        expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
+    })
+}

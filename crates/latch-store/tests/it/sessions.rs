@@ -1,0 +1,177 @@
+//! Gateway sessions through the store: grouped appends keep the sessions projection in step,
+//! statements read back by session, credentials stored as hashes.
+
+use latch_core::catalog::Visibility;
+use latch_core::time::Clock;
+use latch_core::{Actor, Event, EventKind, Timestamp};
+use latch_store::{CredentialRecord, SessionFilter, Store};
+use latch_testkit::{Backend, FakeClock, T0, TestStore};
+
+crate::on_both_stores!(
+    concurrent_session_appends_share_commits_and_project_sessions,
+    credentials_are_found_by_hash_only,
+);
+
+fn event(session: &str, at: Timestamp, kind: EventKind) -> Event {
+    Event {
+        at,
+        actor: Actor::user("alice"),
+        subject: session.to_owned(),
+        kind,
+    }
+}
+
+fn started(session: &str, at: Timestamp) -> Event {
+    event(
+        session,
+        at,
+        EventKind::SessionStarted {
+            grant_id: "grt_1".into(),
+            user: "alice".into(),
+            resource: "payments-db".into(),
+            role: "read".into(),
+            client_addr: "127.0.0.1:5555".into(),
+            application_name: Some("psql".into()),
+            tls: false,
+        },
+    )
+}
+
+fn statement(session: &str, at: Timestamp, seq: u64) -> Event {
+    event(
+        session,
+        at,
+        EventKind::SessionStatement {
+            grant_id: "grt_1".into(),
+            seq,
+            text: format!("select {seq}"),
+            protocol: "simple".into(),
+            class: "read".into(),
+            objects: Vec::new(),
+            outcome: "rows".into(),
+            rows: Some(1),
+            detail: None,
+            duration_us: 120,
+        },
+    )
+}
+
+async fn concurrent_session_appends_share_commits_and_project_sessions(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let now = T0;
+    let sessions: Vec<String> = (0..20).map(|i| format!("ses_{i}")).collect();
+    for id in &sessions {
+        store
+            .append_session_events(vec![started(id, now)])
+            .await
+            .unwrap();
+    }
+    // 20 sessions × 50 statements, each statement its own append, all at once.
+    let mut tasks = Vec::new();
+    for id in &sessions {
+        let (store, id) = (store.store.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=50 {
+                store
+                    .append_session_events(vec![statement(&id, now, seq)])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let active = store
+        .sessions(&SessionFilter {
+            active_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 20);
+    store
+        .append_session_events(vec![event(
+            "ses_3",
+            now,
+            EventKind::SessionEnded {
+                grant_id: "grt_1".into(),
+                reason: "grant_expired".into(),
+                detail: None,
+                bytes_in: 10,
+                bytes_out: 20,
+                statements: 50,
+                revocation_delay_ms: Some(12),
+            },
+        )])
+        .await
+        .unwrap();
+    let ended = store.session("ses_3").await.unwrap().unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("grant_expired"));
+    assert_eq!(
+        (ended.statements, ended.revocation_delay_ms),
+        (50, Some(12))
+    );
+    assert_eq!(ended.application_name.as_deref(), Some("psql"));
+    let active = store
+        .sessions(&SessionFilter {
+            active_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 19);
+    // Every statement of a session, in order, from its subject.
+    let events = store.subject_events("ses_7", 0, 1000).await.unwrap();
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|(e, _)| match &e.event.kind {
+            EventKind::SessionStatement { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    // The ledger stays gapless across grouped appends.
+    let all = store.events(0, 10_000).await.unwrap();
+    assert_eq!(all.len(), 20 + 20 * 50 + 1);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, (e, _))| e.seq == i as u64 + 1)
+    );
+    // Visibility applies: bob (no relation) sees nothing.
+    let hidden = store
+        .sessions(&SessionFilter {
+            visibility: Visibility::Some {
+                requesters: ["bob".to_owned()].into(),
+                resources: Default::default(),
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(hidden.is_empty());
+}
+
+async fn credentials_are_found_by_hash_only(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let clock = FakeClock::new(T0);
+    let record = CredentialRecord {
+        id: "lcc_1".into(),
+        user: "alice".into(),
+        grant_id: "grt_1".into(),
+        created_at: clock.now(),
+        expires_at: Timestamp::from_millis(clock.now().as_millis() + 600_000),
+    };
+    let event = store
+        .create_credential(&record, "hash-of-secret", &*clock)
+        .await
+        .unwrap();
+    assert_eq!(event.event.subject, "grt_1");
+    assert!(!event.canonical_json().contains("hash-of-secret"));
+    assert_eq!(
+        store.credential_by_hash("hash-of-secret").await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(store.credential_by_hash("other").await.unwrap(), None);
+}
