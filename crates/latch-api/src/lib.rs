@@ -286,3 +286,99 @@ impl EventView {
         }
     }
 }
+
+/// Body of `POST /api/v1/connect`: a credential for the gateway under one of the caller's active
+/// grants.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ConnectBody {
+    #[schema(example = "payments-db")]
+    pub resource: String,
+    /// The role; optional when the caller holds one active grant on the resource.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// A short-lived gateway credential. The secret is shown once and never stored.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectView {
+    pub user: String,
+    pub resource: String,
+    pub role: String,
+    pub grant_id: String,
+    /// The password to give the gateway; valid until `expires_at` for new sessions.
+    pub credential: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// When the grant, and every session under it, ends.
+    #[schema(format = DateTime)]
+    pub grant_expires_at: String,
+    pub host: String,
+    pub port: u16,
+    /// The libpq `sslmode` to use: `require` when the gateway has TLS, else `disable`.
+    pub sslmode: String,
+    /// `postgresql://USER:CREDENTIAL@HOST:PORT/RESOURCE?sslmode=…` for any libpq client.
+    pub uri: String,
+}
+
+/// A gateway session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub resource: String,
+    pub role: String,
+    pub client_addr: String,
+    pub application_name: Option<String>,
+    pub tls: bool,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    /// `client_closed`, `grant_expired`, `grant_revoked`, `upstream_closed`, `protocol_error`,
+    /// `shutdown`, `recording_failed`; absent while the session is open.
+    pub end_reason: Option<String>,
+    pub end_detail: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Statements recorded so far (live sessions: as the gateway counts them).
+    pub statements: u64,
+    /// For sessions cut by the end of their grant: milliseconds from the grant's end to the close.
+    pub revocation_delay_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// One recorded statement of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatementView {
+    /// The ledger event that records it.
+    pub event_seq: u64,
+    /// 1, 2, … within the session.
+    pub seq: u64,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub text: String,
+    /// `simple`, `extended` or `function_call`.
+    pub protocol: String,
+    /// `read`, `write`, `ddl`, `privilege`, `other` or `unparsed`.
+    pub class: String,
+    pub objects: Vec<String>,
+    /// `rows`, `error`, `refused`, `not_run`, `interrupted` (or `pending` until its outcome is
+    /// recorded).
+    pub outcome: String,
+    pub rows: Option<u64>,
+    /// The SQLSTATE of an error, or why latch refused it.
+    pub detail: Option<String>,
+    pub duration_us: u64,
+}
+
+/// `GET /api/v1/sessions/{id}`: a session with its statements.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionDetail {
+    pub session: SessionView,
+    pub statements: Vec<StatementView>,
+}

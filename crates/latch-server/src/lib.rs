@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod gateway;
 pub mod ledger;
 pub mod metrics;
 mod routes;
 pub mod scheduler;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +156,9 @@ pub struct AppState {
     /// Re-reads the config on SIGHUP and `POST /api/v1/admin/reload`; `None` in tests that
     /// build a catalog by hand.
     pub reloader: Option<Arc<dyn Reloader>>,
+    /// The PostgreSQL gateway when the config enables it: `latch connect` needs its address,
+    /// and a revocation ends its sessions.
+    pub gateway: Option<gateway::GatewayHandle>,
     reloading: Arc<tokio::sync::Mutex<()>>,
     pub clock: Arc<dyn Clock>,
     pub ledger: Arc<ledger::Ledger>,
@@ -176,6 +181,7 @@ impl AppState {
             store,
             catalog: Arc::new(LiveCatalog::new(catalog)),
             reloader: None,
+            gateway: None,
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             clock,
             ledger,
@@ -206,6 +212,7 @@ pub struct Intervals {
         (name = "identity", description = "The caller"),
         (name = "audit", description = "The ledger: events, signed checkpoints, proofs"),
         (name = "admin", description = "Running latch"),
+        (name = "sessions", description = "Gateway sessions and their statements"),
     )
 )]
 struct ApiDoc;

@@ -47,6 +47,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(inclusion_proof))
         .routes(routes!(consistency_proof))
         .routes(routes!(reload_config))
+        .routes(routes!(crate::sessions::connect))
+        .routes(routes!(crate::sessions::list_sessions))
+        .routes(routes!(crate::sessions::get_session))
 }
 
 /// Re-reads the organisation and the policy files (admins). A policy set that does not load is
@@ -513,6 +516,18 @@ async fn revoke_grant(
         other => other?,
     };
     let grant = request.grant.as_ref().ok_or_else(missing)?;
+    // Live sessions end with the grant: their running queries are cancelled upstream first.
+    if let Some(gateway) = &state.gateway {
+        let ended = gateway.gateway.end_grant(
+            &grant.id,
+            latch_gateway::EndReason::GrantRevoked {
+                by: caller.user.clone(),
+            },
+        );
+        if ended > 0 {
+            tracing::info!(grant = %grant.id, sessions = ended, "revocation ended live sessions");
+        }
+    }
     Ok(Json(GrantView::new(&request, grant)))
 }
 

@@ -149,6 +149,46 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         started: config.clone(),
     }));
     let shutdown = CancellationToken::new();
+    let mut gateway_task = None;
+    if let (Some(settings), Some(gateway_config)) =
+        (crate::gateway::settings(&config)?, &config.gateway)
+    {
+        let (settings, tls) = settings;
+        let listener = tokio::net::TcpListener::bind(gateway_config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for PostgreSQL clients on `{}` (gateway.listen): is another server there?",
+                    gateway_config.listen
+                )
+            })?;
+        let address = listener.local_addr()?;
+        let authority = Arc::new(latch_server::gateway::LatchAuthority::new(
+            state.store.clone(),
+            state.catalog.clone(),
+            state.clock.clone(),
+        ));
+        let gateway = Arc::new(latch_gateway::Gateway::new(
+            settings,
+            authority,
+            latch_gateway::SystemClock,
+        ));
+        state.gateway = Some(latch_server::gateway::GatewayHandle {
+            gateway: gateway.clone(),
+            address,
+            tls,
+            credential_ttl: gateway_config.credential_ttl,
+        });
+        // Tests and scripts read this line to learn the port.
+        println!("latch gateway listening on postgresql://{address}");
+        tracing::info!(%address, "gateway serving PostgreSQL clients");
+        let stop = shutdown.clone();
+        gateway_task = Some(tokio::spawn(async move {
+            if let Err(err) = gateway.run(listener, stop).await {
+                tracing::error!(%err, "the gateway stopped");
+            }
+        }));
+    }
     tokio::spawn(stop_on_signal(shutdown.clone()));
     tokio::spawn(reload_on_hangup(state.clone(), shutdown.clone()));
     // Tests and scripts read this line to learn the port.
@@ -158,7 +198,12 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         scheduler: config.server.scheduler_interval,
         checkpoint: config.ledger.checkpoint_interval,
     };
-    latch_server::run(listener, state, intervals, shutdown).await?;
+    let served = latch_server::run(listener, state, intervals, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(task) = gateway_task {
+        let _ = task.await;
+    }
+    served?;
     tracing::info!("latch stopped");
     Ok(())
 }

@@ -27,9 +27,25 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// A program latch ran (psql) failed and said why itself: exit with its code, print nothing.
+#[derive(Debug)]
+pub struct Silent(pub i32);
+
+impl std::fmt::Display for Silent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for Silent {}
+
 pub fn report(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<Silent>().is_some() => {
+            let code = err.downcast_ref::<Silent>().map_or(1, |s| s.0);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             if err.downcast_ref::<Usage>().is_some() {

@@ -4,6 +4,7 @@
 mod admin;
 mod client;
 mod exit;
+mod gateway;
 mod ledger;
 mod policy;
 mod verify;

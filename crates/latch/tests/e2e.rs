@@ -96,6 +96,11 @@ fn config_text(data: &Path, database_url: Option<&str>) -> String {
             "scheduler_interval = \"100ms\"".to_owned(),
             "scheduler_interval = \"50ms\"".to_owned(),
         ),
+        // Every test server has its own gateway port.
+        (
+            "listen = \"127.0.0.1:6432\"".to_owned(),
+            "listen = \"127.0.0.1:0\"".to_owned(),
+        ),
         // The server decides on the quickstart's own Cedar policies.
         (
             "files = [\"policies/default.cedar\"]".to_owned(),
@@ -158,16 +163,23 @@ fn spawn_serve(config: &Path, log: &Path) -> (Child, mpsc::Receiver<String>) {
     (child, received)
 }
 
-/// The URL a starting server says it listens on.
-fn wait_for_url(received: &mpsc::Receiver<String>, log: &Path) -> String {
+/// The API URL and the gateway address (`host:port`, when enabled) a starting server prints.
+fn wait_for_addresses(received: &mpsc::Receiver<String>, log: &Path) -> (String, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut gateway = None;
     let url = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match received.recv_timeout(left) {
-            Ok(line) => match line.strip_prefix("latch listening on ") {
-                Some(url) => break url.to_owned(),
-                None => continue,
-            },
+            Ok(line) => {
+                if let Some(address) = line.strip_prefix("latch gateway listening on postgresql://")
+                {
+                    gateway = Some(address.to_owned());
+                }
+                match line.strip_prefix("latch listening on ") {
+                    Some(url) => break url.to_owned(),
+                    None => continue,
+                }
+            }
             Err(err) => panic!(
                 "latch serve did not say where it listens ({err}); its log:\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
@@ -175,13 +187,15 @@ fn wait_for_url(received: &mpsc::Receiver<String>, log: &Path) -> String {
         }
     };
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    url
+    (url, gateway)
 }
 
 /// A `latch serve` child on a free port with its own data directory; killed on drop.
 struct Server {
     child: Child,
     url: String,
+    /// The gateway's `host:port`.
+    gateway: String,
     config: PathBuf,
     dir: tempfile::TempDir,
     /// The PostgreSQL database the server keeps its store in (SQLite in `dir` when `None`);
@@ -217,11 +231,14 @@ impl Server {
         let mut server = Self {
             child,
             url: String::new(),
+            gateway: String::new(),
             config,
             dir,
             database,
         };
-        server.url = wait_for_url(&received, &log);
+        let (url, gateway) = wait_for_addresses(&received, &log);
+        server.url = url;
+        server.gateway = gateway.unwrap_or_default();
         server
     }
 
@@ -1075,7 +1092,9 @@ impl Server {
         let log = self.dir.path().join("serve.log");
         let (child, received) = spawn_serve(&self.config, &log);
         self.child = child;
-        self.url = wait_for_url(&received, &log);
+        let (url, gateway) = wait_for_addresses(&received, &log);
+        self.url = url;
+        self.gateway = gateway.unwrap_or_default();
     }
 
     /// Copies the (stopped) server's store for one attack named `name`.
@@ -1962,4 +1981,233 @@ fn the_advanced_example_config_checks_and_its_policy_tests_pass() {
     )
     .success();
     assert!(tested.stdout.contains("test result: ok."), "{tested:#?}");
+}
+
+/// A granted request for `role` on payments-db lasting `length`, approved by bob.
+fn granted(
+    server: &Server,
+    requester: &str,
+    approver: &str,
+    role: &str,
+    length: &str,
+) -> RequestView {
+    let run = server
+        .run_as(
+            requester,
+            &[
+                "request",
+                "payments-db",
+                "--role",
+                role,
+                "--for",
+                length,
+                "--reason",
+                "INC-9: gateway test",
+                "--output",
+                "json",
+            ],
+        )
+        .success();
+    let request: RequestView = run.json();
+    server.run_as(approver, &["approve", &request.id]).success();
+    request
+}
+
+/// `latch connect payments-db -- ARGS` (psql through the gateway), started in the background.
+fn spawn_connect(server: &Server, token: &str, psql_args: &[&str]) -> Child {
+    Command::new(LATCH)
+        .args(["connect", "payments-db", "--"])
+        .args(psql_args)
+        .env_remove("LATCH_CONFIG")
+        .env("HOME", server.home())
+        .env("LATCH_SERVER", &server.url)
+        .env("LATCH_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sessions_json(server: &Server, token: &str) -> Vec<latch_api::SessionView> {
+    server
+        .run_as(token, &["sessions", "--output", "json"])
+        .success()
+        .json()
+}
+
+/// The README's "Connect through the gateway": psql through `latch connect`, the statements in
+/// `latch sessions show`, a read role refusing a write, and the session cut when the grant
+/// expires while a long query runs.
+#[test]
+fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let dave = server.token("dave");
+
+    // No grant yet: the API says how to get one.
+    server
+        .run_as(&alice, &["connect", "payments-db", "--print"])
+        .fails(1, "latch request payments-db");
+
+    granted(&server, &alice, &bob, "read", "6s");
+    let uri = server
+        .run_as(&alice, &["connect", "payments-db", "--print"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(uri.starts_with("postgresql://alice:lcc_"), "{uri}");
+    assert!(
+        uri.contains(&format!("@{}/payments-db?sslmode=require", server.gateway)),
+        "{uri}"
+    );
+
+    let child = spawn_connect(
+        &server,
+        &alice,
+        &[
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-c",
+            "select 40 + 2 as answer",
+            "-c",
+            "insert into pg_class values (1)",
+        ],
+    );
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("42"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("permission denied by latch"), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+
+    // A long query when the grant ends: cancelled, the client told why, the session closed.
+    let long = spawn_connect(&server, &alice, &["-c", "select pg_sleep(30)"]);
+    let started = Instant::now();
+    let out = long.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("grt_"),
+        "the client is told which grant ended: {stderr}"
+    );
+
+    wait_until(
+        "both sessions are recorded as ended",
+        Duration::from_secs(10),
+        || {
+            sessions_json(&server, &dave)
+                .iter()
+                .filter(|s| s.ended_at.is_some())
+                .count()
+                == 2
+        },
+    );
+    let sessions = sessions_json(&server, &dave);
+    let cut = sessions
+        .iter()
+        .find(|s| s.end_reason.as_deref() == Some("grant_expired"))
+        .unwrap_or_else(|| panic!("{sessions:#?}"));
+    let delay = cut.revocation_delay_ms.unwrap();
+    assert!((0..1000).contains(&delay), "closed {delay} ms after expiry");
+
+    // Every statement, in order, with its class and outcome.
+    let first = sessions
+        .iter()
+        .find(|s| s.end_reason.as_deref() == Some("client_closed"))
+        .unwrap();
+    let shown = server
+        .run_as(&alice, &["sessions", "show", &first.id])
+        .success();
+    assert!(
+        shown.stdout.contains("select 40 + 2 as answer"),
+        "{shown:#?}"
+    );
+    assert!(shown.stdout.contains("refused"), "{shown:#?}");
+    let detail: latch_api::SessionDetail = server
+        .run_as(&alice, &["sessions", "show", &first.id, "--output", "json"])
+        .success()
+        .json();
+    let classes: Vec<(&str, &str)> = detail
+        .statements
+        .iter()
+        .map(|s| (s.class.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(classes, [("read", "rows"), ("write", "refused")]);
+    // bob (no relation to alice's sessions beyond leading payments) sees them as owner lead.
+    assert_eq!(sessions_json(&server, &bob).len(), 2);
+
+    // The grant is over: a new connection is refused with how to get access again.
+    server
+        .run_as(&alice, &["connect", "payments-db", "--print"])
+        .fails(1, "no active grant");
+    let direct = Command::new("psql")
+        .arg(&uri)
+        .args(["-c", "select 1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&direct.stderr);
+    assert!(!direct.status.success());
+    assert!(stderr.contains("latch request payments-db"), "{stderr}");
+}
+
+/// `latch revoke` ends the grant's live sessions at once; another grant's session goes on.
+#[test]
+fn revoking_a_grant_ends_its_live_sessions_only() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let carol = server.token("carol");
+    let request = granted(&server, &alice, &bob, "read", "30m");
+    let other = granted(&server, &bob, &carol, "read", "30m");
+    let cut = spawn_connect(&server, &alice, &["-c", "select pg_sleep(30)"]);
+    let survivor = spawn_connect(
+        &server,
+        &bob,
+        &["-c", "select pg_sleep(3)", "-c", "select 'still here'"],
+    );
+    wait_until("both sessions are open", Duration::from_secs(10), || {
+        sessions_json(&server, &carol)
+            .iter()
+            .filter(|s| s.ended_at.is_none())
+            .count()
+            == 2
+    });
+    let grant = request.id.replacen("req_", "grt_", 1);
+    let revoked = Instant::now();
+    server
+        .run_as(&bob, &["revoke", &grant, "--reason", "done early"])
+        .success();
+    let out = cut.wait_with_output().unwrap();
+    assert!(
+        revoked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        revoked.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("revoked"), "{stderr}");
+    let out = survivor.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still here"));
+    wait_until(
+        "the revoked session is recorded",
+        Duration::from_secs(10),
+        || {
+            sessions_json(&server, &carol)
+                .iter()
+                .any(|s| s.end_reason.as_deref() == Some("grant_revoked"))
+        },
+    );
+    let _ = other;
 }

@@ -496,6 +496,7 @@ async fn openapi_health_readiness_and_metrics() {
         paths,
         [
             "/api/v1/admin/reload",
+            "/api/v1/connect",
             "/api/v1/events",
             "/api/v1/grants",
             "/api/v1/grants/{id}",
@@ -510,6 +511,8 @@ async fn openapi_health_readiness_and_metrics() {
             "/api/v1/requests/{id}/break-glass",
             "/api/v1/requests/{id}/cancel",
             "/api/v1/requests/{id}/deny",
+            "/api/v1/sessions",
+            "/api/v1/sessions/{id}",
             "/api/v1/whoami",
         ]
     );

@@ -147,7 +147,11 @@ pub fn check_id<'a>(id: &'a str, what: &str) -> Result<&'a str, Failed> {
     {
         Ok(id)
     } else {
-        let prefix = if what == "grant" { "grt" } else { "req" };
+        let prefix = match what {
+            "grant" => "grt",
+            "session" => "ses",
+            _ => "req",
+        };
         Err(Failed(format!(
             "no {what} `{}`: ids look like `{prefix}_01…`",
             printable(&id.chars().take(80).collect::<String>())

@@ -53,6 +53,48 @@ pub struct GlobalOptions {
 const MAX_LIMIT: i64 = 1000;
 
 #[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// One session and every statement recorded in it.
+    Show {
+        /// The session id (`ses_…`).
+        id: String,
+    },
+}
+
+/// Starts psql on the gateway with the credential in its environment (not its arguments, which
+/// other users can read in `ps`).
+fn run_psql(view: &latch_api::ConnectView, extra: &[String]) -> anyhow::Result<()> {
+    let mut command = std::process::Command::new("psql");
+    command
+        .env("PGPASSWORD", &view.credential)
+        .env("PGSSLMODE", &view.sslmode)
+        .env("PGAPPNAME", "psql")
+        .args(["-h", &view.host, "-p", &view.port.to_string()])
+        .args([
+            "-U",
+            &view.user,
+            "-d",
+            &format!("{}:{}", view.resource, view.role),
+        ])
+        .args(extra);
+    eprintln!(
+        "connecting to `{}` as `{}` (role `{}`, grant {}, ends {})",
+        view.resource, view.user, view.role, view.grant_id, view.grant_expires_at
+    );
+    let status = command.status().map_err(|err| {
+        Failed(format!(
+            "cannot start psql ({err}): install the PostgreSQL client, or use `latch connect {} --print` with another client",
+            view.resource
+        ))
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(crate::exit::Silent(status.code().unwrap_or(1)).into())
+    }
+}
+
+#[derive(Subcommand)]
 pub enum ClientCommand {
     /// Ask for access to a resource's role for a while, saying why.
     Request {
@@ -139,6 +181,32 @@ pub enum ClientCommand {
     /// Make the server re-read its organisation and policy files (admins); the same as sending
     /// it SIGHUP. A policy set that does not load is refused and the one in force stays.
     Reload,
+    /// Connect to a resource through latch's gateway under your active grant: gets a
+    /// short-lived credential and starts `psql` with it (or prints a connection URI).
+    Connect {
+        /// The resource, e.g. `payments-db`.
+        resource: String,
+        /// The role, when you hold active grants for several.
+        #[arg(long)]
+        role: Option<String>,
+        /// Print a libpq connection URI (with the credential) instead of starting psql.
+        #[arg(long)]
+        print: bool,
+        /// Arguments passed on to psql, after `--`, e.g. `-- -c 'select 1'`.
+        #[arg(last = true)]
+        psql_args: Vec<String>,
+    },
+    /// Gateway sessions: who connected under which grant, and when and why they ended.
+    Sessions {
+        #[command(subcommand)]
+        command: Option<SessionsCommand>,
+        /// Only sessions still open.
+        #[arg(long)]
+        active: bool,
+        /// At most this many (1 to 1000) [default: 100]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+        limit: Option<u32>,
+    },
     /// Read the ledger's events in order (auditors and admins).
     Events {
         /// Only events after this sequence number [default: 0, from the start]
@@ -248,6 +316,43 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
             let me: WhoAmI = api.get("whoami", &[]).await?;
             emit(output, &me, render::whoami)
         }
+        ClientCommand::Connect {
+            resource,
+            role,
+            print,
+            psql_args,
+        } => {
+            let view: latch_api::ConnectView = api
+                .post("connect", &latch_api::ConnectBody { resource, role })
+                .await?;
+            if print || output == Output::Json {
+                return match output {
+                    Output::Json => emit(output, &view, |_| String::new()),
+                    Output::Table => Ok(print_out(&view.uri)?),
+                };
+            }
+            run_psql(&view, &psql_args)
+        }
+        ClientCommand::Sessions {
+            command,
+            active,
+            limit,
+        } => match command {
+            Some(SessionsCommand::Show { id }) => {
+                let path = format!("sessions/{}", api::check_id(&id, "session")?);
+                let detail: latch_api::SessionDetail = api.get(&path, &[]).await?;
+                emit(output, &detail, render::session)
+            }
+            None => {
+                let mut query = Vec::new();
+                if active {
+                    query.push(("active", "true".to_owned()));
+                }
+                push_limit(&mut query, limit);
+                let list: latch_api::SessionList = api.get("sessions", &query).await?;
+                emit(output, list.sessions.as_slice(), render::sessions)
+            }
+        },
         ClientCommand::Reload => {
             let outcome: latch_api::ReloadView = api.post_empty("admin/reload").await?;
             emit(output, &outcome, render::reloaded)

@@ -104,6 +104,88 @@ pub fn events(events: &[EventView]) -> String {
     )
 }
 
+pub fn sessions(sessions: &[latch_api::SessionView]) -> String {
+    if sessions.is_empty() {
+        return "no sessions".to_owned();
+    }
+    table(
+        &[
+            "ID",
+            "USER",
+            "RESOURCE",
+            "ROLE",
+            "GRANT",
+            "STARTED",
+            "ENDED",
+            "HOW",
+            "STATEMENTS",
+        ],
+        sessions.iter().map(|s| {
+            vec![
+                cell(&s.id),
+                cell(&s.user),
+                cell(&s.resource),
+                cell(&s.role),
+                cell(&s.grant_id),
+                short_time(&s.started_at),
+                s.ended_at.as_deref().map_or("open".to_owned(), short_time),
+                s.end_reason.as_deref().map_or("-".to_owned(), cell),
+                s.statements.to_string(),
+            ]
+        }),
+    )
+}
+
+/// `latch sessions show`: the session, then its statements in order.
+pub fn session(detail: &latch_api::SessionDetail) -> String {
+    let s = &detail.session;
+    let mut text = format!(
+        "session {} by {} on {} (role {}, grant {})\nfrom {}{}, started {}",
+        cell(&s.id),
+        cell(&s.user),
+        cell(&s.resource),
+        cell(&s.role),
+        cell(&s.grant_id),
+        cell(&s.client_addr),
+        if s.tls { " over TLS" } else { "" },
+        short_time(&s.started_at),
+    );
+    match (&s.ended_at, &s.end_reason) {
+        (Some(at), Some(reason)) => {
+            text.push_str(&format!(", ended {} ({})", short_time(at), cell(reason)));
+            if let Some(delay) = s.revocation_delay_ms {
+                text.push_str(&format!(", {delay} ms after the grant ended"));
+            }
+        }
+        _ => text.push_str(", still open"),
+    }
+    text.push('\n');
+    if detail.statements.is_empty() {
+        text.push_str("no statements");
+        return text;
+    }
+    text.push('\n');
+    text.push_str(&table(
+        &["#", "AT", "CLASS", "OUTCOME", "MS", "STATEMENT"],
+        detail.statements.iter().map(|st| {
+            let outcome = match (st.outcome.as_str(), st.rows, &st.detail) {
+                ("rows", Some(rows), _) => format!("{rows} rows"),
+                (other, _, Some(detail)) => format!("{other} {}", cell(detail)),
+                (other, _, None) => other.to_owned(),
+            };
+            vec![
+                st.seq.to_string(),
+                short_time(&st.at),
+                cell(&st.class),
+                truncate(&outcome, 40),
+                format!("{:.1}", st.duration_us as f64 / 1000.0),
+                truncate(&cell(&st.text.replace('\n', " ")), 80),
+            ]
+        }),
+    ));
+    text
+}
+
 pub fn whoami(me: &WhoAmI) -> String {
     let list = |items: &[String]| {
         if items.is_empty() {

@@ -1,0 +1,221 @@
+//! The one seam between the gateway and the rest of latch: who may connect (the
+//! [`Authority`] decides, the gateway never does), and where records go.
+
+use std::net::SocketAddr;
+
+use zeroize::Zeroizing;
+
+/// What latch knows and decides; implemented by the server over its store and policy, and by
+/// tests in memory.
+#[async_trait::async_trait]
+pub trait Authority: Send + Sync + 'static {
+    /// Checks the credential presented for `user` on `resource` (with the role from
+    /// `database=resource:role` when given) and returns the grant the session runs under, or a
+    /// refusal whose SQLSTATE and message the client sees (e.g. 28000 ``no active grant for
+    /// `alice` on `payments-db`: request one with `latch request payments-db --role read --for 1h --reason …` ``).
+    async fn authorize(&self, attempt: ConnectAttempt) -> Result<SessionGrant, Refusal>;
+
+    /// Makes records durable (appends them to the ledger); `Ok` means durable. Called by the
+    /// batching recorder with batches, and in strict mode by sessions directly, concurrently.
+    /// Borrowed so that a failed batch can be retried without a copy.
+    async fn record(&self, records: &[SessionRecord]) -> Result<(), RecordError>;
+
+    /// The plaintext credential of `user`, for [`crate::ClientAuth::ScramSha256`] only: SCRAM
+    /// proves knowledge of a password without sending it, so the gateway needs the password to
+    /// check the proof. `None` (the default) fails the exchange like a wrong password.
+    async fn scram_credential(&self, user: &str) -> Option<Zeroizing<String>> {
+        let _ = user;
+        None
+    }
+}
+
+/// A client asking to open a session.
+#[derive(Debug, Clone)]
+pub struct ConnectAttempt {
+    /// The latch user (the startup packet's `user`).
+    pub user: String,
+    pub resource: String,
+    /// From `database=resource:role`; `None` lets the authority pick the grant's role.
+    pub role: Option<String>,
+    pub credential: Zeroizing<String>,
+    pub client_addr: SocketAddr,
+    pub application_name: Option<String>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+/// The grant a session runs under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionGrant {
+    pub grant_id: String,
+    pub user: String,
+    pub resource: String,
+    /// The latch role; must be one of the upstream's roles.
+    pub role: String,
+    /// Unix milliseconds; the gateway cuts the session at this instant.
+    pub ends_at_ms: i64,
+    /// A once-grant: the authority refuses the next connection after this one has started
+    /// (the `Started` record marks the use).
+    pub once: bool,
+}
+
+/// Why a connection is refused: shown to the client as a FATAL ErrorResponse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SQLSTATE, e.g. `28000` (invalid authorization) or `28P01` (bad credential).
+    pub code: String,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Refusal {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `record` could not make the records durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot record session events: {message}")]
+pub struct RecordError {
+    pub message: String,
+}
+
+/// One event of a session, for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRecord {
+    /// The session is authenticated and connected upstream; sent before the client may send
+    /// its first statement.
+    Started {
+        session_id: String,
+        grant_id: String,
+        user: String,
+        resource: String,
+        role: String,
+        client_addr: SocketAddr,
+        application_name: Option<String>,
+        at_ms: i64,
+        tls: bool,
+    },
+    /// A statement. Buffered recording sends it once, completed; strict recording sends it
+    /// before forwarding with [`Outcome::Pending`], then a [`SessionRecord::StatementOutcome`].
+    /// Refused statements are sent once with [`Outcome::Refused`] in both modes.
+    Statement(StatementRecord),
+    /// The outcome of a statement recorded earlier as pending (strict recording).
+    StatementOutcome {
+        session_id: String,
+        grant_id: String,
+        seq: u64,
+        outcome: Outcome,
+        duration_us: u64,
+    },
+    Ended {
+        session_id: String,
+        grant_id: String,
+        at_ms: i64,
+        reason: EndReason,
+        bytes_in: u64,
+        bytes_out: u64,
+        /// Statements recorded (refused ones included).
+        statements: u64,
+        /// For grant ends (expiry, revocation): milliseconds from the grant's end (or the
+        /// revocation request) to the session's close, as measured by the gateway.
+        revocation_delay_ms: Option<i64>,
+    },
+}
+
+/// One statement: a simple Query message (all its statements), or one Execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRecord {
+    pub session_id: String,
+    pub grant_id: String,
+    /// 1, 2, … within the session.
+    pub seq: u64,
+    /// As sent, or with literals replaced by `?` when redaction is on.
+    pub text: String,
+    pub protocol: Protocol,
+    /// `latch-sqlclass` class name: `read`, `write`, `ddl`, `privilege`, `other`, `unparsed`.
+    pub class: &'static str,
+    pub read_only: bool,
+    pub objects: Vec<String>,
+    pub outcome: Outcome,
+    pub started_at_ms: i64,
+    /// From forwarding to completion; 0 for pending and refused statements.
+    pub duration_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Simple,
+    Extended,
+    /// A fast-path FunctionCall message.
+    FunctionCall,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded before forwarding (strict); the outcome follows.
+    Pending,
+    /// Completed; rows from CommandComplete (summed over a multi-statement Query).
+    Rows(u64),
+    /// Failed with this SQLSTATE.
+    Error(String),
+    /// Not forwarded: latch refused it.
+    Refused(String),
+    /// Forwarded but never run: an earlier message of the same extended-protocol batch failed,
+    /// so the server skipped it.
+    NotRun,
+    /// The session ended before the statement completed.
+    Interrupted,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    ClientClosed,
+    GrantExpired,
+    GrantRevoked { by: String },
+    UpstreamClosed,
+    ProtocolError(String),
+    Shutdown,
+    RecordingFailed,
+}
+
+/// A session in [`crate::Gateway::sessions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub session_id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub resource: String,
+    pub role: String,
+    pub client_addr: SocketAddr,
+    pub started_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub statements: u64,
+}
+
+/// Where the gateway reads time (unix milliseconds); tests pass a fake.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+impl<F: Fn() -> i64 + Send + Sync + 'static> Clock for F {
+    fn now_ms(&self) -> i64 {
+        self()
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}

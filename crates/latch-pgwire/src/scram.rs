@@ -1,0 +1,492 @@
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding, both sides.
+//!
+//! - [`ScramClient`]: the gateway authenticating to the upstream with a password from config.
+//! - [`ScramServer`]: the gateway authenticating a client whose password it can look up in
+//!   plaintext (a latch session credential), or whose [`ScramSecret`] it holds.
+//!
+//! Passwords are used as UTF-8 bytes without SASLprep; PostgreSQL does the same for passwords
+//! that SASLprep would reject, and for ASCII passwords the two agree.
+//!
+//! Cost: deriving the salted password is `iterations` HMAC-SHA-256 rounds (4096 is about 2 ms
+//! in a release build, 10× that in debug), paid once per connection by whichever side holds the
+//! plaintext.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The SASL mechanism name.
+pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+/// Iterations PostgreSQL uses by default (`scram_iterations`).
+pub const DEFAULT_ITERATIONS: u32 = 4096;
+/// The most iterations a client accepts from a server, so a hostile server cannot make the
+/// gateway spin.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a SCRAM exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScramError {
+    #[error("malformed SCRAM message: {0}")]
+    Malformed(&'static str),
+    #[error(
+        "channel binding is not supported by latch: connect with channel_binding=disable (or prefer)"
+    )]
+    ChannelBindingUnsupported,
+    #[error("SCRAM authorization identities are not supported")]
+    AuthzidUnsupported,
+    #[error("the server's nonce does not extend the client's")]
+    NonceMismatch,
+    #[error("the server asks for {0} iterations, more than the {MAX_ITERATIONS} latch accepts")]
+    TooManyIterations(u32),
+    #[error("password authentication failed")]
+    InvalidProof,
+    #[error("the server's signature does not match: it does not know the password")]
+    InvalidServerSignature,
+    #[error("the server refused the proof: {0}")]
+    ServerError(String),
+    #[error("SCRAM message out of order")]
+    OutOfOrder,
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return [0; 32],
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
+    out
+}
+
+fn random_nonce() -> String {
+    let mut raw = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut raw);
+    B64.encode(raw)
+}
+
+/// What a server stores for a password: enough to verify a proof, not the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramSecret {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl std::fmt::Debug for ScramSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramSecret")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScramSecret {
+    /// Derives the secret from a plaintext password (costs `iterations` HMAC rounds).
+    pub fn derive(password: &str, salt: &[u8], iterations: u32) -> Self {
+        let salted = salted_password(password.as_bytes(), salt, iterations);
+        let client_key = hmac(&salted, &[b"Client Key"]);
+        ScramSecret {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key: Sha256::digest(client_key).into(),
+            server_key: hmac(&salted, &[b"Server Key"]),
+        }
+    }
+
+    /// Derives the secret with a fresh random 16-byte salt.
+    pub fn derive_random_salt(password: &str, iterations: u32) -> Self {
+        let mut salt = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Self::derive(password, &salt, iterations)
+    }
+}
+
+/// Splits `k=value` attributes separated by commas.
+fn attr(part: Option<&str>, key: char) -> Result<&str, ScramError> {
+    let part = part.ok_or(ScramError::Malformed("missing attribute"))?;
+    let mut chars = part.chars();
+    if chars.next() != Some(key) || chars.next() != Some('=') {
+        return Err(ScramError::Malformed("unexpected attribute"));
+    }
+    Ok(part.get(2..).unwrap_or(""))
+}
+
+fn utf8(msg: &[u8]) -> Result<&str, ScramError> {
+    std::str::from_utf8(msg).map_err(|_| ScramError::Malformed("not UTF-8"))
+}
+
+enum ClientState {
+    Initial,
+    SentFinal { server_signature: [u8; 32] },
+    Done,
+}
+
+/// The client side. Send [`ScramClient::client_first`] in a SASLInitialResponse, answer the
+/// AuthenticationSASLContinue with [`ScramClient::handle_server_first`], and check the
+/// AuthenticationSASLFinal with [`ScramClient::handle_server_final`].
+pub struct ScramClient {
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+    state: ClientState,
+}
+
+impl ScramClient {
+    /// A client with a random nonce and an empty user name (PostgreSQL takes the user from the
+    /// startup packet and ignores this one).
+    pub fn new(password: &str) -> Self {
+        Self::with_nonce("", password, &random_nonce())
+    }
+
+    /// A client with a chosen user name and nonce (for known-answer tests).
+    pub fn with_nonce(user: &str, password: &str, nonce: &str) -> Self {
+        ScramClient {
+            password: password.to_owned(),
+            client_first_bare: format!("n={user},r={nonce}"),
+            nonce: nonce.to_owned(),
+            state: ClientState::Initial,
+        }
+    }
+
+    /// The client-first-message: gs2 header `n,,` and the bare message.
+    pub fn client_first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// Reads the server-first-message and returns the client-final-message.
+    pub fn handle_server_first(&mut self, msg: &[u8]) -> Result<Vec<u8>, ScramError> {
+        if !matches!(self.state, ClientState::Initial) {
+            return Err(ScramError::OutOfOrder);
+        }
+        let server_first = utf8(msg)?;
+        let mut parts = server_first.split(',');
+        let nonce = attr(parts.next(), 'r')?;
+        let salt = attr(parts.next(), 's')?;
+        let iterations = attr(parts.next(), 'i')?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(ScramError::NonceMismatch);
+        }
+        let salt = B64
+            .decode(salt)
+            .map_err(|_| ScramError::Malformed("salt is not base64"))?;
+        let iterations: u32 = iterations
+            .parse()
+            .map_err(|_| ScramError::Malformed("iteration count"))?;
+        if iterations == 0 {
+            return Err(ScramError::Malformed("iteration count"));
+        }
+        if iterations > MAX_ITERATIONS {
+            return Err(ScramError::TooManyIterations(iterations));
+        }
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let salted = salted_password(self.password.as_bytes(), &salt, iterations);
+        let client_key = hmac(&salted, &[b"Client Key"]);
+        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+        let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
+        let mut proof = client_key;
+        for (p, s) in proof.iter_mut().zip(signature) {
+            *p ^= s;
+        }
+        let server_key = hmac(&salted, &[b"Server Key"]);
+        self.state = ClientState::SentFinal {
+            server_signature: hmac(&server_key, &[auth_message.as_bytes()]),
+        };
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final-message: the server proves it knows the password too.
+    pub fn handle_server_final(&mut self, msg: &[u8]) -> Result<(), ScramError> {
+        let ClientState::SentFinal { server_signature } = self.state else {
+            return Err(ScramError::OutOfOrder);
+        };
+        let server_final = utf8(msg)?;
+        if let Some(err) = server_final.strip_prefix("e=") {
+            return Err(ScramError::ServerError(err.to_owned()));
+        }
+        let verifier = attr(server_final.split(',').next(), 'v')?;
+        let verifier = B64
+            .decode(verifier)
+            .map_err(|_| ScramError::Malformed("verifier is not base64"))?;
+        if bool::from(verifier.as_slice().ct_eq(&server_signature)) {
+            self.state = ClientState::Done;
+            Ok(())
+        } else {
+            Err(ScramError::InvalidServerSignature)
+        }
+    }
+}
+
+enum ServerState {
+    Initial,
+    SentFirst {
+        gs2_header: String,
+        auth_prefix: String,
+        nonce: String,
+    },
+    Done,
+}
+
+/// The server side. Answer the SASLInitialResponse data with
+/// [`ScramServer::handle_client_first`] (send it in AuthenticationSASLContinue) and the
+/// SASLResponse with [`ScramServer::handle_client_final`] (send it in AuthenticationSASLFinal,
+/// then AuthenticationOk).
+pub struct ScramServer {
+    secret: ScramSecret,
+    server_nonce: String,
+    state: ServerState,
+}
+
+impl ScramServer {
+    /// A server checking proofs against `secret`, with a random nonce.
+    pub fn new(secret: ScramSecret) -> Self {
+        Self::with_nonce(secret, &random_nonce())
+    }
+
+    /// A server with a chosen nonce (for tests).
+    pub fn with_nonce(secret: ScramSecret, server_nonce: &str) -> Self {
+        ScramServer {
+            secret,
+            server_nonce: server_nonce.to_owned(),
+            state: ServerState::Initial,
+        }
+    }
+
+    /// Reads the client-first-message; returns the server-first-message.
+    pub fn handle_client_first(&mut self, msg: &[u8]) -> Result<Vec<u8>, ScramError> {
+        if !matches!(self.state, ServerState::Initial) {
+            return Err(ScramError::OutOfOrder);
+        }
+        let msg = utf8(msg)?;
+        let (flag, rest) = msg
+            .split_once(',')
+            .ok_or(ScramError::Malformed("gs2 header"))?;
+        match flag {
+            "n" | "y" => {}
+            f if f.starts_with("p=") => return Err(ScramError::ChannelBindingUnsupported),
+            _ => return Err(ScramError::Malformed("gs2 channel binding flag")),
+        }
+        let (authzid, bare) = rest
+            .split_once(',')
+            .ok_or(ScramError::Malformed("gs2 header"))?;
+        if !authzid.is_empty() {
+            return Err(ScramError::AuthzidUnsupported);
+        }
+        let gs2_header = format!("{flag},,");
+        let mut parts = bare.split(',');
+        let user = parts.next().ok_or(ScramError::Malformed("missing user"))?;
+        if user.starts_with("m=") {
+            return Err(ScramError::Malformed(
+                "mandatory extensions are not supported",
+            ));
+        }
+        attr(Some(user), 'n')?;
+        let client_nonce = attr(parts.next(), 'r')?;
+        if client_nonce.is_empty() || client_nonce.contains(',') {
+            return Err(ScramError::Malformed("client nonce"));
+        }
+        let nonce = format!("{client_nonce}{}", self.server_nonce);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&self.secret.salt),
+            self.secret.iterations
+        );
+        self.state = ServerState::SentFirst {
+            gs2_header,
+            auth_prefix: format!("{bare},{server_first}"),
+            nonce,
+        };
+        Ok(server_first.into_bytes())
+    }
+
+    /// Reads the client-final-message and checks the proof; returns the server-final-message.
+    pub fn handle_client_final(&mut self, msg: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let ServerState::SentFirst {
+            gs2_header,
+            auth_prefix,
+            nonce,
+        } = std::mem::replace(&mut self.state, ServerState::Done)
+        else {
+            return Err(ScramError::OutOfOrder);
+        };
+        let msg = utf8(msg)?;
+        let (without_proof, proof) = msg
+            .rsplit_once(",p=")
+            .ok_or(ScramError::Malformed("missing proof"))?;
+        let mut parts = without_proof.split(',');
+        let binding = attr(parts.next(), 'c')?;
+        let their_nonce = attr(parts.next(), 'r')?;
+        if binding != B64.encode(gs2_header.as_bytes()) {
+            return Err(ScramError::Malformed(
+                "channel binding data does not match the gs2 header",
+            ));
+        }
+        if their_nonce != nonce {
+            return Err(ScramError::NonceMismatch);
+        }
+        let proof = B64
+            .decode(proof)
+            .map_err(|_| ScramError::Malformed("proof is not base64"))?;
+        let proof: [u8; 32] = proof.try_into().map_err(|_| ScramError::InvalidProof)?;
+        let auth_message = format!("{auth_prefix},{without_proof}");
+        let signature = hmac(&self.secret.stored_key, &[auth_message.as_bytes()]);
+        let mut client_key = proof;
+        for (k, s) in client_key.iter_mut().zip(signature) {
+            *k ^= s;
+        }
+        let stored: [u8; 32] = Sha256::digest(client_key).into();
+        if !bool::from(stored.ct_eq(&self.secret.stored_key)) {
+            return Err(ScramError::InvalidProof);
+        }
+        let server_signature = hmac(&self.secret.server_key, &[auth_message.as_bytes()]);
+        Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677 section 3.
+    #[test]
+    fn rfc7677_client_vector() {
+        let mut client = ScramClient::with_nonce("user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(client.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let server_first =
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let client_final = client.handle_server_first(server_first).unwrap();
+        assert_eq!(
+            String::from_utf8(client_final).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        client
+            .handle_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+    }
+
+    /// The server side reproduces the RFC 7677 exchange.
+    #[test]
+    fn rfc7677_server_vector() {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let secret = ScramSecret::derive("pencil", &salt, 4096);
+        let mut server = ScramServer::with_nonce(secret, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        let first = server
+            .handle_client_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+            .unwrap();
+        assert_eq!(
+            first,
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        let fin = server
+            .handle_client_final(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+            .unwrap();
+        assert_eq!(fin, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    fn exchange(client_pw: &str, server_pw: &str) -> Result<(), ScramError> {
+        let mut server = ScramServer::new(ScramSecret::derive_random_salt(server_pw, 64));
+        let mut client = ScramClient::new(client_pw);
+        let first = server.handle_client_first(&client.client_first())?;
+        let fin = client.handle_server_first(&first)?;
+        let server_final = server.handle_client_final(&fin)?;
+        client.handle_server_final(&server_final)
+    }
+
+    #[test]
+    fn client_against_server() {
+        exchange("s3cret", "s3cret").unwrap();
+        assert_eq!(exchange("wrong", "s3cret"), Err(ScramError::InvalidProof));
+    }
+
+    #[test]
+    fn server_accepts_y_flag_and_refuses_channel_binding() {
+        let secret = ScramSecret::derive("pw", b"salt", 16);
+        let mut server = ScramServer::new(secret.clone());
+        assert!(server.handle_client_first(b"y,,n=,r=abc").is_ok());
+        let mut server = ScramServer::new(secret);
+        let err = server
+            .handle_client_first(b"p=tls-server-end-point,,n=,r=abc")
+            .unwrap_err();
+        assert_eq!(err, ScramError::ChannelBindingUnsupported);
+        assert!(err.to_string().contains("channel_binding=disable"));
+    }
+
+    #[test]
+    fn server_refuses_tampered_binding_and_nonce() {
+        let secret = ScramSecret::derive("pw", b"salt", 16);
+        let mut server = ScramServer::with_nonce(secret.clone(), "SRV");
+        server.handle_client_first(b"n,,n=,r=abc").unwrap();
+        assert!(
+            server
+                .handle_client_final(b"c=eSws,r=abcSRV,p=AAAA")
+                .is_err()
+        );
+        let mut server = ScramServer::with_nonce(secret, "SRV");
+        server.handle_client_first(b"n,,n=,r=abc").unwrap();
+        assert_eq!(
+            server.handle_client_final(b"c=biws,r=abcXXX,p=AAAA"),
+            Err(ScramError::NonceMismatch)
+        );
+    }
+
+    #[test]
+    fn client_refuses_foreign_nonce_and_bad_signature() {
+        let mut client = ScramClient::with_nonce("", "pw", "abc");
+        assert_eq!(
+            client.handle_server_first(b"r=xyz123,s=c2FsdA==,i=16"),
+            Err(ScramError::NonceMismatch)
+        );
+        let mut client = ScramClient::with_nonce("", "pw", "abc");
+        client
+            .handle_server_first(b"r=abc123,s=c2FsdA==,i=16")
+            .unwrap();
+        assert_eq!(
+            client.handle_server_final(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            Err(ScramError::InvalidServerSignature)
+        );
+    }
+
+    #[test]
+    fn client_refuses_huge_iteration_counts() {
+        let mut client = ScramClient::with_nonce("", "pw", "abc");
+        assert_eq!(
+            client.handle_server_first(b"r=abc123,s=c2FsdA==,i=4000000000"),
+            Err(ScramError::TooManyIterations(4_000_000_000))
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for input in [
+            &b""[..],
+            b",",
+            b"n,",
+            b"n,,",
+            b"r=",
+            b"\xff\xfe",
+            b"p=,,",
+            b"n,,n=,r=",
+        ] {
+            let mut server = ScramServer::new(ScramSecret::derive("pw", b"s", 1));
+            let _ = server.handle_client_first(input);
+            let _ = server.handle_client_final(input);
+            let mut client = ScramClient::new("pw");
+            let _ = client.handle_server_first(input);
+            let _ = client.handle_server_final(input);
+        }
+    }
+}

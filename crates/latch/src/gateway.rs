@@ -1,0 +1,165 @@
+//! Starting the PostgreSQL gateway inside `latch serve`: settings from the config, the TLS
+//! certificate (self-signed at first start unless configured), upstream passwords read once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use latch_config::{Config, Enforcement, GatewayTls, RecordingMode, RoleAccess};
+use latch_gateway::{GatewaySettings, UpstreamRole, UpstreamTarget};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use zeroize::Zeroizing;
+
+use crate::exit::Failed;
+
+/// The gateway's settings from the config (`[gateway]` and each resource's upstream).
+pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool)>> {
+    let Some(gateway) = &config.gateway else {
+        return Ok(None);
+    };
+    let tls = server_tls(&gateway.tls)?;
+    let mut upstreams = HashMap::new();
+    for (resource, upstream) in &config.upstreams {
+        let mut roles = HashMap::new();
+        for (role, credential) in &upstream.credentials {
+            let password = credential.password.resolve().map_err(|err| {
+                Failed(format!(
+                    "resource `{resource}` role `{role}`: {err} (the gateway logs in upstream with it)"
+                ))
+            })?;
+            roles.insert(
+                role.clone(),
+                UpstreamRole {
+                    username: credential.username.clone(),
+                    password: password.map(Zeroizing::new),
+                    // Nothing goes beyond write access, so a write role is only watched.
+                    enforcement: match (credential.access, credential.enforcement) {
+                        (RoleAccess::Read, Enforcement::Enforce) => {
+                            latch_gateway::Enforcement::EnforceReadOnly
+                        }
+                        _ => latch_gateway::Enforcement::Audit,
+                    },
+                    recording: match upstream.recording {
+                        RecordingMode::Buffered => latch_gateway::RecordingMode::Buffered,
+                        RecordingMode::Strict => latch_gateway::RecordingMode::Strict,
+                    },
+                },
+            );
+        }
+        upstreams.insert(
+            resource.clone(),
+            UpstreamTarget {
+                address: upstream.address.clone(),
+                database: upstream.database.clone(),
+                tls: upstream.tls.then(upstream_tls),
+                roles,
+            },
+        );
+    }
+    let settings = GatewaySettings {
+        tls: Some(tls),
+        allow_plaintext: gateway.allow_plaintext,
+        max_message_bytes: gateway.max_message_bytes,
+        upstreams,
+        recording_buffer: gateway.recording_buffer,
+        redact_literals: gateway.redact_literals,
+        ..GatewaySettings::default()
+    };
+    Ok(Some((settings, true)))
+}
+
+fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS toward upstreams: the public web PKI roots.
+fn upstream_tls() -> Arc<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(crypto())
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            builder
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth()
+        })
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        });
+    Arc::new(config)
+}
+
+/// The certificate clients see: the configured files, or a self-signed pair created (key mode
+/// 0600) at first start and reused after.
+fn server_tls(tls: &GatewayTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match tls {
+        GatewayTls::Files { cert, key } => (cert.clone(), key.clone()),
+        GatewayTls::SelfSigned { cert, key } => {
+            if !cert.exists() || !key.exists() {
+                create_self_signed(cert, key)?;
+            }
+            (cert.clone(), key.clone())
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .with_context(|| format!("cannot read the gateway certificate `{}`", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("`{}` is not a PEM certificate", cert.display()))?;
+    if certs.is_empty() {
+        return Err(Failed(format!(
+            "`{}` holds no certificate (expected PEM `CERTIFICATE` blocks)",
+            cert.display()
+        ))
+        .into());
+    }
+    let private = PrivateKeyDer::from_pem_file(&key).with_context(|| {
+        format!(
+            "cannot read the gateway key `{}` (expected a PEM private key)",
+            key.display()
+        )
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(crypto())
+        .with_safe_default_protocol_versions()
+        .context("no TLS protocol version available")?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .with_context(|| {
+            format!(
+                "the gateway certificate `{}` and key `{}` do not go together",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
+fn create_self_signed(cert: &Path, key: &Path) -> anyhow::Result<()> {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .context("cannot create a self-signed certificate for the gateway")?;
+    if let Some(dir) = key.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The private key is for latch's eyes only.
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(key)
+        .with_context(|| format!("cannot create the gateway key `{}`", key.display()))?;
+    std::io::Write::write_all(&mut file, generated.key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(cert, generated.cert.pem())
+        .with_context(|| format!("cannot write `{}`", cert.display()))?;
+    tracing::info!(cert = %cert.display(), "created a self-signed certificate for the gateway");
+    Ok(())
+}
