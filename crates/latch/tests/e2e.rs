@@ -2211,3 +2211,67 @@ fn revoking_a_grant_ends_its_live_sessions_only() {
     );
     let _ = other;
 }
+
+/// `latch request --once`: the grant ends when its first session does, and a second connection
+/// is refused; an ordinary grant on the same resource is untouched.
+#[test]
+fn a_single_use_grant_ends_with_its_first_session() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let run = server
+        .run_as(
+            &alice,
+            &[
+                "request",
+                "payments-db",
+                "--role",
+                "read",
+                "--for",
+                "30m",
+                "--reason",
+                "INC-10: one look",
+                "--once",
+                "--output",
+                "json",
+            ],
+        )
+        .success();
+    let request: RequestView = run.json();
+    assert!(request.once);
+    server.run_as(&bob, &["approve", &request.id]).success();
+    let uri = server
+        .run_as(&alice, &["connect", "payments-db", "--print"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    let psql = |uri: &str| {
+        Command::new("psql")
+            .arg(uri)
+            .args(["-Atc", "select 'used'"])
+            .output()
+            .unwrap()
+    };
+    let first = psql(&uri);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    wait_until(
+        "the single-use grant is consumed",
+        Duration::from_secs(10),
+        || {
+            let grants: Vec<GrantView> = server
+                .run_as(&alice, &["grants", "--output", "json"])
+                .success()
+                .json();
+            grants.iter().any(|g| g.state == "expired")
+        },
+    );
+    let second = psql(&uri);
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("latch request payments-db"), "{stderr}");
+}
