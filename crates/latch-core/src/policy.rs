@@ -54,6 +54,16 @@ pub trait AccessPolicy: Send + Sync {
     fn self_approve(&self, request: &AccessRequest, now: Timestamp) -> Verdict;
     /// The teams of `groups` that none of `approvers` belongs to (sub-teams count).
     fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String>;
+    /// May `user` open a gateway session under an active grant for `role` on `resource` now
+    /// (access windows, say)? Without an override, the grant is enough.
+    fn connect(&self, user: &str, resource: &str, role: &str, now: Timestamp) -> Verdict {
+        let _ = (user, resource, role, now);
+        Verdict {
+            allowed: true,
+            reason: "an active grant is enough".to_owned(),
+            policies: Vec::new(),
+        }
+    }
 }
 
 /// A shared engine inside the [`Catalog`](crate::Catalog). Two catalogs are equal only if they

@@ -143,6 +143,17 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
         self.missing(approvers, groups)
     }
 
+    fn connect(
+        &self,
+        user: &str,
+        resource: &str,
+        role: &str,
+        now: latch_core::Timestamp,
+    ) -> latch_core::policy::Verdict {
+        let decision = self.decide_connect(user, resource, role, now);
+        verdict(decision.allowed, decision.reasons, &decision.determining)
+    }
+
     fn self_approve(
         &self,
         request: &latch_core::AccessRequest,

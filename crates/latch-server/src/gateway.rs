@@ -202,6 +202,21 @@ impl LatchAuthority {
                 ));
             }
         };
+        // The grant is not everything: policy may limit when sessions open (access windows).
+        if let Some(policy) = &catalog.policy {
+            let verdict = policy
+                .0
+                .connect(&request.requester, &request.resource, &request.role, now);
+            if !verdict.allowed {
+                return Err(Refusal::new(
+                    NO_GRANT,
+                    format!(
+                        "policy does not let `{}` connect to `{}` now: {}",
+                        request.requester, request.resource, verdict.reason
+                    ),
+                ));
+            }
+        }
         // Checked after the grant, so that an ended grant is what the user hears about.
         if credential.expires_at <= now {
             return Err(Refusal::new(

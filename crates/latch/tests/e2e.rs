@@ -1943,6 +1943,37 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
 
     // Only admins reload; the refusal is recorded like any other.
     server.run_as(&alice, &["reload"]).fails(1, "admins may");
+
+    // The gateway asks policy too: a `connect` rule (an access window, say) refuses a session
+    // that the grant alone would allow.
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n@id(\"no-sessions-now\")\n@reason(\"sessions are closed for maintenance\")\nforbid (principal, action == Latch::Action::\"connect\", resource);\n",
+            include_str!("../../../examples/quickstart/policies/default.cedar")
+        ),
+    )
+    .unwrap();
+    server.run_as(&erin, &["reload"]).success();
+    let bob = server.token("bob");
+    granted(&server, &alice, &bob, "read", "30m");
+    let uri = server
+        .run_as(&alice, &["connect", "payments-db", "--print"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    let refused = Command::new("psql")
+        .arg(&uri)
+        .args(["-c", "select 1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("sessions are closed for maintenance"),
+        "{stderr}"
+    );
     std::fs::write(
         &policy,
         include_str!("../../../examples/quickstart/policies/default.cedar"),
@@ -1953,7 +1984,7 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
         back.stdout.contains("new policy set is in force"),
         "{back:#?}"
     );
-    assert_eq!(loaded(&server).len(), base + 2);
+    assert_eq!(loaded(&server).len(), base + 3);
     request_write("INC-4: thawed").success();
 }
 
