@@ -382,3 +382,59 @@ pub struct SessionDetail {
     pub session: SessionView,
     pub statements: Vec<StatementView>,
 }
+
+/// An audit finding: a checkpoint's report about a request, grant or session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    pub id: String,
+    /// The checkpoint, e.g. `justification.weak` (docs/CHECKPOINTS.md).
+    pub checkpoint: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The request, grant or session (or person, team) it is about.
+    pub about: String,
+    pub summary: String,
+    /// Sequence numbers of the ledger events that triggered it.
+    pub evidence: Vec<u64>,
+    #[schema(format = DateTime)]
+    pub first_seen: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    pub status_by: Option<String>,
+    pub status_comment: Option<String>,
+    #[schema(format = DateTime)]
+    pub status_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct FindingList {
+    pub findings: Vec<FindingView>,
+}
+
+/// Body of `POST /api/v1/findings/{id}/ack` and `/resolve`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct CommentBody {
+    #[schema(example = "talked to alice: the ticket was in the chat")]
+    pub comment: String,
+}
+
+/// Body of `POST /api/v1/audit/run`: re-evaluate the ledger's history.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AuditRunBody {
+    /// Only findings from this time on (RFC 3339); default: the beginning.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Only findings before this time (RFC 3339); default: now.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// What `POST /api/v1/audit/run` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRunView {
+    pub events: u64,
+    /// Findings the checkpoints reported in the period.
+    pub found: u64,
+    /// Of those, findings that were new (the others were already open or resolved).
+    pub opened: u64,
+}

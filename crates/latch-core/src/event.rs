@@ -207,6 +207,22 @@ pub enum EventKind {
         detail: Option<String>,
         duration_us: u64,
     },
+    /// An audit checkpoint found something (subject: the finding id, derived from `key`, so
+    /// that re-evaluating history never opens the same finding twice).
+    #[serde(rename = "finding.opened")]
+    FindingOpened {
+        key: String,
+        checkpoint: String,
+        severity: String,
+        /// The request, grant or session it is about.
+        about: String,
+        summary: String,
+        /// Sequence numbers of the events that triggered it.
+        evidence: Vec<u64>,
+    },
+    /// Someone looked at a finding (`acknowledged`) or closed it (`resolved`), saying why.
+    #[serde(rename = "finding.status_changed")]
+    FindingStatusChanged { status: String, comment: String },
     /// A gateway session closed. `reason`: `client_closed`, `grant_expired`, `grant_revoked`,
     /// `upstream_closed`, `protocol_error`, `shutdown`, `recording_failed`. For grant ends,
     /// `revocation_delay_ms` is how long after the grant ended the session was closed.
@@ -239,6 +255,8 @@ impl EventKind {
                 | Self::SessionStatement { .. }
                 | Self::SessionStatementOutcome { .. }
                 | Self::SessionEnded { .. }
+                | Self::FindingOpened { .. }
+                | Self::FindingStatusChanged { .. }
         )
     }
 
@@ -264,6 +282,8 @@ impl EventKind {
             Self::SessionStatement { .. } => "session.statement",
             Self::SessionStatementOutcome { .. } => "session.statement_outcome",
             Self::SessionEnded { .. } => "session.ended",
+            Self::FindingOpened { .. } => "finding.opened",
+            Self::FindingStatusChanged { .. } => "finding.status_changed",
         }
     }
 }

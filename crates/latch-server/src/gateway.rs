@@ -204,9 +204,10 @@ impl LatchAuthority {
         };
         // The grant is not everything: policy may limit when sessions open (access windows).
         if let Some(policy) = &catalog.policy {
-            let verdict = policy
-                .0
-                .connect(&request.requester, &request.resource, &request.role, now);
+            let verdict =
+                policy
+                    .0
+                    .connect(&request.requester, &request.resource, &request.role, now);
             if !verdict.allowed {
                 return Err(Refusal::new(
                     NO_GRANT,

@@ -1,6 +1,7 @@
 //! latch's server: the `/api/v1` HTTP API with its OpenAPI document, health and metrics
 //! endpoints, token authentication, and the scheduler that ends access on time.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 mod extract;
@@ -159,6 +160,8 @@ pub struct AppState {
     /// The PostgreSQL gateway when the config enables it: `latch connect` needs its address,
     /// and a revocation ends its sessions.
     pub gateway: Option<gateway::GatewayHandle>,
+    /// The audit checkpoints' configuration when they run (`latch serve` starts them).
+    pub audit: Option<audit::AuditConfig>,
     reloading: Arc<tokio::sync::Mutex<()>>,
     pub clock: Arc<dyn Clock>,
     pub ledger: Arc<ledger::Ledger>,
@@ -182,6 +185,7 @@ impl AppState {
             catalog: Arc::new(LiveCatalog::new(catalog)),
             reloader: None,
             gateway: None,
+            audit: None,
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             clock,
             ledger,

@@ -50,6 +50,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::sessions::connect))
         .routes(routes!(crate::sessions::list_sessions))
         .routes(routes!(crate::sessions::get_session))
+        .routes(routes!(crate::audit::list_findings))
+        .routes(routes!(crate::audit::ack_finding))
+        .routes(routes!(crate::audit::resolve_finding))
+        .routes(routes!(crate::audit::audit_run))
 }
 
 /// Re-reads the organisation and the policy files (admins). A policy set that does not load is
@@ -106,7 +110,7 @@ fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 
 /// Records a 403 in the ledger, then returns it. If recording fails, the call fails with the
 /// store's error: a refusal that could not be recorded is not reported as a plain refusal.
-async fn refuse(
+pub(crate) async fn refuse(
     state: &AppState,
     caller: &Caller,
     action: &str,

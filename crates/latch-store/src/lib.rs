@@ -7,6 +7,7 @@
 //! `latch_core::lifecycle::apply` derives from them.
 
 mod batch;
+mod findings;
 mod migrations;
 mod sessions;
 mod sql;
@@ -18,6 +19,7 @@ use latch_core::{
     AccessRequest, Catalog, Command, Event, Refusal, RequestState, StoredEvent, Timestamp,
 };
 
+pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id, severity_rank};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
 
@@ -179,6 +181,28 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &str,
         clock: &dyn Clock,
     ) -> Result<StoredEvent, StoreError>;
+
+    /// Opens the findings whose key is new, each with its `finding.opened` event, in one
+    /// transaction; returns those opened (a key seen before opens nothing: re-evaluating
+    /// history is idempotent).
+    async fn open_findings(&self, findings: Vec<NewFinding>)
+    -> Result<Vec<FindingRow>, StoreError>;
+
+    /// Newest first.
+    async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>, StoreError>;
+
+    async fn finding(&self, id: &str) -> Result<Option<FindingRow>, StoreError>;
+
+    /// Acknowledges or resolves a finding with its `finding.status_changed` event; refused when
+    /// unknown or already resolved.
+    async fn set_finding_status(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        comment: &str,
+        clock: &dyn Clock,
+    ) -> Result<Result<FindingRow, Refusal>, StoreError>;
 
     /// The credential with this hash, expired or not (the caller checks and says which).
     async fn credential_by_hash(

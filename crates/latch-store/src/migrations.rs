@@ -127,6 +127,30 @@ CREATE TABLE connect_credentials (
 )
 "#,
     ),
+    (
+        4,
+        "audit findings",
+        r#"
+CREATE TABLE findings (
+    id TEXT PRIMARY KEY,
+    finding_key TEXT NOT NULL UNIQUE,
+    checkpoint TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    severity_rank BIGINT NOT NULL,
+    about TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    opened_seq BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    status_by TEXT,
+    status_comment TEXT,
+    status_at_ms BIGINT
+);
+CREATE INDEX findings_open ON findings (status, severity_rank);
+CREATE INDEX findings_first_seen ON findings (first_seen_ms)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::batch;
+use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severity_rank};
 use crate::migrations::{MIGRATIONS, statements};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::{
@@ -841,6 +842,187 @@ impl Store for SqlStore {
         let mut stored = w.append(vec![event]).await?;
         w.commit().await?;
         stored.pop().ok_or_else(|| corrupt("no credential event"))
+    }
+
+    async fn open_findings(
+        &self,
+        findings: Vec<NewFinding>,
+    ) -> Result<Vec<FindingRow>, StoreError> {
+        use std::collections::BTreeSet;
+        if findings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.begin_write().await?;
+        let mut known: BTreeSet<String> = BTreeSet::new();
+        let keys: Vec<&String> = findings.iter().map(|f| &f.key).collect();
+        for chunk in keys.chunks(500) {
+            let mut params = Params::default();
+            let list = params.list(chunk.iter().copied());
+            let sql = format!("SELECT finding_key FROM findings WHERE finding_key IN ({list})");
+            let mut query = sqlx::query(&sql);
+            for value in &params.values {
+                query = query.bind(value.as_str());
+            }
+            for row in query.fetch_all(&mut *w.tx).await? {
+                known.insert(row.try_get(0)?);
+            }
+        }
+        let fresh: Vec<NewFinding> = findings
+            .into_iter()
+            .filter(|f| known.insert(f.key.clone()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        let events = fresh.iter().map(crate::findings::opened_event).collect();
+        let stored = w.append(events).await?;
+        let rows = fresh
+            .iter()
+            .zip(&stored)
+            .map(|(f, e)| crate::findings::row_values(f, e))
+            .collect();
+        batch::insert_rows(
+            &mut w.tx,
+            self.dialect,
+            "findings",
+            &crate::findings::ROW_COLUMNS,
+            "",
+            rows,
+        )
+        .await?;
+        w.commit().await?;
+        Ok(fresh
+            .iter()
+            .zip(&stored)
+            .map(|(f, e)| FindingRow {
+                id: finding_id(&f.key),
+                key: f.key.clone(),
+                checkpoint: f.checkpoint.clone(),
+                severity: f.severity.clone(),
+                about: f.about.clone(),
+                summary: f.summary.clone(),
+                evidence: f.evidence.clone(),
+                first_seen: f.at,
+                opened_seq: e.seq,
+                status: "open".to_owned(),
+                status_by: None,
+                status_comment: None,
+                status_at: None,
+            })
+            .collect())
+    }
+
+    async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut params = Params::default();
+        let mut sql = format!(
+            "SELECT {} FROM findings WHERE 1 = 1",
+            crate::findings::FINDING_COLUMNS
+        );
+        if filter.open_only {
+            sql.push_str(" AND status <> 'resolved'");
+        }
+        if let Some(rank) = filter.min_severity.as_deref().and_then(severity_rank) {
+            sql.push_str(&format!(" AND severity_rank >= {rank}"));
+        }
+        if let Some(checkpoint) = &filter.checkpoint {
+            sql.push_str(&format!(
+                " AND checkpoint = {}",
+                params.push(checkpoint.clone())
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY first_seen_ms DESC, id DESC LIMIT {}",
+            filter.limit
+        ));
+        let mut query = sqlx::query(&sql);
+        for value in &params.values {
+            query = query.bind(value.as_str());
+        }
+        query
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(crate::findings::finding_from_row)
+            .collect()
+    }
+
+    async fn finding(&self, id: &str) -> Result<Option<FindingRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM findings WHERE id = $1",
+            crate::findings::FINDING_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref()
+            .map(crate::findings::finding_from_row)
+            .transpose()
+    }
+
+    async fn set_finding_status(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        comment: &str,
+        clock: &dyn Clock,
+    ) -> Result<Result<FindingRow, Refusal>, StoreError> {
+        let mut w = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM findings WHERE id = $1",
+            crate::findings::FINDING_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let Some(mut finding) = row
+            .as_ref()
+            .map(crate::findings::finding_from_row)
+            .transpose()?
+        else {
+            return Ok(Err(Refusal {
+                kind: RefusalKind::NotFound,
+                message: format!("no finding `{id}`"),
+            }));
+        };
+        if finding.status == "resolved" {
+            return Ok(Err(Refusal {
+                kind: RefusalKind::Conflict,
+                message: format!(
+                    "finding `{id}` was already resolved by `{}`",
+                    finding.status_by.as_deref().unwrap_or("?")
+                ),
+            }));
+        }
+        let now = clock.now();
+        sqlx::query(
+            "UPDATE findings SET status = $1, status_by = $2, status_comment = $3, status_at_ms = $4 WHERE id = $5",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(comment)
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await?;
+        w.append(vec![Event {
+            at: now,
+            actor: Actor::user(by.to_owned()),
+            subject: id.to_owned(),
+            kind: EventKind::FindingStatusChanged {
+                status: status.to_owned(),
+                comment: comment.to_owned(),
+            },
+        }])
+        .await?;
+        w.commit().await?;
+        finding.status = status.to_owned();
+        finding.status_by = Some(by.to_owned());
+        finding.status_comment = Some(comment.to_owned());
+        finding.status_at = Some(now);
+        Ok(Ok(finding))
     }
 
     async fn credential_by_hash(

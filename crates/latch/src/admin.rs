@@ -189,6 +189,28 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             }
         }));
     }
+    let audit = latch_server::audit::AuditConfig {
+        settings: latch_audit::AuditSettings::default(),
+        rules: config
+            .resource_labels
+            .iter()
+            .map(|(name, labels)| {
+                (
+                    name.clone(),
+                    latch_audit::ResourceRules {
+                        ticket_pattern: labels.ticket_pattern.clone(),
+                        scope: Vec::new(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    state.audit = Some(audit.clone());
+    let audit_task = tokio::spawn(latch_server::audit::run(
+        state.clone(),
+        audit,
+        shutdown.clone(),
+    ));
     tokio::spawn(stop_on_signal(shutdown.clone()));
     tokio::spawn(reload_on_hangup(state.clone(), shutdown.clone()));
     // Tests and scripts read this line to learn the port.
@@ -203,6 +225,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     if let Some(task) = gateway_task {
         let _ = task.await;
     }
+    let _ = audit_task.await;
     served?;
     tracing::info!("latch stopped");
     Ok(())

@@ -2306,3 +2306,103 @@ fn a_single_use_grant_ends_with_its_first_session() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("latch request payments-db"), "{stderr}");
 }
+
+/// The README's findings walkthrough: a weak reason and a write under a read grant become
+/// findings within seconds; re-evaluating history opens nothing twice; an auditor resolves one.
+#[test]
+fn weak_reasons_and_writes_under_read_grants_become_findings() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let dave = server.token("dave");
+    let run = server
+        .run_as(
+            &alice,
+            &[
+                "request",
+                "payments-db",
+                "--role",
+                "read",
+                "--for",
+                "30m",
+                "--reason",
+                "test",
+                "--output",
+                "json",
+            ],
+        )
+        .success();
+    let request: RequestView = run.json();
+    server.run_as(&bob, &["approve", &request.id]).success();
+    let out = spawn_connect(&server, &alice, &["-c", "delete from pg_class where false"])
+        .wait_with_output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+    let findings = || -> Vec<latch_api::FindingView> {
+        server
+            .run_as(&dave, &["findings", "--output", "json"])
+            .success()
+            .json()
+    };
+    wait_until("the findings are opened", Duration::from_secs(10), || {
+        let found = findings();
+        ["justification.weak", "usage.scope"]
+            .iter()
+            .all(|c| found.iter().any(|f| f.checkpoint == *c))
+    });
+    let before = findings();
+    let weak = before
+        .iter()
+        .find(|f| f.checkpoint == "justification.weak")
+        .unwrap();
+    assert_eq!(weak.about, request.id);
+    assert!(weak.summary.contains("`test`"), "{}", weak.summary);
+    let scope = before
+        .iter()
+        .find(|f| f.checkpoint == "usage.scope")
+        .unwrap();
+    assert!(!scope.evidence.is_empty());
+
+    // Re-evaluating history finds the same, opens nothing new.
+    let ran = server.run_as(&dave, &["audit", "run"]).success();
+    assert!(ran.stdout.contains(", 0 new"), "{ran:#?}");
+    assert_eq!(findings().len(), before.len());
+
+    // Only auditors and admins read and change findings.
+    server.run_as(&alice, &["findings"]).fails(1, "auditor");
+    server
+        .run_as(
+            &dave,
+            &[
+                "findings",
+                "resolve",
+                &weak.id,
+                "--comment",
+                "ticket was in chat",
+            ],
+        )
+        .success();
+    server
+        .run_as(
+            &dave,
+            &["findings", "resolve", &weak.id, "--comment", "again"],
+        )
+        .fails(1, "already resolved");
+    let open: Vec<latch_api::FindingView> = server
+        .run_as(&dave, &["findings", "--open", "--output", "json"])
+        .success()
+        .json();
+    assert!(open.iter().all(|f| f.id != weak.id));
+    let medium: Vec<latch_api::FindingView> = server
+        .run_as(
+            &dave,
+            &["findings", "--severity", "medium", "--output", "json"],
+        )
+        .success()
+        .json();
+    assert!(
+        medium
+            .iter()
+            .all(|f| ["medium", "high", "critical"].contains(&f.severity.as_str()))
+    );
+}

@@ -31,4 +31,5 @@ macro_rules! on_both_stores {
         }
     };
 }
+mod findings;
 mod sessions;

@@ -150,6 +150,7 @@ pub fn check_id<'a>(id: &'a str, what: &str) -> Result<&'a str, Failed> {
         let prefix = match what {
             "grant" => "grt",
             "session" => "ses",
+            "finding" => "fnd",
             _ => "req",
         };
         Err(Failed(format!(

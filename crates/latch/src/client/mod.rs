@@ -53,6 +53,37 @@ pub struct GlobalOptions {
 const MAX_LIMIT: i64 = 1000;
 
 #[derive(Subcommand)]
+pub enum FindingsCommand {
+    /// Acknowledge a finding: you are on it.
+    Ack {
+        /// The finding id (`fnd_…`).
+        id: String,
+        /// What you found or will do.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Resolve a finding, saying how.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Run the checkpoints over the ledger's history.
+    Run {
+        /// Only findings from this time on (RFC 3339, e.g. `2026-07-01T00:00:00Z`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only findings before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum SessionsCommand {
     /// One session and every statement recorded in it.
     Show {
@@ -178,6 +209,29 @@ pub enum ClientCommand {
     },
     /// Show who the token belongs to.
     Whoami,
+    /// Audit findings (auditors and admins): list, acknowledge, resolve.
+    Findings {
+        #[command(subcommand)]
+        command: Option<FindingsCommand>,
+        /// Only findings not resolved.
+        #[arg(long)]
+        open: bool,
+        /// Only this severity or worse: info, low, medium, high, critical.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only this checkpoint, e.g. `usage.scope`.
+        #[arg(long)]
+        checkpoint: Option<String>,
+        /// At most this many (1 to 1000) [default: 100]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
+        limit: Option<u32>,
+    },
+    /// Re-evaluate the ledger with the checkpoints (after a threshold change): findings already
+    /// opened are not opened again (auditors and admins).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Make the server re-read its organisation and policy files (admins); the same as sending
     /// it SIGHUP. A policy set that does not load is refused and the one in force stays.
     Reload,
@@ -353,6 +407,54 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
                 emit(output, list.sessions.as_slice(), render::sessions)
             }
         },
+        ClientCommand::Findings {
+            command,
+            open,
+            severity,
+            checkpoint,
+            limit,
+        } => match command {
+            Some(FindingsCommand::Ack { id, comment }) => {
+                let path = format!("findings/{}/ack", api::check_id(&id, "finding")?);
+                let finding: latch_api::FindingView =
+                    api.post(&path, &latch_api::CommentBody { comment }).await?;
+                emit(output, &finding, render::finding_changed)
+            }
+            Some(FindingsCommand::Resolve { id, comment }) => {
+                let path = format!("findings/{}/resolve", api::check_id(&id, "finding")?);
+                let finding: latch_api::FindingView =
+                    api.post(&path, &latch_api::CommentBody { comment }).await?;
+                emit(output, &finding, render::finding_changed)
+            }
+            None => {
+                let mut query = Vec::new();
+                if open {
+                    query.push(("open", "true".to_owned()));
+                }
+                if let Some(severity) = severity {
+                    query.push(("severity", severity));
+                }
+                if let Some(checkpoint) = checkpoint {
+                    query.push(("checkpoint", checkpoint));
+                }
+                push_limit(&mut query, limit);
+                let list: latch_api::FindingList = api.get("findings", &query).await?;
+                emit(output, list.findings.as_slice(), render::findings)
+            }
+        },
+        ClientCommand::Audit {
+            command: AuditCommand::Run { from, to },
+        } => {
+            let ran: latch_api::AuditRunView = api
+                .post("audit/run", &latch_api::AuditRunBody { from, to })
+                .await?;
+            emit(output, &ran, |r| {
+                format!(
+                    "re-evaluated {} events: {} findings in the period, {} new",
+                    r.events, r.found, r.opened
+                )
+            })
+        }
         ClientCommand::Reload => {
             let outcome: latch_api::ReloadView = api.post_empty("admin/reload").await?;
             emit(output, &outcome, render::reloaded)

@@ -186,6 +186,45 @@ pub fn session(detail: &latch_api::SessionDetail) -> String {
     text
 }
 
+pub fn findings(findings: &[latch_api::FindingView]) -> String {
+    if findings.is_empty() {
+        return "no findings".to_owned();
+    }
+    table(
+        &[
+            "ID",
+            "SEVERITY",
+            "CHECKPOINT",
+            "STATUS",
+            "SEEN",
+            "ABOUT",
+            "SUMMARY",
+        ],
+        findings.iter().map(|f| {
+            vec![
+                cell(&f.id),
+                cell(&f.severity),
+                cell(&f.checkpoint),
+                cell(&f.status),
+                short_time(&f.first_seen),
+                cell(&f.about),
+                truncate(&cell(&f.summary), 70),
+            ]
+        }),
+    )
+}
+
+/// `latch findings ack|resolve`.
+pub fn finding_changed(f: &latch_api::FindingView) -> String {
+    format!(
+        "finding {} ({}) is {} by {}",
+        cell(&f.id),
+        cell(&f.checkpoint),
+        cell(&f.status),
+        f.status_by.as_deref().map_or("?".to_owned(), cell)
+    )
+}
+
 pub fn whoami(me: &WhoAmI) -> String {
     let list = |items: &[String]| {
         if items.is_empty() {

@@ -1,0 +1,77 @@
+//! Renderers: a notice in each channel's format. Pure functions of the notice; the webhook's
+//! signature is added at delivery, so that a retried delivery carries a fresh timestamp.
+
+pub mod email;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Channel, Notice};
+
+/// A notice rendered for one channel: what the outbox stores and [`crate::deliver`] sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub enum Rendered {
+    /// The JSON body of a Slack, Teams or webhook POST.
+    Json { body: Value },
+    /// An email's subject and plain-text body.
+    Email { subject: String, text: String },
+}
+
+/// Renders `notice` in the format `channel` takes.
+pub fn render(notice: &Notice, channel: &Channel) -> Rendered {
+    match channel {
+        Channel::Slack { .. } => Rendered::Json {
+            body: slack::message(notice),
+        },
+        Channel::Teams { .. } => Rendered::Json {
+            body: teams::card(notice),
+        },
+        Channel::Webhook { .. } => Rendered::Json {
+            body: webhook::body(notice),
+        },
+        Channel::Email { .. } => {
+            let (subject, text) = email::render(notice);
+            Rendered::Email { subject, text }
+        }
+    }
+}
+
+/// Renders several notices as one message (see [`crate::Digest`]); a single notice is rendered
+/// as itself.
+pub fn render_digest(notices: &[Notice], channel: &Channel) -> Rendered {
+    if let [notice] = notices {
+        return render(notice, channel);
+    }
+    match channel {
+        Channel::Slack { .. } => Rendered::Json {
+            body: slack::digest(notices),
+        },
+        Channel::Teams { .. } => Rendered::Json {
+            body: teams::digest(notices),
+        },
+        Channel::Webhook { .. } => Rendered::Json {
+            body: webhook::digest(notices),
+        },
+        Channel::Email { .. } => {
+            let (subject, text) = email::digest(notices);
+            Rendered::Email { subject, text }
+        }
+    }
+}
+
+/// At most this many notices are listed in a digest message; the rest are counted.
+pub const DIGEST_LISTED: usize = 20;
+
+/// `text` cut to at most `max` characters, ending in `…` when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
