@@ -5,11 +5,14 @@
 //!   `latch serve`, with concurrent keep-alive clients.
 //! - `expiry`: many grants expiring in the same second, in process with the real scheduler and
 //!   the system clock: how late each `grant.expired` event is.
+//! - `gateway`: the PostgreSQL gateway against PostgreSQL and pgbouncer: pgbench throughput,
+//!   added latency, connection rate, memory per session, revocation of live sessions.
 //! - `ledger append|generate|verify|proof`: the ledger's append throughput by writer count,
 //!   the offline verifier's speed over a large ledger, and inclusion proof times.
 
 mod backend;
 mod expiry;
+mod gateway;
 mod ledger;
 mod lifecycle;
 mod stats;
@@ -34,6 +37,8 @@ enum Bench {
     Lifecycle(lifecycle::Options),
     /// Many grants expiring in one second: how long after its expiry each one is expired.
     Expiry(expiry::Options),
+    /// The PostgreSQL gateway against PostgreSQL and pgbouncer, side by side (pgbench).
+    Gateway(gateway::Options),
     /// The ledger: append throughput, verification speed, proof times.
     #[command(subcommand)]
     Ledger(ledger::LedgerBench),
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Lifecycle(options) => lifecycle::run(options).await,
             Bench::Expiry(options) => expiry::run(options).await,
+            Bench::Gateway(options) => gateway::run(options).await,
             Bench::Ledger(bench) => ledger::run(bench).await,
         }
     });

@@ -1,6 +1,6 @@
 //! From TOML text to raw tables: the syntax is parsed once, then the server table and each team,
-//! user, resource and role table are decoded on their own, so that one bad table does not hide
-//! the problems of the others.
+//! user, resource, role, notification channel and route table are decoded on their own, so that
+//! one bad table does not hide the problems of the others.
 
 use std::cmp::Reverse;
 use std::ops::Range;
@@ -10,11 +10,13 @@ use toml_edit::{ImDocument, Item, Key, TableLike};
 
 use crate::error::Diagnostics;
 use crate::raw::{
-    RawGateway, RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser,
+    RawAudit, RawChannel, RawGateway, RawLedger, RawNotify, RawPolicy, RawResource, RawRole,
+    RawRoute, RawServer, RawTeam, RawUser,
 };
 
 /// The top-level tables a config may have.
-const SECTIONS: &str = "`server`, `ledger`, `policy`, `gateway`, `teams`, `users`, `resources`";
+const SECTIONS: &str =
+    "`server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -36,6 +38,18 @@ pub(crate) struct ResourceEntry {
     pub roles: Vec<Entry<RawRole>>,
 }
 
+/// `[notify]` with its channels and routes, each decoded on its own.
+pub(crate) struct NotifyEntry {
+    /// `None` when the table could not be decoded; its problem is already reported.
+    pub raw: Option<RawNotify>,
+    /// Each `[[notify.channels]]`: `name` is the table's `name` when it is a string (so that a
+    /// channel that failed to decode still counts as defined), `path` is
+    /// `notify.channels[INDEX]`.
+    pub channels: Vec<Entry<RawChannel>>,
+    /// Each `[[notify.routes]]`, `path` being `notify.routes[INDEX]` and `name` empty.
+    pub routes: Vec<Entry<RawRoute>>,
+}
+
 /// The whole file, decoded as far as its types allow.
 #[derive(Default)]
 pub(crate) struct RawConfig {
@@ -45,8 +59,11 @@ pub(crate) struct RawConfig {
     pub ledger: RawLedger,
     /// Defaults when `[policy]` is absent.
     pub policy: RawPolicy,
+    pub audit: RawAudit,
     /// `None` when `[gateway]` is absent (the gateway is off) or could not be decoded.
     pub gateway: Option<RawGateway>,
+    /// `None` when `[notify]` is absent (nothing is sent).
+    pub notify: Option<NotifyEntry>,
     pub teams: Vec<Entry<RawTeam>>,
     pub users: Vec<Entry<RawUser>>,
     pub resources: Vec<ResourceEntry>,
@@ -89,6 +106,12 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
                     .unwrap_or_default();
             }
             "gateway" => raw.gateway = decoder.decode(item.clone(), "gateway", span),
+            "audit" => {
+                raw.audit = decoder
+                    .decode(item.clone(), "audit", span)
+                    .unwrap_or_default();
+            }
+            "notify" => raw.notify = Some(decoder.notify(item, span)),
             "teams" => raw.teams = decoder.section(item, "teams", span),
             "users" => {
                 raw.users_span = span.clone();
@@ -177,18 +200,7 @@ impl Decoder<'_, '_> {
         path: String,
         mut item: Item,
     ) -> Entry<RawRole> {
-        if let Some(table) = item.as_table_like_mut() {
-            let password_span = table.key("password").and_then(Key::span);
-            if table.remove("password").is_some() {
-                self.diagnostics.report(
-                    password_span,
-                    key_path(&path, "password"),
-                    "secrets are never written inline in the config: use `password_env` \
-                     (the name of an environment variable) or `password_file` (the path of a \
-                     file) to say where the password is",
-                );
-            }
-        }
+        self.refuse_inline_secret(&mut item, &path, "password", "the password");
         let raw = self.decode(item, &path, span.clone());
         Entry {
             name,
@@ -196,6 +208,131 @@ impl Decoder<'_, '_> {
             path,
             raw,
         }
+    }
+
+    /// `[notify]`: its own keys, then each channel and route on its own.
+    fn notify(&mut self, item: &Item, span: Option<Range<usize>>) -> NotifyEntry {
+        let mut settings = item.clone();
+        self.refuse_inline_secret(
+            &mut settings,
+            "notify",
+            "slack_signing_secret",
+            "Slack's signing secret",
+        );
+        let raw = self.decode(settings, "notify", span);
+        let table = item.as_table_like();
+        let mut part = |key: &str| {
+            let found = table.and_then(|table| {
+                let key_span = table.key(key).and_then(Key::span);
+                table.get(key).map(|item| (item.clone(), key_span))
+            });
+            match found {
+                Some((item, key_span)) => {
+                    self.array_of_tables(&item, &key_path("notify", key), key_span)
+                }
+                None => Vec::new(),
+            }
+        };
+        let channels = part("channels");
+        let routes = part("routes");
+        let channels = channels
+            .into_iter()
+            .map(|(span, path, mut item)| {
+                let name = item
+                    .get("name")
+                    .and_then(Item::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let inline_secret = self.refuse_inline_secret(
+                    &mut item,
+                    &path,
+                    "secret",
+                    "the webhook's signing key",
+                );
+                let raw = self
+                    .decode(item, &path, span.clone())
+                    .map(|raw| RawChannel {
+                        inline_secret,
+                        ..raw
+                    });
+                Entry {
+                    name,
+                    span,
+                    path,
+                    raw,
+                }
+            })
+            .collect();
+        let routes = routes
+            .into_iter()
+            .map(|(span, path, item)| {
+                let raw = self.decode(item, &path, span.clone());
+                Entry {
+                    name: String::new(),
+                    span,
+                    path,
+                    raw,
+                }
+            })
+            .collect();
+        NotifyEntry {
+            raw,
+            channels,
+            routes,
+        }
+    }
+
+    /// Refuses and removes an inline `key` from a table before serde could echo its value; the
+    /// config says where a secret is (`KEY_env`, `KEY_file`), never what it is. `true` when
+    /// there was one.
+    fn refuse_inline_secret(&mut self, item: &mut Item, path: &str, key: &str, what: &str) -> bool {
+        let Some(table) = item.as_table_like_mut() else {
+            return false;
+        };
+        let span = table.key(key).and_then(Key::span);
+        let found = table.remove(key).is_some();
+        if found {
+            self.diagnostics.report(
+                span,
+                key_path(path, key),
+                format!(
+                    "secrets are never written inline in the config: use `{key}_env` (the name \
+                     of an environment variable) or `{key}_file` (the path of a file) to say \
+                     where {what} is"
+                ),
+            );
+        }
+        found
+    }
+
+    /// The tables of an array of tables (`[[notify.channels]]`, or an inline array of inline
+    /// tables): `(span, path, table)`, the path ending in `[INDEX]`.
+    fn array_of_tables(
+        &mut self,
+        item: &Item,
+        path: &str,
+        span: Option<Range<usize>>,
+    ) -> Vec<(Option<Range<usize>>, String, Item)> {
+        let items: Vec<Item> = if let Some(tables) = item.as_array_of_tables() {
+            tables.iter().cloned().map(Item::Table).collect()
+        } else if let Some(values) = item.as_array() {
+            values.iter().cloned().map(Item::Value).collect()
+        } else {
+            self.diagnostics.report(
+                item.span().or(span),
+                path,
+                format!(
+                    "expected an array of tables, e.g. `[[{path}]]`, found {}",
+                    with_article(item.type_name())
+                ),
+            );
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| (item.span(), format!("{path}[{index}]"), item))
+            .collect()
     }
 
     /// The tables under `item`, which must itself be a table: `(name, span, path, table)`.
@@ -315,6 +452,24 @@ fn collect(table: &dyn TableLike, prefix: &str, spans: &mut Vec<(Range<usize>, S
         }
         if let Some(inner) = item.as_table_like() {
             collect(inner, &path, spans);
+        } else if let Some(tables) = item.as_array_of_tables() {
+            for (index, inner) in tables.iter().enumerate() {
+                let path = format!("{path}[{index}]");
+                if let Some(span) = inner.span() {
+                    spans.push((span, path.clone()));
+                }
+                collect(inner, &path, spans);
+            }
+        } else if let Some(values) = item.as_array() {
+            for (index, value) in values.iter().enumerate() {
+                if let Some(inner) = value.as_inline_table() {
+                    let path = format!("{path}[{index}]");
+                    if let Some(span) = inner.span() {
+                        spans.push((span, path.clone()));
+                    }
+                    collect(inner, &path, spans);
+                }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! latch's one config file: TOML read once, checked once, and turned into typed values — the
 //! server settings, the organisation and resources as a [`latch_core::Catalog`], the resources'
-//! labels, and the gateway's settings with the upstream addresses and credential references it
-//! needs. Every problem in a file is reported at once with its file, line, column and key path.
+//! labels, the gateway's settings with the upstream addresses and credential references it
+//! needs, and where notifications go. Every problem in a file is reported at once with its file, line, column and key path.
 //!
 //! Parsing goes in three steps: `document` parses the syntax and decodes each table on its own
 //! (so one bad table does not hide the others), `raw` holds the decoded tables with the position
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use error::{ConfigError, Problem};
 pub use latch_core::ticket::{TicketPattern, TicketPatternError};
-pub use secret::{SecretError, SecretRef};
+pub use secret::{SecretError, SecretRef, UrlRef};
 
 /// Where `latch serve` listens when `server.listen` is not given.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7070);
@@ -46,6 +46,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     /// `[policy]`; empty when absent (the built-in approval rule applies).
     pub policy: PolicySettings,
+    /// `[audit]`: the audit checkpoints (docs/CHECKPOINTS.md).
+    pub audit: AuditSettings,
     /// The organisation and resources, as the lifecycle and policy see them.
     pub catalog: latch_core::Catalog,
     /// How the gateway reaches each resource, by resource name; kept out of the catalog because
@@ -60,6 +62,13 @@ pub struct Config {
     pub service_accounts: BTreeSet<String>,
     /// `[gateway]`, the PostgreSQL gateway; `None` when the table is absent: the gateway is off.
     pub gateway: Option<GatewaySettings>,
+    /// `[notify]`, where notifications go; `None` when the table is absent: nothing is sent.
+    pub notify: Option<NotifySettings>,
+    /// `slack_id` of `[users.NAME]`: the latch user behind each Slack user id, so that a click
+    /// in Slack is attributed to a latch user (and refused for an unknown Slack user).
+    ///
+    /// INVARIANT: one latch user per Slack id; the config refuses a Slack id given twice.
+    pub slack_ids: BTreeMap<String, String>,
 }
 
 /// `[server]`: how `latch serve` runs.
@@ -86,6 +95,13 @@ pub struct LedgerSettings {
     pub signing_key_file: PathBuf,
     /// How often a checkpoint is signed when the tree has grown; default 1s.
     pub checkpoint_interval: Duration,
+}
+
+/// `[audit]`: whether the audit checkpoints run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `enabled` (default `true`): the checkpoints follow the ledger and open findings.
+    pub enabled: bool,
 }
 
 /// `[policy]`: the Cedar policy files and the on-call list they may consult.
@@ -297,6 +313,103 @@ pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// `gateway.recording_buffer` when not given.
 pub const DEFAULT_RECORDING_BUFFER: usize = 10_000;
+
+/// `[notify]`: which notifications latch sends, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySettings {
+    /// `base_url`: latch's address as people reach it (an `http://` or `https://` URL, without a
+    /// trailing `/`), for links in messages; `None`: messages carry no links.
+    pub base_url: Option<String>,
+    /// `digest_minutes`: notices are batched into one message per channel every this many
+    /// minutes, from 1 to 1440; 0 (the default) sends each notice at once.
+    pub digest_minutes: u32,
+    /// `expiry_warning`: grantees are warned this long before their grant ends; default
+    /// [`DEFAULT_EXPIRY_WARNING`].
+    pub expiry_warning: Duration,
+    /// `reminder_after`: approvers are reminded of a request still pending after this long;
+    /// `None` (the default): no reminders.
+    pub reminder_after: Option<Duration>,
+    /// `slack_signing_secret_env` or `slack_signing_secret_file`: the secret Slack signs its
+    /// interactive requests with; `None`: the Slack interactivity endpoint is off (buttons in
+    /// Slack messages do nothing).
+    ///
+    /// INVARIANT: never [`SecretRef::None`].
+    pub slack_signing_secret: Option<SecretRef>,
+    /// `[[notify.channels]]`, in file order; each name is unique. A channel no route names is
+    /// allowed and receives nothing.
+    pub channels: Vec<ChannelSettings>,
+    /// `[[notify.routes]]`, in file order: a notice goes to the channel of every route it
+    /// matches. Each names a channel of [`NotifySettings::channels`].
+    pub routes: Vec<RouteSettings>,
+}
+
+/// `notify.expiry_warning` when not given.
+pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(10 * 60);
+/// The largest `notify.digest_minutes`: one day.
+pub const MAX_DIGEST_MINUTES: u32 = 1440;
+/// The values `min_severity` of a route may take, from least to most severe.
+pub const SEVERITIES: [&str; 4] = ["info", "warning", "high", "critical"];
+
+/// One `[[notify.channels]]`: a named place notices are sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// `name`, which routes refer to; a name like a team's, unique among channels.
+    pub name: String,
+    /// `kind`, with the keys that kind needs.
+    pub kind: ChannelKind,
+}
+
+/// `kind` of a channel, with where its URL and secrets are found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// `kind = "slack"`: a Slack incoming webhook. Its URL is a secret (whoever has it may
+    /// post), so it comes from `url_env` or `url_file`.
+    ///
+    /// INVARIANT: `url` is never [`SecretRef::None`].
+    Slack { url: SecretRef },
+    /// `kind = "teams"`: a Microsoft Teams incoming webhook (or Workflows webhook) taking
+    /// Adaptive Cards; its URL is a secret, like Slack's.
+    ///
+    /// INVARIANT: `url` is never [`SecretRef::None`].
+    Teams { url: SecretRef },
+    /// `kind = "webhook"`: JSON posted to any endpoint, signed with HMAC-SHA256 under `secret`.
+    /// The URL may be written plainly (`url`): the signature, not the URL, protects the
+    /// receiver.
+    ///
+    /// INVARIANT: `secret` is never [`SecretRef::None`], nor is the secret of `url`.
+    Webhook { url: UrlRef, secret: SecretRef },
+    /// `kind = "email"`: mail to `to`, a non-empty list of addresses.
+    Email { to: Vec<String> },
+}
+
+impl ChannelKind {
+    /// The config's spelling: `slack`, `teams`, `webhook` or `email`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Slack { .. } => "slack",
+            Self::Teams { .. } => "teams",
+            Self::Webhook { .. } => "webhook",
+            Self::Email { .. } => "email",
+        }
+    }
+}
+
+/// One `[[notify.routes]]`: notices matching every filter go to `channel`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSettings {
+    /// `events`: event type patterns (`*` matches any run of characters), e.g. `request.*` or
+    /// `finding.opened`; empty (the key left out): every event.
+    pub events: Vec<String>,
+    /// `min_severity`: only notices at least this severe, one of [`SEVERITIES`]; `None`: any.
+    pub min_severity: Option<String>,
+    /// `resources`: resource name patterns (`payments-*`); empty (the key left out): any
+    /// resource. A pattern without `*` names a configured resource.
+    pub resources: Vec<String>,
+    /// `teams`: configured teams; empty (the key left out): no team filter.
+    pub teams: Vec<String>,
+    /// `channel`: the name of a configured channel.
+    pub channel: String,
+}
 
 /// Reads and checks the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

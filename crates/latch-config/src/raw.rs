@@ -37,6 +37,13 @@ pub(crate) struct RawPolicy {
     pub on_call: Vec<Spanned<String>>,
 }
 
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAudit {
+    pub enabled: Option<bool>,
+}
+
 /// `[teams.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
@@ -58,6 +65,7 @@ pub(crate) struct RawUser {
     pub roles: Vec<Spanned<String>>,
     #[serde(default)]
     pub service_account: bool,
+    pub slack_id: Option<Spanned<String>>,
 }
 
 /// `[resources.NAME]`
@@ -118,4 +126,60 @@ pub(crate) struct RawGateway {
     /// about bytes rather than serde's about `u64`.
     pub max_message_bytes: Option<Spanned<i64>>,
     pub recording_buffer: Option<Spanned<i64>>,
+}
+
+/// `[notify]`, without its channels and routes.
+///
+/// An inline `slack_signing_secret` never reaches this type: `document` refuses it and removes
+/// it first, like a role's `password`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawNotify {
+    pub base_url: Option<Spanned<String>>,
+    /// Read as TOML's `i64` and range-checked later, like `gateway.max_message_bytes`.
+    pub digest_minutes: Option<Spanned<i64>>,
+    pub expiry_warning: Option<Spanned<String>>,
+    pub reminder_after: Option<Spanned<String>>,
+    pub slack_signing_secret_env: Option<Spanned<String>>,
+    pub slack_signing_secret_file: Option<Spanned<String>>,
+    /// Each channel and route is decoded on its own (see `document`); named here so that
+    /// `channels` and `routes` are allowed keys.
+    #[serde(default, rename = "channels")]
+    pub _channels: Option<IgnoredAny>,
+    #[serde(default, rename = "routes")]
+    pub _routes: Option<IgnoredAny>,
+}
+
+/// `[[notify.channels]]`: every key any kind may take; `validate` checks which ones this kind
+/// needs and refuses the others.
+///
+/// An inline `secret` never reaches this type: `document` refuses it and removes it first. A
+/// plain `url` does, because a webhook may have one; `validate` refuses it for Slack and Teams
+/// without echoing it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawChannel {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<String>>,
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An inline `secret` was refused (by `document`): its absence is not reported again.
+    #[serde(skip)]
+    pub inline_secret: bool,
+}
+
+/// `[[notify.routes]]`; the lists keep their own position so that an empty one can be pointed
+/// at.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawRoute {
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
+    pub min_severity: Option<Spanned<String>>,
+    pub resources: Option<Spanned<Vec<Spanned<String>>>>,
+    pub teams: Option<Spanned<Vec<Spanned<String>>>>,
+    pub channel: Spanned<String>,
 }

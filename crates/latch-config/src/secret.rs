@@ -1,28 +1,70 @@
-//! Where an upstream password comes from. The config names an environment variable or a file and
-//! never holds the secret itself; the secret is read only when the gateway needs it.
+//! Where a secret comes from: an upstream password, a Slack or Teams webhook URL, a webhook's
+//! signing key. The config names an environment variable or a file and never holds the secret
+//! itself; the secret is read only when it is needed.
 
 use std::path::PathBuf;
 
-/// Where to find a password: named in the config, read at use time by [`SecretRef::resolve`].
+/// Where to find a secret: named in the config, read at use time by [`SecretRef::resolve`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretRef {
-    /// `password_env`: the name of an environment variable holding the password.
+    /// `*_env` (`password_env`, `url_env`, …): the name of an environment variable holding the
+    /// secret.
     Env(String),
-    /// `password_file`: a file holding the password (relative paths are already resolved against
-    /// the config file's directory). One trailing newline is not part of the password.
+    /// `*_file` (`password_file`, `url_file`, …): a file holding the secret (relative paths are
+    /// already resolved against the config file's directory). One trailing newline is not part
+    /// of the secret.
     File(PathBuf),
-    /// Neither key: the upstream authenticates this user without a password (trust auth).
+    /// Neither key: for a role, the upstream authenticates the user without a password (trust
+    /// auth). Never the value of a key the config requires (a channel's URL or secret).
     None,
+}
+
+/// A URL that may be written in the config or be a secret: a webhook channel's `url`, or its
+/// `url_env` / `url_file`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlRef {
+    /// `url`: written in the config, checked to be an `http://` or `https://` URL.
+    Plain(String),
+    /// `url_env` or `url_file`: read at use time; never [`SecretRef::None`].
+    Secret(SecretRef),
+}
+
+impl UrlRef {
+    /// The URL: as written, or read now from its variable or file.
+    pub fn resolve(&self) -> Result<String, SecretError> {
+        match self {
+            Self::Plain(url) => Ok(url.clone()),
+            Self::Secret(secret) => secret.resolve_required(),
+        }
+    }
+}
+
+impl std::fmt::Debug for UrlRef {
+    /// A plain URL may still carry a token in its path or query: only its scheme and host are
+    /// shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                write!(f, "Plain(\"{scheme}://{host}/…\")")
+            }
+            Self::Secret(secret) => f.debug_tuple("Secret").field(secret).finish(),
+        }
+    }
 }
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("environment variable `{name}` is not set (it should hold the upstream password)")]
+    #[error("environment variable `{name}` is not set (it should hold the secret)")]
     EnvMissing { name: String },
-    #[error("environment variable `{name}` is not valid unicode (expected a password in UTF-8)")]
+    #[error("environment variable `{name}` is not valid unicode (expected a secret in UTF-8)")]
     EnvNotUnicode { name: String },
-    #[error("cannot read password file `{}`: {source}", path.display())]
+    /// [`SecretRef::None`] where a secret is required; the config never produces this.
+    #[error("no secret is configured (expected a `*_env` or `*_file` key)")]
+    NotConfigured,
+    #[error("cannot read secret file `{}`: {source}", path.display())]
     File {
         path: PathBuf,
         #[source]
@@ -62,6 +104,11 @@ impl SecretRef {
             Self::None => Ok(None),
         }
     }
+
+    /// Reads a secret that must exist, such as a channel's URL: [`SecretRef::None`] is an error.
+    pub fn resolve_required(&self) -> Result<String, SecretError> {
+        self.resolve()?.ok_or(SecretError::NotConfigured)
+    }
 }
 
 #[cfg(test)]
@@ -86,7 +133,11 @@ mod tests {
         assert_eq!(
             secret.resolve().unwrap_err().to_string(),
             "environment variable `LATCH_CONFIG_TEST_NEVER_SET` is not set (it should hold the \
-             upstream password)"
+             secret)"
+        );
+        assert_eq!(
+            SecretRef::None.resolve_required().unwrap_err().to_string(),
+            "no secret is configured (expected a `*_env` or `*_file` key)"
         );
     }
 
@@ -106,8 +157,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.starts_with("cannot read password file `/nonexistent/latch/password`: "),
+            error.starts_with("cannot read secret file `/nonexistent/latch/password`: "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_url_is_plain_or_a_secret_and_debug_hides_its_path() {
+        let plain = UrlRef::Plain("https://hooks.example.com/T0/B0/token?x=1".to_owned());
+        assert_eq!(
+            plain.resolve().unwrap(),
+            "https://hooks.example.com/T0/B0/token?x=1"
+        );
+        assert_eq!(
+            format!("{plain:?}"),
+            r#"Plain("https://hooks.example.com/…")"#
+        );
+        let secret = UrlRef::Secret(SecretRef::Env("CARGO_PKG_NAME".to_owned()));
+        assert_eq!(secret.resolve().unwrap(), "latch-config");
+        assert_eq!(format!("{secret:?}"), r#"Secret(Env("CARGO_PKG_NAME"))"#);
     }
 }

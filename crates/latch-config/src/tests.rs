@@ -12,8 +12,9 @@ use latch_core::{
 };
 
 use crate::{
-    Config, Credential, Database, Enforcement, GatewaySettings, GatewayTls, RecordingMode,
-    ResourceLabels, RoleAccess, SecretRef, ServerSettings, TicketPattern, Upstream, parse_with_env,
+    ChannelKind, ChannelSettings, Config, Credential, Database, Enforcement, GatewaySettings,
+    GatewayTls, NotifySettings, RecordingMode, ResourceLabels, RoleAccess, RouteSettings,
+    SecretRef, ServerSettings, TicketPattern, Upstream, UrlRef, parse_with_env,
 };
 
 /// One admin, one team: enough for a file to be valid, so a case adds only its mistake.
@@ -156,6 +157,7 @@ username = "root"
             signing_key_file: PathBuf::from("/etc/latch/state/ledger.key"),
             checkpoint_interval: crate::DEFAULT_CHECKPOINT_INTERVAL,
         },
+        audit: crate::AuditSettings { enabled: true },
         policy: crate::PolicySettings::default(),
         catalog: Catalog {
             users: BTreeMap::from([
@@ -280,6 +282,8 @@ username = "root"
         ]),
         service_accounts: BTreeSet::new(),
         gateway: None,
+        notify: None,
+        slack_ids: BTreeMap::new(),
     };
     assert_eq!(config, expected);
     let pattern = config.resource_labels["payments-db"]
@@ -352,6 +356,33 @@ fn the_quickstart_example_loads() {
         }
     );
     assert_eq!(config.server.scheduler_interval, Duration::from_millis(100));
+    // Notifications are documented there but commented out: the quickstart sends nothing.
+    assert_eq!(config.notify, None);
+    assert!(config.slack_ids.is_empty());
+}
+
+/// The commented-out `[notify]` example of the quickstart, uncommented, is a valid config.
+#[test]
+fn the_quickstart_notify_example_is_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/quickstart/latch.toml"
+    ));
+    let text = std::fs::read_to_string(path).unwrap();
+    let (head, example) = text.split_once("\n# [notify]\n").unwrap();
+    let uncommented: String = std::iter::once("[notify]")
+        .chain(example.lines().filter(|line| !line.starts_with("# #")))
+        .map(|line| line.strip_prefix('#').unwrap_or(line))
+        .map(|line| format!("{}\n", line.strip_prefix(' ').unwrap_or(line)))
+        .collect();
+    assert!(!uncommented.lines().any(|line| line.starts_with('#')));
+    let config = parse_with_env(&format!("{head}\n{uncommented}"), path, env)
+        .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
+    let notify = config.notify.unwrap();
+    let names: Vec<&str> = notify.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["approvals", "siem", "security-mail"]);
+    assert_eq!(notify.routes.len(), 3);
+    assert!(notify.slack_signing_secret.is_some());
 }
 
 #[test]
@@ -429,7 +460,7 @@ fn an_unknown_key_is_refused_with_its_line_and_the_allowed_keys() {
     check_err(
         "[users.bob]\nemail = \"bob@example.com\"\nmanger = \"erin\"\n",
         expect![
-            "/etc/latch/latch.toml:9:1: users.bob.manger: unknown key `manger`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`"
+            "/etc/latch/latch.toml:9:1: users.bob.manger: unknown key `manger`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`, `slack_id`"
         ],
     );
 }
@@ -439,7 +470,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -808,7 +839,7 @@ password_file = "pw.txt"
         examples/quickstart/latch.toml:15:10: users.alice.teams: unknown team `paymnts` (teams: eng, payments)
         examples/quickstart/latch.toml:16:11: users.alice.manager: user `alice` cannot be their own manager (expected another user, or no `manager` key)
         examples/quickstart/latch.toml:17:10: users.alice.roles: unknown role `root` (expected `admin` or `auditor`; roles on a resource go under `[resources.NAME.roles.ROLE]`)
-        examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`
+        examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`, `slack_id`
         examples/quickstart/latch.toml:25:14: resources.payments-db.owner_team: unknown team `paymnts` (teams: eng, payments)
         examples/quickstart/latch.toml:28:11: resources.payments-db.upstream.address: invalid address `127.0.0.1` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
         examples/quickstart/latch.toml:31:16: resources.payments-db.roles.read.max_duration: invalid duration `4hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
@@ -1083,4 +1114,418 @@ recording_buffer = 99999999999
     let text = format!("gateway = true\n{BASE}");
     expect!["/etc/latch/latch.toml:1:11: gateway: expected a table, found a boolean"]
         .assert_eq(&parse(&text).unwrap_err().to_string());
+}
+
+/// Two teams, two resources and a Slack id for a route to refer to.
+const NOTIFY_BASE: &str = r#"
+[teams.payments]
+[resources.payments-db]
+kind = "postgres"
+owner_team = "payments"
+upstream.address = "db:5432"
+roles.read = { max_duration = "1h", username = "r" }
+[resources.ledger]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "db:5432"
+roles.read = { max_duration = "1h", username = "r" }
+"#;
+
+#[test]
+fn notify_is_off_without_its_table_and_has_defaults_with_it() {
+    let config = parse(BASE).unwrap();
+    assert_eq!(config.notify, None);
+    assert!(config.slack_ids.is_empty());
+    let config = parse(&format!("{BASE}[notify]\n")).unwrap();
+    assert_eq!(
+        config.notify,
+        Some(NotifySettings {
+            base_url: None,
+            digest_minutes: 0,
+            expiry_warning: Duration::from_secs(600),
+            reminder_after: None,
+            slack_signing_secret: None,
+            channels: Vec::new(),
+            routes: Vec::new(),
+        })
+    );
+}
+
+#[test]
+fn notify_channels_and_routes_become_typed_values() {
+    let text = format!(
+        r#"{BASE}{NOTIFY_BASE}
+[users.alice]
+email = "alice@example.com"
+slack_id = "U012AB3CD"
+[users.bob]
+email = "bob@example.com"
+slack_id = "W0G9QF9C6"
+
+[notify]
+base_url = "https://latch.example.com/"
+digest_minutes = 10
+expiry_warning = "15m"
+reminder_after = "1h"
+slack_signing_secret_file = "secrets/slack-signing"
+
+[[notify.channels]]
+name = "approvals"
+kind = "slack"
+url_env = "LATCH_SLACK_URL"
+
+[[notify.channels]]
+name = "payments-teams"
+kind = "teams"
+url_file = "/run/secrets/teams-url"
+
+[[notify.channels]]
+name = "siem"
+kind = "webhook"
+url = "https://siem.example.com/latch"
+secret_env = "LATCH_HOOK_SECRET"
+
+[[notify.channels]]
+name = "hidden-hook"
+kind = "webhook"
+url_file = "secrets/hook-url"
+secret_file = "secrets/hook-key"
+
+[[notify.channels]]
+name = "security-mail"
+kind = "email"
+to = ["security@example.com", "oncall@example.com"]
+
+[[notify.channels]]
+name = "unused"
+kind = "email"
+to = ["nobody@example.com"]
+
+[[notify.routes]]
+events = ["request.*", "finding.opened"]
+min_severity = "high"
+resources = ["payments-*", "ledger"]
+teams = ["payments"]
+channel = "approvals"
+
+[[notify.routes]]
+channel = "siem"
+"#
+    );
+    let config = parse(&text).unwrap();
+    let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
+    assert_eq!(
+        config.notify,
+        Some(NotifySettings {
+            base_url: Some("https://latch.example.com".to_owned()),
+            digest_minutes: 10,
+            expiry_warning: Duration::from_secs(15 * 60),
+            reminder_after: Some(Duration::from_secs(3600)),
+            slack_signing_secret: Some(SecretRef::File(PathBuf::from(
+                "/etc/latch/secrets/slack-signing"
+            ))),
+            channels: vec![
+                ChannelSettings {
+                    name: "approvals".to_owned(),
+                    kind: ChannelKind::Slack {
+                        url: SecretRef::Env("LATCH_SLACK_URL".to_owned()),
+                    },
+                },
+                ChannelSettings {
+                    name: "payments-teams".to_owned(),
+                    kind: ChannelKind::Teams {
+                        url: SecretRef::File(PathBuf::from("/run/secrets/teams-url")),
+                    },
+                },
+                ChannelSettings {
+                    name: "siem".to_owned(),
+                    kind: ChannelKind::Webhook {
+                        url: UrlRef::Plain("https://siem.example.com/latch".to_owned()),
+                        secret: SecretRef::Env("LATCH_HOOK_SECRET".to_owned()),
+                    },
+                },
+                ChannelSettings {
+                    name: "hidden-hook".to_owned(),
+                    kind: ChannelKind::Webhook {
+                        url: UrlRef::Secret(SecretRef::File(PathBuf::from(
+                            "/etc/latch/secrets/hook-url"
+                        ))),
+                        secret: SecretRef::File(PathBuf::from("/etc/latch/secrets/hook-key")),
+                    },
+                },
+                ChannelSettings {
+                    name: "security-mail".to_owned(),
+                    kind: ChannelKind::Email {
+                        to: strings(&["security@example.com", "oncall@example.com"]),
+                    },
+                },
+                ChannelSettings {
+                    name: "unused".to_owned(),
+                    kind: ChannelKind::Email {
+                        to: strings(&["nobody@example.com"]),
+                    },
+                },
+            ],
+            routes: vec![
+                RouteSettings {
+                    events: strings(&["request.*", "finding.opened"]),
+                    min_severity: Some("high".to_owned()),
+                    resources: strings(&["payments-*", "ledger"]),
+                    teams: strings(&["payments"]),
+                    channel: "approvals".to_owned(),
+                },
+                RouteSettings {
+                    events: Vec::new(),
+                    min_severity: None,
+                    resources: Vec::new(),
+                    teams: Vec::new(),
+                    channel: "siem".to_owned(),
+                },
+            ],
+        })
+    );
+    assert_eq!(
+        config.slack_ids,
+        BTreeMap::from([
+            ("U012AB3CD".to_owned(), "alice".to_owned()),
+            ("W0G9QF9C6".to_owned(), "bob".to_owned()),
+        ])
+    );
+}
+
+#[test]
+fn inline_channels_and_routes_are_read_too() {
+    let text = format!(
+        r#"notify.channels = [{{ name = "mail", kind = "email", to = ["a@example.com"] }}]
+notify.routes = [{{ channel = "mail", min_severity = "critical" }}]
+{BASE}"#
+    );
+    let notify = parse(&text).unwrap().notify.unwrap();
+    assert_eq!(notify.channels.len(), 1);
+    assert_eq!(notify.routes[0].min_severity.as_deref(), Some("critical"));
+    // `[[notify.channels]]` alone makes `[notify]` with its defaults.
+    let text = format!(
+        "{BASE}[[notify.channels]]\nname = \"mail\"\nkind = \"email\"\nto = [\"a@example.com\"]\n"
+    );
+    let notify = parse(&text).unwrap().notify.unwrap();
+    assert_eq!(notify.channels.len(), 1);
+    assert_eq!(notify.expiry_warning, crate::DEFAULT_EXPIRY_WARNING);
+}
+
+#[test]
+fn notify_settings_are_checked() {
+    check_err(
+        r#"[notify]
+base_url = "latch.example.com"
+digest_minutes = 1441
+expiry_warning = "10"
+reminder_after = "0m"
+slack_signing_secret_env = "LATCH_SLACK_SIGNING_SECRET"
+slack_signing_secret_file = "slack-signing"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:8:12: notify.base_url: invalid URL `latch.example.com` (expected latch's address as people reach it, starting with `https://` or `http://`, e.g. `https://latch.example.com`)
+            /etc/latch/latch.toml:9:18: notify.digest_minutes: `1441` is out of range (expected a number of minutes from `0` to `1440`; `0`, the default, sends each notification at once)
+            /etc/latch/latch.toml:10:18: notify.expiry_warning: invalid duration `10`: a number without a unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+            /etc/latch/latch.toml:11:18: notify.reminder_after: invalid duration `0m`: it must be longer than zero (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+            /etc/latch/latch.toml:13:29: notify.slack_signing_secret_file: `slack_signing_secret_env` and `slack_signing_secret_file` are mutually exclusive (expected one of them, or neither to leave Slack's buttons off)"#]],
+    );
+    check_err(
+        "[notify]\ndigest_minutes = -1\nslack_signing_secret_env = \"\"\n",
+        expect![[r#"
+            /etc/latch/latch.toml:8:18: notify.digest_minutes: `-1` is out of range (expected a number of minutes from `0` to `1440`; `0`, the default, sends each notification at once)
+            /etc/latch/latch.toml:9:28: notify.slack_signing_secret_env: expected the name of an environment variable"#]],
+    );
+    check_err(
+        "[notify]\nsend = true\n",
+        expect![
+            "/etc/latch/latch.toml:8:1: notify.send: unknown key `send`, expected one of `base_url`, `digest_minutes`, `expiry_warning`, `reminder_after`, `slack_signing_secret_env`, `slack_signing_secret_file`, `channels`, `routes`"
+        ],
+    );
+    let text = format!("notify = 1\n{BASE}");
+    expect!["/etc/latch/latch.toml:1:10: notify: expected a table, found an integer"]
+        .assert_eq(&parse(&text).unwrap_err().to_string());
+    check_err(
+        "[notify]\nchannels = \"approvals\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:12: notify.channels: expected an array of tables, e.g. `[[notify.channels]]`, found a string"
+        ],
+    );
+}
+
+#[test]
+fn channel_keys_depend_on_their_kind() {
+    let text = r#"[[notify.channels]]
+name = "slack"
+kind = "slack"
+url = "https://hooks.slack.com/services/T0/B0/SECRETTOKEN"
+to = ["a@example.com"]
+
+[[notify.channels]]
+name = "teams"
+kind = "teams"
+secret_env = "X"
+
+[[notify.channels]]
+name = "hook"
+kind = "webhook"
+url = "ftp://hooks.example.com/SECRETTOKEN"
+secret_env = "HOOK_SECRET"
+
+[[notify.channels]]
+name = "hook1"
+kind = "webhook"
+url = "https://hooks.example.com/latch"
+url_env = "HOOK_URL"
+
+[[notify.channels]]
+name = "hook2"
+kind = "webhook"
+secret_env = "HOOK_SECRET"
+secret_file = "hook-secret"
+
+[[notify.channels]]
+name = "mail"
+kind = "email"
+url_env = "MAIL_URL"
+
+[[notify.channels]]
+name = "mail2"
+kind = "email"
+to = []
+
+[[notify.channels]]
+name = "mail3"
+kind = "email"
+to = ["security@example.com", "security"]
+
+[[notify.channels]]
+name = "pager"
+kind = "pagerduty"
+"#;
+    check_err(
+        text,
+        expect![[r#"
+            /etc/latch/latch.toml:10:7: notify.channels[0].url: the URL of a slack channel is a secret (whoever has it may post to the channel) and is never written inline in the config: use `url_env` (the name of an environment variable) or `url_file` (the path of a file) to say where it is
+            /etc/latch/latch.toml:11:6: notify.channels[0].to: `to` does not apply to a slack channel (expected `url_env` or `url_file`)
+            /etc/latch/latch.toml:13:1: notify.channels[1]: a teams channel needs `url_env` or `url_file` (where its webhook URL is found; the URL is a secret, never written in the config)
+            /etc/latch/latch.toml:16:14: notify.channels[1].secret_env: `secret_env` does not apply to a teams channel (expected `url_env` or `url_file`)
+            /etc/latch/latch.toml:21:7: notify.channels[2].url: invalid URL (expected one starting with `https://` or `http://`, e.g. `https://hooks.example.com/latch`)
+            /etc/latch/latch.toml:24:1: notify.channels[3]: a webhook channel needs `secret_env` or `secret_file` (where the key that signs its requests with HMAC-SHA256 is found)
+            /etc/latch/latch.toml:28:11: notify.channels[3].url_env: `url` and `url_env` are mutually exclusive (expected one of `url`, `url_env` or `url_file`)
+            /etc/latch/latch.toml:30:1: notify.channels[4]: a webhook channel needs `url`, `url_env` or `url_file` (where its requests are sent)
+            /etc/latch/latch.toml:34:15: notify.channels[4].secret_file: `secret_env` and `secret_file` are mutually exclusive (expected one of them)
+            /etc/latch/latch.toml:36:1: notify.channels[5]: an email channel needs `to` (expected a list of addresses, e.g. `to = ["security@example.com"]`)
+            /etc/latch/latch.toml:39:11: notify.channels[5].url_env: `url_env` does not apply to an email channel (expected `to`)
+            /etc/latch/latch.toml:44:6: notify.channels[6].to: expected at least one address, e.g. `to = ["security@example.com"]`
+            /etc/latch/latch.toml:49:31: notify.channels[7].to: invalid email address `security` (expected one like `alice@example.com`)
+            /etc/latch/latch.toml:53:8: notify.channels[8].kind: unknown channel kind `pagerduty` (expected `slack`, `teams`, `webhook` or `email`)"#]],
+    );
+    let error = parse(&format!("{BASE}{text}")).unwrap_err().to_string();
+    assert!(!error.contains("SECRETTOKEN"), "{error}");
+}
+
+#[test]
+fn channel_names_are_unique_identifiers_and_secrets_are_never_inline() {
+    let text = r#"[notify]
+slack_signing_secret = "8f14e45fceea167a5a36dedd4bea2543"
+[[notify.channels]]
+name = "alerts"
+kind = "slack"
+url_env = "A"
+[[notify.channels]]
+name = "alerts"
+kind = "teams"
+url_env = "B"
+[[notify.channels]]
+name = "Alerts"
+kind = "webhook"
+url = "https://hooks.example.com"
+secret = "hunter2"
+[[notify.channels]]
+kind = "slack"
+url_env = "C"
+"#;
+    check_err(
+        text,
+        expect![[r#"
+            /etc/latch/latch.toml:8:1: notify.slack_signing_secret: secrets are never written inline in the config: use `slack_signing_secret_env` (the name of an environment variable) or `slack_signing_secret_file` (the path of a file) to say where Slack's signing secret is
+            /etc/latch/latch.toml:14:8: notify.channels[1].name: channel `alerts` is already defined by `notify.channels[0]` (expected each channel to have its own name)
+            /etc/latch/latch.toml:18:8: notify.channels[2].name: invalid channel name `Alerts` (expected a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`)
+            /etc/latch/latch.toml:21:1: notify.channels[2].secret: secrets are never written inline in the config: use `secret_env` (the name of an environment variable) or `secret_file` (the path of a file) to say where the webhook's signing key is
+            /etc/latch/latch.toml:22:1: notify.channels[3]: missing key `name`"#]],
+    );
+    let error = parse(&format!("{BASE}{text}")).unwrap_err().to_string();
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(!error.contains("8f14e45f"), "{error}");
+}
+
+#[test]
+fn routes_refer_to_known_channels_teams_and_resources() {
+    let text = r#"
+[[notify.channels]]
+name = "approvals"
+kind = "slack"
+url_env = "LATCH_SLACK_URL"
+
+[[notify.routes]]
+events = ["request.*", "Request Created", ""]
+min_severity = "urgent"
+resources = ["payments-*", "paymnets-db", "billing db"]
+teams = ["payments", "finance"]
+channel = "aprovals"
+
+[[notify.routes]]
+events = []
+resources = []
+teams = []
+channel = "approvals"
+
+[[notify.routes]]
+events = "request.*"
+"#;
+    check_err(
+        &format!("{NOTIFY_BASE}{text}"),
+        expect![[r#"
+        /etc/latch/latch.toml:26:24: notify.routes[0].events: invalid event pattern `Request Created` (expected an event type such as `request.created` or `finding.opened`, `*` standing for any run of characters, e.g. `request.*`)
+        /etc/latch/latch.toml:26:43: notify.routes[0].events: invalid event pattern `` (expected an event type such as `request.created` or `finding.opened`, `*` standing for any run of characters, e.g. `request.*`)
+        /etc/latch/latch.toml:27:16: notify.routes[0].min_severity: unknown severity `urgent` (expected `info`, `warning`, `high` or `critical`)
+        /etc/latch/latch.toml:28:28: notify.routes[0].resources: unknown resource `paymnets-db` (resources: ledger, payments-db)
+        /etc/latch/latch.toml:28:43: notify.routes[0].resources: invalid resource pattern `billing db` (expected a resource name, `*` standing for any run of characters, e.g. `payments-*`)
+        /etc/latch/latch.toml:29:22: notify.routes[0].teams: unknown team `finance` (teams: eng, payments)
+        /etc/latch/latch.toml:30:11: notify.routes[0].channel: unknown channel `aprovals` (channels: approvals)
+        /etc/latch/latch.toml:33:10: notify.routes[1].events: expected at least one event pattern (leave `events` out for every event)
+        /etc/latch/latch.toml:34:13: notify.routes[1].resources: expected at least one resource pattern (leave `resources` out for any resource)
+        /etc/latch/latch.toml:35:9: notify.routes[1].teams: expected at least one team (leave `teams` out for no team filter)
+        /etc/latch/latch.toml:39:10: notify.routes[2].events: invalid type: string "request.*", expected an array"#]],
+    );
+    check_err(
+        "[[notify.routes]]\nchannel = \"approvals\"\n",
+        expect![
+            "/etc/latch/latch.toml:8:11: notify.routes[0].channel: unknown channel `approvals` (no channels are defined)"
+        ],
+    );
+}
+
+#[test]
+fn slack_ids_look_like_slack_ids_and_are_unique() {
+    check_err(
+        r#"[users.alice]
+email = "alice@example.com"
+slack_id = "U012AB3CD"
+[users.bob]
+email = "bob@example.com"
+slack_id = "U012AB3CD"
+[users.carol]
+email = "carol@example.com"
+slack_id = "@carol"
+[users.dave]
+email = "dave@example.com"
+slack_id = "u012ab3cd"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:12:12: users.bob.slack_id: Slack user id `U012AB3CD` is already the one of user `alice` (expected each Slack user to be one latch user)
+            /etc/latch/latch.toml:15:12: users.carol.slack_id: invalid Slack user id `@carol` (expected `U` or `W` followed by uppercase letters and digits, e.g. `U012AB3CD`: the member id Slack shows in the user's profile)
+            /etc/latch/latch.toml:18:12: users.dave.slack_id: invalid Slack user id `u012ab3cd` (expected `U` or `W` followed by uppercase letters and digits, e.g. `U012AB3CD`: the member id Slack shows in the user's profile)"#]],
+    );
 }

@@ -1,5 +1,8 @@
 //! The checks serde cannot make — names, references between tables, cycles, durations,
 //! addresses, secrets — all reported at once, and the typed [`Config`] built from what passed.
+//! `[notify]` is checked in [`notify`].
+
+mod notify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::env::VarError;
@@ -70,6 +73,11 @@ pub(crate) fn check(
             .filter(|user| user.raw.as_ref().is_some_and(|raw| raw.service_account))
             .map(|user| user.name.clone())
             .collect(),
+        resources: raw
+            .resources
+            .iter()
+            .map(|resource| resource.entry.name.clone())
+            .collect(),
     };
     let (server, timeouts) = checker.server(&raw.server);
     let ledger = checker.ledger(&raw.ledger, &server.data_dir);
@@ -80,12 +88,20 @@ pub(crate) fn check(
         .map(|gateway| checker.gateway(gateway, &server.data_dir));
     let teams = checker.teams(&raw.teams, &names);
     let users = checker.users(&raw.users, &names, raw.users_span);
+    let slack_ids = checker.slack_ids(&raw.users);
     let checked = checker.resources(&raw.resources, &names);
+    let notify = raw
+        .notify
+        .as_ref()
+        .and_then(|notify| checker.notify(notify, &names));
     Config {
         path: file.to_owned(),
         server,
         ledger,
         policy,
+        audit: crate::AuditSettings {
+            enabled: raw.audit.enabled.unwrap_or(true),
+        },
         catalog: Catalog {
             users,
             teams,
@@ -98,6 +114,8 @@ pub(crate) fn check(
         resource_labels: checked.labels,
         service_accounts: names.service_accounts,
         gateway,
+        notify,
+        slack_ids,
     }
 }
 
@@ -106,6 +124,7 @@ struct Names {
     users: BTreeSet<String>,
     /// Users with `service_account = true`, who may never be in a position to approve.
     service_accounts: BTreeSet<String>,
+    resources: BTreeSet<String>,
 }
 
 impl Names {

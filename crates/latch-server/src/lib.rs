@@ -8,6 +8,7 @@ mod extract;
 pub mod gateway;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 mod routes;
 pub mod scheduler;
 mod sessions;
@@ -162,6 +163,10 @@ pub struct AppState {
     pub gateway: Option<gateway::GatewayHandle>,
     /// The audit checkpoints' configuration when they run (`latch serve` starts them).
     pub audit: Option<audit::AuditConfig>,
+    /// Notification channels and routes when configured (`[notify]`).
+    pub notify: Option<Arc<notify::NotifyConfig>>,
+    /// Slack interactions already seen (a captured request cannot be replayed).
+    pub slack_replays: Arc<std::sync::Mutex<latch_notify::ReplayGuard>>,
     reloading: Arc<tokio::sync::Mutex<()>>,
     pub clock: Arc<dyn Clock>,
     pub ledger: Arc<ledger::Ledger>,
@@ -186,6 +191,10 @@ impl AppState {
             reloader: None,
             gateway: None,
             audit: None,
+            notify: None,
+            slack_replays: Arc::new(std::sync::Mutex::new(latch_notify::ReplayGuard::new(
+                10_000,
+            ))),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             clock,
             ledger,
@@ -255,6 +264,10 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/healthz", get(|| async { "ok\n" }))
+    .route(
+        "/slack/interactions",
+        axum::routing::post(notify::slack_interactions),
+    )
     .route("/readyz", get(readyz))
     .route("/metrics", get(metrics::render))
     .fallback(|| async { error::ApiError::not_found("no such endpoint: see /api/v1/openapi.json") })

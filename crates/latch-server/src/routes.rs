@@ -138,6 +138,16 @@ pub(crate) async fn refuse(
     }
 }
 
+/// [`execute`] for callers outside the HTTP API (Slack buttons).
+pub(crate) async fn execute_command(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    command: Command,
+) -> Result<AccessRequest, ApiError> {
+    execute(state, caller, id, command).await
+}
+
 async fn execute(
     state: &AppState,
     caller: &Caller,

@@ -9,6 +9,7 @@
 mod batch;
 mod findings;
 mod migrations;
+mod outbox;
 mod sessions;
 mod sql;
 
@@ -20,6 +21,7 @@ use latch_core::{
 };
 
 pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id, severity_rank};
+pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
 
@@ -203,6 +205,40 @@ pub trait Store: Send + Sync + 'static {
         comment: &str,
         clock: &dyn Clock,
     ) -> Result<Result<FindingRow, Refusal>, StoreError>;
+
+    /// Where the notifier stopped reading the ledger; `None` before it ever ran.
+    async fn notify_cursor(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Queues messages (a message already queued stays as it is) and moves the notifier's
+    /// cursor to `after_seq`, in one transaction.
+    async fn enqueue_notifications(
+        &self,
+        items: Vec<OutboxItem>,
+        after_seq: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Pending messages whose next attempt is due, oldest first.
+    async fn due_notifications(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Records a delivery attempt: `Ok` sent; `Err((error, Some(next)))` to retry at `next`;
+    /// `Err((error, None))` gave up (dead letter).
+    async fn notification_attempted(
+        &self,
+        id: &str,
+        now: Timestamp,
+        outcome: Result<(), (String, Option<Timestamp>)>,
+    ) -> Result<(), StoreError>;
+
+    /// Messages in `status` (`pending`, `sent`, `dead`), newest first.
+    async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Puts a dead message back in the queue, due now; `false` when there is no such dead one.
+    async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
 
     /// The credential with this hash, expired or not (the caller checks and says which).
     async fn credential_by_hash(

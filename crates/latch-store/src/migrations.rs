@@ -151,6 +151,29 @@ CREATE INDEX findings_open ON findings (status, severity_rank);
 CREATE INDEX findings_first_seen ON findings (first_seen_ms)
 "#,
     ),
+    (
+        5,
+        "notification outbox",
+        r#"
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    notice_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    last_error TEXT,
+    sent_at_ms BIGINT
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_ms);
+CREATE TABLE notify_cursor (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    after_seq BIGINT NOT NULL
+)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

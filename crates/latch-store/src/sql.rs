@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::batch;
 use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severity_rank};
 use crate::migrations::{MIGRATIONS, statements};
+use crate::outbox::{OutboxItem, OutboxRow};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
@@ -1023,6 +1024,144 @@ impl Store for SqlStore {
         finding.status_comment = Some(comment.to_owned());
         finding.status_at = Some(now);
         Ok(Ok(finding))
+    }
+
+    async fn notify_cursor(&self) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query("SELECT after_seq FROM notify_cursor WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row
+            .map(|row| row.try_get::<i64, _>(0))
+            .transpose()?
+            .map(|seq| u64::try_from(seq).unwrap_or(0)))
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        items: Vec<OutboxItem>,
+        after_seq: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let rows = items
+            .iter()
+            .map(|item| {
+                vec![
+                    batch::Val::Text(crate::outbox::outbox_id(item)),
+                    batch::Val::Text(item.notice_id.clone()),
+                    batch::Val::Text(item.channel.clone()),
+                    batch::Val::Text(item.payload.clone()),
+                    batch::Val::Int(now.as_millis()),
+                    batch::Val::Int(now.as_millis()),
+                    batch::Val::Text("pending".to_owned()),
+                ]
+            })
+            .collect();
+        batch::insert_rows(
+            &mut tx,
+            self.dialect,
+            "outbox",
+            &[
+                "id",
+                "notice_id",
+                "channel",
+                "payload",
+                "created_at_ms",
+                "next_attempt_ms",
+                "status",
+            ],
+            "ON CONFLICT (id) DO NOTHING",
+            rows,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO notify_cursor (id, after_seq) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET after_seq = excluded.after_seq",
+        )
+        .bind(clamp_i64(after_seq))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due_notifications(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(&format!(
+            "SELECT {} FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 \
+             ORDER BY created_at_ms, id LIMIT {limit}",
+            crate::outbox::OUTBOX_COLUMNS
+        ))
+        .bind(now.as_millis())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(crate::outbox::outbox_from_row)
+        .collect()
+    }
+
+    async fn notification_attempted(
+        &self,
+        id: &str,
+        now: Timestamp,
+        outcome: Result<(), (String, Option<Timestamp>)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at_ms = $1, last_error = NULL WHERE id = $2",
+                )
+                .bind(now.as_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Err((error, next)) => {
+                sqlx::query(
+                    "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, last_error = $3 WHERE id = $4",
+                )
+                .bind(if next.is_some() { "pending" } else { "dead" })
+                .bind(next.unwrap_or(now).as_millis())
+                .bind(error)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(&format!(
+            "SELECT {} FROM outbox WHERE status = $1 ORDER BY created_at_ms DESC, id DESC LIMIT {limit}",
+            crate::outbox::OUTBOX_COLUMNS
+        ))
+        .bind(status)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(crate::outbox::outbox_from_row)
+        .collect()
+    }
+
+    async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_ms = $1 WHERE id = $2 AND status = 'dead'",
+        )
+        .bind(now.as_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn credential_by_hash(

@@ -205,12 +205,26 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             })
             .collect(),
     };
+    // `latch audit run` works either way; `[audit] enabled` turns the live checkpoints on.
     state.audit = Some(audit.clone());
-    let audit_task = tokio::spawn(latch_server::audit::run(
-        state.clone(),
-        audit,
-        shutdown.clone(),
-    ));
+    let mut audit_task = None;
+    if config.audit.enabled {
+        audit_task = Some(tokio::spawn(latch_server::audit::run(
+            state.clone(),
+            audit,
+            shutdown.clone(),
+        )));
+    }
+    let mut notify_task = None;
+    if let Some(notify) = crate::notify::config(&config)? {
+        let notify = Arc::new(notify);
+        state.notify = Some(notify.clone());
+        notify_task = Some(tokio::spawn(latch_server::notify::run(
+            state.clone(),
+            notify,
+            shutdown.clone(),
+        )));
+    }
     tokio::spawn(stop_on_signal(shutdown.clone()));
     tokio::spawn(reload_on_hangup(state.clone(), shutdown.clone()));
     // Tests and scripts read this line to learn the port.
@@ -225,7 +239,12 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     if let Some(task) = gateway_task {
         let _ = task.await;
     }
-    let _ = audit_task.await;
+    if let Some(task) = audit_task {
+        let _ = task.await;
+    }
+    if let Some(task) = notify_task {
+        let _ = task.await;
+    }
     served?;
     tracing::info!("latch stopped");
     Ok(())

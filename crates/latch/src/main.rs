@@ -6,6 +6,7 @@ mod client;
 mod exit;
 mod gateway;
 mod ledger;
+mod notify;
 mod policy;
 mod verify;
 

@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use latch_api::{EventView, GrantView, RequestView, WhoAmI};
@@ -217,12 +217,20 @@ impl Server {
 
     /// A server whose store is `database` (a fresh PostgreSQL database), or SQLite in its data
     /// directory.
+    /// Audit checkpoints off: their findings would join the ledger at moments of their own, and
+    /// most tests count events.
     fn start_with(database: Option<PgDatabase>) -> Self {
+        Self::start_configured(database, |_| "\n[audit]\nenabled = false\n".to_owned())
+    }
+
+    /// A server whose config is the quickstart's plus what `extra` returns for its directory.
+    fn start_configured(database: Option<PgDatabase>, extra: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("latch.toml");
         let url = database.as_ref().map(|db| db.url.as_str());
-        std::fs::write(&config, config_text(&data, url)).unwrap();
+        let text = config_text(&data, url) + &extra(dir.path());
+        std::fs::write(&config, text).unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
 
         let log = dir.path().join("serve.log");
@@ -882,8 +890,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
 }
 
 // ─── tampering and crashes, on both stores ───────────────────────────────────────────────────
-
-use std::sync::Arc;
 
 use latch_testkit::Backend;
 
@@ -2311,7 +2317,7 @@ fn a_single_use_grant_ends_with_its_first_session() {
 /// findings within seconds; re-evaluating history opens nothing twice; an auditor resolves one.
 #[test]
 fn weak_reasons_and_writes_under_read_grants_become_findings() {
-    let server = Server::start();
+    let server = Server::start_configured(None, |_| String::new());
     let alice = server.token("alice");
     let bob = server.token("bob");
     let dave = server.token("dave");
@@ -2405,4 +2411,204 @@ fn weak_reasons_and_writes_under_read_grants_become_findings() {
             .iter()
             .all(|f| ["medium", "high", "critical"].contains(&f.severity.as_str()))
     );
+}
+
+/// One HTTP request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A tiny HTTP server on port 0 that answers 200 to every POST and keeps what it got.
+struct Receiver {
+    address: String,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head, body_start) = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), 0);
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&data[..i]).into_owned(), i + 4);
+                    }
+                };
+                let mut lines = head.lines();
+                let path = lines
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .unwrap_or_default()
+                    .to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while data.len() < body_start + length {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                }
+                let body =
+                    String::from_utf8_lossy(&data[body_start.min(data.len())..]).into_owned();
+                sink.lock().unwrap().push(Received {
+                    path,
+                    headers,
+                    body,
+                });
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Self { address, received }
+    }
+
+    fn on(&self, path: &str) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The README's alert: a request with a weak reason and a write under a read grant become
+/// findings, which reach a Slack channel as Block Kit messages; the request itself reaches a
+/// signed webhook.
+#[test]
+fn findings_and_requests_reach_slack_and_a_signed_webhook() {
+    let receiver = Receiver::start();
+    let slack_url = format!("http://{}/slack", receiver.address);
+    let hook_url = format!("http://{}/hook", receiver.address);
+    let server = Server::start_configured(None, |dir| {
+        std::fs::write(dir.join("slack.url"), &slack_url).unwrap();
+        std::fs::write(dir.join("hook.secret"), "s3cret").unwrap();
+        format!(
+            r#"
+[notify]
+base_url = "http://latch.example"
+
+[[notify.channels]]
+name = "security"
+kind = "slack"
+url_file = "{}"
+
+[[notify.channels]]
+name = "siem"
+kind = "webhook"
+url = "{hook_url}"
+secret_file = "{}"
+
+[[notify.routes]]
+events = ["finding.opened"]
+channel = "security"
+
+[[notify.routes]]
+events = ["request.*"]
+channel = "siem"
+"#,
+            dir.join("slack.url").display(),
+            dir.join("hook.secret").display(),
+        )
+    });
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let run = server
+        .run_as(
+            &alice,
+            &[
+                "request",
+                "payments-db",
+                "--role",
+                "read",
+                "--for",
+                "30m",
+                "--reason",
+                "asdf",
+                "--output",
+                "json",
+            ],
+        )
+        .success();
+    let request: RequestView = run.json();
+    server.run_as(&bob, &["approve", &request.id]).success();
+    let out = spawn_connect(
+        &server,
+        &alice,
+        &["-c", "update pg_class set relname = relname where false"],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+
+    wait_until("Slack gets the findings", Duration::from_secs(15), || {
+        let bodies: Vec<String> = receiver.on("/slack").into_iter().map(|r| r.body).collect();
+        bodies.iter().any(|b| b.contains("justification.weak"))
+            && bodies.iter().any(|b| b.contains("usage.scope"))
+    });
+    let slack = receiver.on("/slack");
+    let message: serde_json::Value = serde_json::from_str(&slack[0].body).unwrap();
+    assert!(message["blocks"].is_array(), "{message}");
+    assert!(message["text"].is_string(), "{message}");
+
+    wait_until(
+        "the webhook gets the request",
+        Duration::from_secs(15),
+        || {
+            receiver
+                .on("/hook")
+                .iter()
+                .any(|r| r.body.contains("request.created"))
+        },
+    );
+    let hook = receiver
+        .on("/hook")
+        .into_iter()
+        .find(|r| r.body.contains("request.created"))
+        .unwrap();
+    let header = |name: &str| {
+        hook.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (timestamp, signature) = (header("x-latch-timestamp"), header("x-latch-signature"));
+    assert!(signature.starts_with("v1="), "{:?}", hook.headers);
+    // The receiver checks the signature with the shared secret: HMAC-SHA256 of `{ts}.{body}`.
+    let expected =
+        latch_notify::sign_webhook("s3cret", timestamp.parse().unwrap(), hook.body.as_bytes());
+    assert_eq!(signature, expected);
+    // Each notice is delivered once per channel.
+    let created = receiver
+        .on("/hook")
+        .iter()
+        .filter(|r| r.body.contains("\"request.created\""))
+        .count();
+    assert_eq!(created, 1);
 }

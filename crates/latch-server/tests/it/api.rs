@@ -496,8 +496,12 @@ async fn openapi_health_readiness_and_metrics() {
         paths,
         [
             "/api/v1/admin/reload",
+            "/api/v1/audit/run",
             "/api/v1/connect",
             "/api/v1/events",
+            "/api/v1/findings",
+            "/api/v1/findings/{id}/ack",
+            "/api/v1/findings/{id}/resolve",
             "/api/v1/grants",
             "/api/v1/grants/{id}",
             "/api/v1/grants/{id}/revoke",

@@ -1,0 +1,205 @@
+//! Running `pgbench` against one target and reading what it says: the summary on stdout, and
+//! the per-transaction log (`--log`) for latency percentiles.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{Context, ensure};
+use serde::Serialize;
+use tokio::process::Command;
+
+/// Where pgbench connects: PostgreSQL itself, pgbouncer, or latch's gateway.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// As shown in the report, e.g. `latch buffered`.
+    pub name: String,
+    pub port: u16,
+    pub user: String,
+    /// latch's credential; none for trust auth.
+    pub password: Option<String>,
+    pub database: String,
+    /// libpq `sslmode`: `disable` everywhere except the TLS line.
+    pub sslmode: &'static str,
+}
+
+impl Target {
+    fn command(&self, host: &str) -> Command {
+        let mut command = Command::new("pgbench");
+        command
+            .args(["-h", host, "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", &self.user])
+            .env("PGSSLMODE", self.sslmode)
+            .env_remove("PGPASSWORD")
+            .stdin(Stdio::null());
+        if let Some(password) = &self.password {
+            command.env("PGPASSWORD", password);
+        }
+        command
+    }
+}
+
+/// What one pgbench run reported.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub tps: f64,
+    pub latency_avg_ms: Option<f64>,
+    pub transactions: u64,
+    pub failed: u64,
+    /// Why the run is not valid (pgbench failed or clients aborted); its figures are then
+    /// partial.
+    pub error: Option<String>,
+}
+
+/// `pgbench ARGS… DATABASE` against `target`; a failed run is a [`Summary`] with `error` set,
+/// not an `Err` (which is kept for not being able to run pgbench at all).
+pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result<Summary> {
+    let output = target
+        .command(host)
+        .args(args)
+        .arg(&target.database)
+        .output()
+        .await
+        .context("cannot run `pgbench`")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut summary = parse_summary(&stdout);
+    let aborted = stderr
+        .lines()
+        .filter(|line| line.contains("aborted") || line.contains("error"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if !output.status.success() || summary.tps <= 0.0 {
+        summary.error = Some(format!(
+            "pgbench exited with {}: {}",
+            output.status,
+            if aborted.is_empty() {
+                stderr.trim().chars().take(400).collect::<String>()
+            } else {
+                aborted
+            }
+        ));
+    }
+    Ok(summary)
+}
+
+/// The summary lines of pgbench 15: `tps = …`, `latency average = … ms`, `number of
+/// transactions actually processed: …`, `number of failed transactions: …`.
+fn parse_summary(stdout: &str) -> Summary {
+    let number = |text: &str| -> Option<f64> {
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.split('/').next())
+            .and_then(|n| n.parse().ok())
+    };
+    let mut summary = Summary::default();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("tps = ") {
+            summary.tps = number(rest).unwrap_or(0.0);
+        } else if let Some(rest) = line.strip_prefix("latency average = ") {
+            summary.latency_avg_ms = number(rest);
+        } else if let Some(rest) = line.strip_prefix("number of transactions actually processed: ")
+        {
+            summary.transactions = number(rest).map_or(0, |n| n as u64);
+        } else if let Some(rest) = line.strip_prefix("number of failed transactions: ") {
+            summary.failed = number(rest).map_or(0, |n| n as u64);
+        }
+    }
+    summary
+}
+
+/// Latencies of one run at a fixed rate, from pgbench's per-transaction log.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    /// From the scheduled start (what `-R` reports: includes waiting for a busy connection),
+    /// microseconds, sorted.
+    pub from_schedule: Vec<i64>,
+    /// From the actual start (the log's time minus its schedule lag), microseconds, sorted.
+    pub service: Vec<i64>,
+}
+
+/// Runs pgbench with `--log --log-prefix=DIR/PREFIX` and reads every log file it wrote (one
+/// per thread: `PREFIX.PID` and `PREFIX.PID.N`).
+pub async fn run_logged(
+    host: &str,
+    target: &Target,
+    args: &[String],
+    dir: &Path,
+    prefix: &str,
+) -> anyhow::Result<(Summary, Latencies)> {
+    let mut args = args.to_vec();
+    args.push("--log".into());
+    args.push(format!("--log-prefix={}", dir.join(prefix).display()));
+    let summary = run(host, target, &args).await?;
+    let mut latencies = Latencies::default();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(&format!("{prefix}.")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path())?;
+        parse_log(&text, &mut latencies);
+        std::fs::remove_file(entry.path())?;
+    }
+    ensure!(
+        summary.error.is_some() || !latencies.service.is_empty(),
+        "pgbench wrote no transaction log under `{}`",
+        dir.display()
+    );
+    latencies.from_schedule.sort_unstable();
+    latencies.service.sort_unstable();
+    Ok((summary, latencies))
+}
+
+/// Lines `client_id transaction_no time script_no time_epoch time_us [schedule_lag]`; `time`
+/// is `skipped` or `failed` for transactions that did not run.
+fn parse_log(text: &str, into: &mut Latencies) {
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(Ok(time)) = fields.get(2).map(|t| t.parse::<i64>()) else {
+            continue;
+        };
+        let lag = fields
+            .get(6)
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        into.from_schedule.push(time);
+        into.service.push(time - lag);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_summary_of_pgbench_15() {
+        let stdout = "pgbench (15.20 (Debian 15.20-0+deb12u1))\n\
+            transaction type: <builtin: select only>\n\
+            scaling factor: 10\n\
+            number of transactions actually processed: 123456\n\
+            number of failed transactions: 0 (0.000%)\n\
+            latency average = 0.412 ms\n\
+            initial connection time = 12.345 ms\n\
+            tps = 19385.123456 (without initial connection time)\n";
+        let summary = parse_summary(stdout);
+        assert_eq!(summary.transactions, 123456);
+        assert_eq!(summary.failed, 0);
+        assert_eq!(summary.latency_avg_ms, Some(0.412));
+        assert!((summary.tps - 19385.123456).abs() < 1e-6);
+    }
+
+    #[test]
+    fn reads_the_transaction_log() {
+        let mut latencies = Latencies::default();
+        parse_log(
+            "0 1 250 0 1764090000 123456 40\n1 1 skipped 0 1764090000 123999 900\n3 7 180 0 1764090001 5\n",
+            &mut latencies,
+        );
+        assert_eq!(latencies.from_schedule, vec![250, 180]);
+        assert_eq!(latencies.service, vec![210, 180]);
+    }
+}

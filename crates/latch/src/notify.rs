@@ -1,0 +1,72 @@
+//! `[notify]` of the config as the server's notifier needs it: secrets read once at start.
+
+use std::collections::HashMap;
+
+use latch_config::{ChannelKind, Config, SecretRef};
+use latch_notify::{Channel, Route, Severity};
+use latch_server::notify::NotifyConfig;
+
+use crate::exit::Failed;
+
+fn secret(what: &str, reference: &SecretRef) -> anyhow::Result<String> {
+    match reference.resolve() {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Failed(format!("{what}: no secret configured")).into()),
+        Err(err) => Err(Failed(format!("{what}: {err}")).into()),
+    }
+}
+
+/// The notifier's configuration, or `None` without a `[notify]` section.
+pub fn config(config: &Config) -> anyhow::Result<Option<NotifyConfig>> {
+    let Some(notify) = &config.notify else {
+        return Ok(None);
+    };
+    let mut channels = HashMap::new();
+    for channel in &notify.channels {
+        let what = format!("notify channel `{}`", channel.name);
+        let built = match &channel.kind {
+            ChannelKind::Slack { url } => Channel::Slack {
+                webhook_url: secret(&what, url)?,
+            },
+            ChannelKind::Teams { url } => Channel::Teams {
+                webhook_url: secret(&what, url)?,
+            },
+            ChannelKind::Webhook { url, secret: key } => Channel::Webhook {
+                url: url
+                    .resolve()
+                    .map_err(|err| Failed(format!("{what}: {err}")))?,
+                secret: secret(&what, key)?,
+            },
+            ChannelKind::Email { to } => Channel::Email { to: to.clone() },
+        };
+        channels.insert(channel.name.clone(), built);
+    }
+    let routes = notify
+        .routes
+        .iter()
+        .map(|route| Route {
+            events: route.events.clone(),
+            min_severity: route.min_severity.as_deref().and_then(Severity::parse),
+            resources: route.resources.clone(),
+            teams: route.teams.clone(),
+            channel: route.channel.clone(),
+        })
+        .collect();
+    let slack_signing_secret = notify
+        .slack_signing_secret
+        .as_ref()
+        .map(|reference| secret("notify.slack_signing_secret", reference))
+        .transpose()?;
+    Ok(Some(NotifyConfig {
+        channels,
+        routes,
+        base_url: notify.base_url.clone(),
+        expiry_warning: notify.expiry_warning,
+        slack_signing_secret,
+        slack_users: config
+            .slack_ids
+            .iter()
+            .map(|(slack, user)| (slack.clone(), user.clone()))
+            .collect(),
+    }))
+}
