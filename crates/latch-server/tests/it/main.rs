@@ -9,6 +9,7 @@
 
 mod api;
 mod ledger;
+mod slack;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
