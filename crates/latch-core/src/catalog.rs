@@ -186,10 +186,16 @@ impl Catalog {
             .map(|other| other.name.clone())
             .collect();
         requesters.insert(user.to_owned());
+        // Whose audit trail of a resource one reads is policy (`view_audit`) when there is one.
         let resources = self
             .resources
             .values()
-            .filter(|resource| self.leads_team(user, &resource.owner_team))
+            .filter(|resource| {
+                self.policy
+                    .as_ref()
+                    .and_then(|policy| policy.0.view_audit(user, &resource.name))
+                    .unwrap_or_else(|| self.leads_team(user, &resource.owner_team))
+            })
             .map(|resource| resource.name.clone())
             .collect();
         Visibility::Some {

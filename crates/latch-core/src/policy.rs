@@ -54,6 +54,12 @@ pub trait AccessPolicy: Send + Sync {
     fn self_approve(&self, request: &AccessRequest, now: Timestamp) -> Verdict;
     /// The teams of `groups` that none of `approvers` belongs to (sub-teams count).
     fn missing_groups(&self, approvers: &[String], groups: &[String]) -> Vec<String>;
+    /// May `user` read the audit trail (requests, grants, sessions) of `resource`? Without an
+    /// override (`None`): the leads of its owner team, as the built-in rule says.
+    fn view_audit(&self, user: &str, resource: &str) -> Option<bool> {
+        let _ = (user, resource);
+        None
+    }
     /// May `user` open a gateway session under an active grant for `role` on `resource` now
     /// (access windows, say)? Without an override, the grant is enough.
     fn connect(&self, user: &str, resource: &str, role: &str, now: Timestamp) -> Verdict {

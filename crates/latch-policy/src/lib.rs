@@ -143,6 +143,10 @@ impl latch_core::policy::AccessPolicy for PolicyEngine {
         self.missing(approvers, groups)
     }
 
+    fn view_audit(&self, user: &str, resource: &str) -> Option<bool> {
+        Some(self.decide_view_audit(user, resource).allowed)
+    }
+
     fn connect(
         &self,
         user: &str,
