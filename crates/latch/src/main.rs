@@ -8,6 +8,7 @@ mod gateway;
 mod ledger;
 mod notify;
 mod policy;
+mod report;
 mod verify;
 
 use std::path::PathBuf;
@@ -64,6 +65,31 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// One row per access in a period (requester, approvers, times, how it ended, sessions and
+    /// statements, findings), read offline from the store.
+    Report {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        period: report::Period,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: report::ReportFormat,
+        /// Only requests by members of this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only requests for this resource.
+        #[arg(long)]
+        resource: Option<String>,
+    },
+    /// The ledger's events of a period for other systems: JSONL or OCSF, read offline.
+    Export {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        period: report::Period,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: report::ExportFormat,
+    },
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -91,6 +117,18 @@ fn main() -> ExitCode {
                 ledger::run(config.as_deref(), command, &cli.client).await
             }
             Command::Policy { config, command } => policy::run(config.as_deref(), command),
+            Command::Report {
+                config,
+                period,
+                format,
+                team,
+                resource,
+            } => report::report(&config, &period, format, team, resource).await,
+            Command::Export {
+                config,
+                period,
+                format,
+            } => report::export(&config, &period, format).await,
             Command::Client(command) => client::run(&cli.client, command).await,
         }
     });

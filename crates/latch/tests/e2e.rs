@@ -2612,3 +2612,82 @@ channel = "siem"
         .count();
     assert_eq!(created, 1);
 }
+
+/// `latch report` and `latch export` read a period offline: one CSV row per access with its
+/// approver, sessions and statements; the events as JSONL and as OCSF records.
+#[test]
+fn reports_and_exports_cover_an_access_from_request_to_statements() {
+    let server = Server::start();
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    let request = granted(&server, &alice, &bob, "read", "30m");
+    let out = spawn_connect(&server, &alice, &["-c", "select 1"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = server.config.to_str().unwrap();
+    wait_until(
+        "the session is recorded as ended",
+        Duration::from_secs(10),
+        || {
+            let csv = latch(&server.home(), &[], &["report", "--config", config])
+                .success()
+                .stdout;
+            csv.contains("read=1")
+        },
+    );
+    let csv = latch(&server.home(), &[], &["report", "--config", config])
+        .success()
+        .stdout;
+    let mut lines = csv.split("\r\n");
+    let header = lines.next().unwrap();
+    assert!(header.contains("requester"), "{header}");
+    let row = lines
+        .find(|l| l.contains(&request.id))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(row.contains("alice") && row.contains("bob"), "{row}");
+
+    let html = latch(
+        &server.home(),
+        &[],
+        &["report", "--config", config, "--format", "html"],
+    )
+    .success()
+    .stdout;
+    assert!(html.contains("<table") && html.contains(&request.id));
+
+    let ocsf = latch(
+        &server.home(),
+        &[],
+        &["export", "--config", config, "--format", "ocsf"],
+    )
+    .success()
+    .stdout;
+    let records: Vec<serde_json::Value> = ocsf
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .all(|r| r["class_uid"].is_u64() && r["time"].is_i64())
+    );
+    assert!(
+        records.iter().any(|r| r["class_uid"] == 6005),
+        "a statement as Datastore Activity"
+    );
+    let jsonl = latch(&server.home(), &[], &["export", "--config", config])
+        .success()
+        .stdout;
+    assert_eq!(jsonl.lines().count(), records.len());
+    latch(
+        &server.home(),
+        &[],
+        &["report", "--config", config, "--from", "yesterday"],
+    )
+    .fails(2, "not a time");
+}

@@ -1,0 +1,118 @@
+//! RFC 4180 CSV of access rows, safe to open in a spreadsheet.
+
+use latch_core::Timestamp;
+
+use crate::AccessRow;
+
+const HEADER: [&str; 18] = [
+    "request_id",
+    "requester",
+    "resource",
+    "role",
+    "reason",
+    "ticket",
+    "approvers",
+    "requested_at",
+    "decided_at",
+    "granted_at",
+    "ended_at",
+    "duration_granted_secs",
+    "duration_used_secs",
+    "outcome",
+    "break_glass",
+    "sessions",
+    "statements_by_class",
+    "findings",
+];
+
+/// Writes one field: a text a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading apostrophe, then a field holding a comma, a
+/// quote, CR or LF is quoted with its quotes doubled.
+fn push_field(out: &mut String, text: &str) {
+    let guarded;
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        guarded = format!("'{text}");
+        guarded.as_str()
+    } else {
+        text
+    };
+    if text.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+fn opt_time(at: Option<Timestamp>) -> String {
+    at.map(|at| at.to_string()).unwrap_or_default()
+}
+
+fn opt_num(value: Option<u64>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+/// How approvers read in one cell: `bob (looks fine); carol`.
+pub(crate) fn approvers_text(approvers: &[(String, Option<String>)]) -> String {
+    approvers
+        .iter()
+        .map(|(who, comment)| match comment {
+            Some(comment) => format!("{who} ({comment})"),
+            None => who.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Statement counts in one cell: `read=3; write=1`.
+pub(crate) fn statements_text(row: &AccessRow) -> String {
+    row.statements_by_class
+        .iter()
+        .map(|(class, count)| format!("{class}={count}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The rows as CSV: one header row, CRLF line ends, UTF-8, times in RFC 3339 UTC, lists
+/// joined with `; `.
+pub fn to_csv(rows: &[AccessRow]) -> String {
+    let mut out = String::new();
+    for (i, name) in HEADER.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_field(&mut out, name);
+    }
+    out.push_str("\r\n");
+    for row in rows {
+        let fields: [String; 18] = [
+            row.request_id.clone(),
+            row.requester.clone(),
+            row.resource.clone(),
+            row.role.clone(),
+            row.reason.clone(),
+            row.ticket.clone().unwrap_or_default(),
+            approvers_text(&row.approvers),
+            row.requested_at.to_string(),
+            opt_time(row.decided_at),
+            opt_time(row.granted_at),
+            opt_time(row.ended_at),
+            opt_num(row.duration_granted_secs),
+            opt_num(row.duration_used_secs),
+            row.outcome.clone(),
+            row.break_glass.to_string(),
+            row.sessions.to_string(),
+            statements_text(row),
+            row.findings.join("; "),
+        ];
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_field(&mut out, field);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}

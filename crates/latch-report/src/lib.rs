@@ -1,0 +1,17 @@
+//! Access reports: ledger events for a period folded into one row per access request, and the
+//! renderings a reviewer reads (CSV, JSON, a printable HTML page) or a SIEM ingests (OCSF).
+//!
+//! Pure: no IO, no clock. The caller reads the events (in `seq` order) and passes them in.
+
+mod csv;
+mod html;
+mod ocsf;
+mod rows;
+
+pub use csv::to_csv;
+pub use html::to_html;
+pub use ocsf::{OCSF_VERSION, ocsf, ocsf_all};
+pub use rows::{AccessRow, ReportFilter, access_rows, to_json};
+
+#[cfg(test)]
+mod tests;

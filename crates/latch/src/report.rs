@@ -1,0 +1,163 @@
+//! `latch report` and `latch export`: the ledger of a period as one row per access (CSV, JSON,
+//! HTML) or as events (JSONL, OCSF), read offline from the store the config names.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use latch_core::{StoredEvent, Timestamp};
+use latch_store::Store;
+
+use crate::exit::{Failed, Usage};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+    Html,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    /// The ledger's own canonical events, one per line.
+    Jsonl,
+    /// Open Cybersecurity Schema Framework records, one per line.
+    Ocsf,
+}
+
+/// The period and where to write, shared by both commands.
+#[derive(Args, Debug)]
+pub struct Period {
+    /// From this time (RFC 3339, e.g. `2026-07-01T00:00:00Z`) [default: the beginning]
+    #[arg(long)]
+    from: Option<String>,
+    /// Until this time, excluded (RFC 3339) [default: now]
+    #[arg(long)]
+    to: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn time(field: &str, text: Option<&str>, default: Timestamp) -> anyhow::Result<Timestamp> {
+    match text {
+        None => Ok(default),
+        Some(text) => Timestamp::parse(text).map_err(|_| {
+            Usage(format!(
+                "`--{field} {text}` is not a time: expected RFC 3339, e.g. `2026-07-01T00:00:00Z`"
+            ))
+            .into()
+        }),
+    }
+}
+
+/// Every event of the store, in order (a report needs requests created before the period too).
+async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
+    let config = latch_config::load(config).map_err(|err| Failed(err.to_string()))?;
+    let store = crate::admin::open_store(&config).await?;
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.events(after, 5000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.seq;
+        all.extend(page.into_iter().map(|(event, _)| event));
+    }
+    Ok(all)
+}
+
+fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            Ok(stdout.flush()?)
+        }
+    }
+}
+
+pub async fn report(
+    config: &Path,
+    period: &Period,
+    format: ReportFormat,
+    team: Option<String>,
+    resource: Option<String>,
+) -> anyhow::Result<()> {
+    let loaded = latch_config::load(config).map_err(|err| Failed(err.to_string()))?;
+    let now = latch_core::time::Clock::now(&latch_core::time::SystemClock);
+    let from = time("from", period.from.as_deref(), Timestamp::from_millis(0))?;
+    let to = time("to", period.to.as_deref(), now)?;
+    let team = match team {
+        None => None,
+        Some(name) => {
+            if !loaded.catalog.teams.contains_key(&name) {
+                let known: Vec<&str> = loaded.catalog.teams.keys().map(String::as_str).collect();
+                return Err(Failed(format!(
+                    "unknown team `{name}` (teams: {})",
+                    known.join(", ")
+                ))
+                .into());
+            }
+            let members = loaded
+                .catalog
+                .users
+                .values()
+                .filter(|u| u.teams.contains(&name))
+                .map(|u| u.name.clone())
+                .collect();
+            Some((name, members))
+        }
+    };
+    let events = events(config).await?;
+    let rows = latch_report::access_rows(
+        &events,
+        &latch_report::ReportFilter {
+            from,
+            to,
+            team,
+            resource,
+        },
+    );
+    let text = match format {
+        ReportFormat::Csv => latch_report::to_csv(&rows),
+        ReportFormat::Json => serde_json::to_string_pretty(&latch_report::to_json(&rows))? + "\n",
+        ReportFormat::Html => {
+            latch_report::to_html(&rows, &format!("latch access report, {from} to {to}"))
+        }
+    };
+    write_out(period.out.as_deref(), &text)
+}
+
+pub async fn export(config: &Path, period: &Period, format: ExportFormat) -> anyhow::Result<()> {
+    let now = latch_core::time::Clock::now(&latch_core::time::SystemClock);
+    let from = time("from", period.from.as_deref(), Timestamp::from_millis(0))?;
+    let to = time("to", period.to.as_deref(), now)?;
+    let events = events(config).await?;
+    let mut text = String::new();
+    match format {
+        ExportFormat::Jsonl => {
+            for event in events
+                .iter()
+                .filter(|e| e.event.at >= from && e.event.at < to)
+            {
+                text.push_str(&event.canonical_json());
+                text.push('\n');
+            }
+        }
+        ExportFormat::Ocsf => {
+            // Records borrow what they need (a session's user, say) from earlier events.
+            let records = latch_report::ocsf_all(&events);
+            for (event, record) in events.iter().zip(records) {
+                if event.event.at >= from && event.event.at < to {
+                    text.push_str(&serde_json::to_string(&record)?);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    write_out(period.out.as_deref(), &text)
+}
