@@ -438,3 +438,34 @@ pub struct AuditRunView {
     /// Of those, findings that were new (the others were already open or resolved).
     pub opened: u64,
 }
+
+/// A queued notification and how its delivery went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotificationView {
+    /// `NOTICE/CHANNEL`.
+    pub id: String,
+    pub notice_id: String,
+    pub channel: String,
+    /// `pending`, `sent` or `dead` (gave up after the last attempt).
+    pub status: String,
+    pub attempts: u32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub next_attempt: String,
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationList {
+    pub notifications: Vec<NotificationView>,
+}
+
+/// Body of `POST /api/v1/notifications/retry`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RetryBody {
+    /// The notification (`NOTICE/CHANNEL`), as `latch notifications --status dead` lists it.
+    pub id: String,
+}

@@ -359,3 +359,111 @@ pub async fn slack_interactions(
         Err(err) => slack_reply(format!("latch refused: {err}")),
     }
 }
+
+fn notification_view(row: &latch_store::OutboxRow) -> latch_api::NotificationView {
+    latch_api::NotificationView {
+        id: row.id.clone(),
+        notice_id: row.notice_id.clone(),
+        channel: row.channel.clone(),
+        status: row.status.clone(),
+        attempts: row.attempts,
+        created_at: row.created_at.to_string(),
+        next_attempt: row.next_attempt.to_string(),
+        last_error: row.last_error.clone(),
+        sent_at: row.sent_at.map(|t| t.to_string()),
+    }
+}
+
+async fn require_admin(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    action: &str,
+) -> Result<(), crate::error::ApiError> {
+    if state.catalog.get().sees_everything(&caller.user) {
+        return Ok(());
+    }
+    let error = crate::error::ApiError::forbidden(format!(
+        "`{}` may not {action}: it needs the `auditor` or `admin` role",
+        caller.user
+    ));
+    Err(crate::routes::refuse(state, caller, action, "/api/v1/notifications", error).await)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListNotificationsQuery {
+    /// `pending`, `sent` or `dead` (default `dead`: the ones that need attention).
+    status: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Queued, sent or dead-lettered notifications (auditors and admins).
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "audit", params(ListNotificationsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "notifications, newest first", body = latch_api::NotificationList),
+        (status = 400, description = "bad query", body = latch_api::ErrorBody),
+        (status = 401, description = "no valid token", body = latch_api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = latch_api::ErrorBody),
+        (status = 503, description = "database unavailable", body = latch_api::ErrorBody),
+    ))]
+pub(crate) async fn list_notifications(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: crate::auth::Caller,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<ListNotificationsQuery>,
+) -> Result<axum::Json<latch_api::NotificationList>, crate::error::ApiError> {
+    require_admin(&state, &caller, "read notifications").await?;
+    let status = query.status.unwrap_or_else(|| "dead".to_owned());
+    if !["pending", "sent", "dead"].contains(&status.as_str()) {
+        return Err(crate::error::ApiError::BadRequest(format!(
+            "unknown status `{}` (statuses: pending, sent, dead)",
+            status.chars().take(40).collect::<String>()
+        )));
+    }
+    let limit = match query.limit {
+        None => 100,
+        Some(limit) if (1..=1000).contains(&limit) => limit,
+        Some(limit) => {
+            return Err(crate::error::ApiError::BadRequest(format!(
+                "limit `{limit}` is out of range: expected 1 to 1000"
+            )));
+        }
+    };
+    let rows = state.store.notifications(&status, limit).await?;
+    Ok(axum::Json(latch_api::NotificationList {
+        notifications: rows.iter().map(notification_view).collect(),
+    }))
+}
+
+/// Puts a dead-lettered notification back in the queue (auditors and admins).
+#[utoipa::path(post, path = "/api/v1/notifications/retry", tag = "audit", request_body = latch_api::RetryBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "queued again", body = latch_api::RetryBody),
+        (status = 400, description = "malformed body", body = latch_api::ErrorBody),
+        (status = 401, description = "no valid token", body = latch_api::ErrorBody),
+        (status = 403, description = "not an auditor or admin", body = latch_api::ErrorBody),
+        (status = 404, description = "no such dead-lettered notification", body = latch_api::ErrorBody),
+        (status = 503, description = "database unavailable", body = latch_api::ErrorBody),
+    ))]
+pub(crate) async fn retry_notification(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: crate::auth::Caller,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<latch_api::RetryBody>,
+) -> Result<axum::Json<latch_api::RetryBody>, crate::error::ApiError> {
+    require_admin(&state, &caller, "retry notifications").await?;
+    if state
+        .store
+        .retry_notification(&body.id, state.clock.now())
+        .await?
+    {
+        Ok(axum::Json(body))
+    } else {
+        Err(crate::error::ApiError::not_found(format!(
+            "no dead-lettered notification `{}`",
+            body.id.chars().take(120).collect::<String>()
+        )))
+    }
+}

@@ -54,6 +54,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::audit::ack_finding))
         .routes(routes!(crate::audit::resolve_finding))
         .routes(routes!(crate::audit::audit_run))
+        .routes(routes!(crate::notify::list_notifications))
+        .routes(routes!(crate::notify::retry_notification))
 }
 
 /// Re-reads the organisation and the policy files (admins). A policy set that does not load is

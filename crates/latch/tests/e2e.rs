@@ -2473,14 +2473,18 @@ impl Receiver {
                 }
                 let body =
                     String::from_utf8_lossy(&data[body_start.min(data.len())..]).into_owned();
+                let reject = path.starts_with("/reject");
                 sink.lock().unwrap().push(Received {
                     path,
                     headers,
                     body,
                 });
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
+                let answer: &[u8] = if reject {
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 15\r\nconnection: close\r\n\r\ninvalid_payload"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                };
+                let _ = stream.write_all(answer);
             }
         });
         Self { address, received }
@@ -2505,6 +2509,7 @@ fn findings_and_requests_reach_slack_and_a_signed_webhook() {
     let receiver = Receiver::start();
     let slack_url = format!("http://{}/slack", receiver.address);
     let hook_url = format!("http://{}/hook", receiver.address);
+    let reject_url = format!("http://{}/reject", receiver.address);
     let server = Server::start_configured(None, |dir| {
         std::fs::write(dir.join("slack.url"), &slack_url).unwrap();
         std::fs::write(dir.join("hook.secret"), "s3cret").unwrap();
@@ -2531,8 +2536,19 @@ channel = "security"
 [[notify.routes]]
 events = ["request.*"]
 channel = "siem"
+
+[[notify.channels]]
+name = "broken"
+kind = "webhook"
+url = "{reject_url}"
+secret_file = "{}"
+
+[[notify.routes]]
+events = ["request.created"]
+channel = "broken"
 "#,
             dir.join("slack.url").display(),
+            dir.join("hook.secret").display(),
             dir.join("hook.secret").display(),
         )
     });
@@ -2611,6 +2627,53 @@ channel = "siem"
         .filter(|r| r.body.contains("\"request.created\""))
         .count();
     assert_eq!(created, 1);
+
+    // A receiver that refuses the message for good: dead-lettered, listed, and retried on demand.
+    let dave = server.token("dave");
+    let dead_listed = || {
+        server
+            .run_as(&dave, &["notifications"])
+            .success()
+            .stdout
+            .contains("/broken")
+    };
+    if !(0..75).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        dead_listed()
+    }) {
+        for status in ["pending", "sent", "dead"] {
+            let run = server.run_as(&dave, &["notifications", "--status", status]);
+            eprintln!("{status}: {run:#?}");
+        }
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(server.dir.path().join("serve.log")).unwrap_or_default()
+        );
+        panic!("not dead-lettered");
+    }
+    let dead: Vec<latch_api::NotificationView> = server
+        .run_as(&dave, &["notifications", "--output", "json"])
+        .success()
+        .json();
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("400")
+    );
+    server
+        .run_as(&dave, &["notifications", "retry", &dead[0].id])
+        .success();
+    wait_until(
+        "the retried message is attempted again",
+        Duration::from_secs(15),
+        || receiver.on("/reject").len() >= 2,
+    );
+    server
+        .run_as(&alice, &["notifications"])
+        .fails(1, "auditor");
 }
 
 /// `latch report` and `latch export` read a period offline: one CSV row per access with its

@@ -509,6 +509,8 @@ async fn openapi_health_readiness_and_metrics() {
             "/api/v1/ledger/consistency",
             "/api/v1/ledger/inclusion",
             "/api/v1/ledger/public-key",
+            "/api/v1/notifications",
+            "/api/v1/notifications/retry",
             "/api/v1/requests",
             "/api/v1/requests/{id}",
             "/api/v1/requests/{id}/approve",

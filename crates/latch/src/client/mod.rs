@@ -71,6 +71,15 @@ pub enum FindingsCommand {
 }
 
 #[derive(Subcommand)]
+pub enum NotificationsCommand {
+    /// Put a dead-lettered notification back in the queue.
+    Retry {
+        /// The notification id (`NOTICE/CHANNEL`).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum AuditCommand {
     /// Run the checkpoints over the ledger's history.
     Run {
@@ -231,6 +240,15 @@ pub enum ClientCommand {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Notifications latch queued for Slack, Teams, webhooks and email (auditors and admins):
+    /// by default the dead-lettered ones, which need attention.
+    Notifications {
+        #[command(subcommand)]
+        command: Option<NotificationsCommand>,
+        /// `pending`, `sent` or `dead`.
+        #[arg(long, default_value = "dead")]
+        status: String,
     },
     /// Make the server re-read its organisation and policy files (admins); the same as sending
     /// it SIGHUP. A policy set that does not load is refused and the one in force stays.
@@ -455,6 +473,22 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
                 )
             })
         }
+        ClientCommand::Notifications { command, status } => match command {
+            Some(NotificationsCommand::Retry { id }) => {
+                let _: latch_api::RetryBody = api
+                    .post(
+                        "notifications/retry",
+                        &latch_api::RetryBody { id: id.clone() },
+                    )
+                    .await?;
+                Ok(print_out(&format!("notification {id} queued again"))?)
+            }
+            None => {
+                let list: latch_api::NotificationList =
+                    api.get("notifications", &[("status", status)]).await?;
+                emit(output, list.notifications.as_slice(), render::notifications)
+            }
+        },
         ClientCommand::Reload => {
             let outcome: latch_api::ReloadView = api.post_empty("admin/reload").await?;
             emit(output, &outcome, render::reloaded)

@@ -225,6 +225,26 @@ pub fn finding_changed(f: &latch_api::FindingView) -> String {
     )
 }
 
+pub fn notifications(list: &[latch_api::NotificationView]) -> String {
+    if list.is_empty() {
+        return "no notifications".to_owned();
+    }
+    table(
+        &["ID", "STATUS", "ATTEMPTS", "CREATED", "LAST ERROR"],
+        list.iter().map(|n| {
+            vec![
+                cell(&n.id),
+                cell(&n.status),
+                n.attempts.to_string(),
+                short_time(&n.created_at),
+                n.last_error
+                    .as_deref()
+                    .map_or("-".to_owned(), |e| truncate(&cell(e), 60)),
+            ]
+        }),
+    )
+}
+
 pub fn whoami(me: &WhoAmI) -> String {
     let list = |items: &[String]| {
         if items.is_empty() {
