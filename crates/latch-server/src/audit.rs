@@ -158,14 +158,7 @@ fn view(row: &FindingRow) -> FindingView {
 
 /// Findings are for auditors and admins.
 async fn require_auditor(state: &AppState, caller: &Caller, action: &str) -> Result<(), ApiError> {
-    if state.catalog.get().sees_everything(&caller.user) {
-        return Ok(());
-    }
-    let error = ApiError::forbidden(format!(
-        "`{}` may not {action}: it needs the `auditor` or `admin` role",
-        caller.user
-    ));
-    Err(crate::routes::refuse(state, caller, action, "/api/v1/findings", error).await)
+    crate::routes::require_auditor(state, caller, action, action, "/api/v1/findings").await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -207,15 +200,7 @@ pub(crate) async fn list_findings(
             latch_store::SEVERITIES.join(", ")
         )));
     }
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=1000).contains(&limit) => limit,
-        Some(limit) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit `{limit}` is out of range: expected 1 to 1000"
-            )));
-        }
-    };
+    let limit = crate::routes::check_limit(query.limit)?;
     let rows = state
         .store
         .findings(&FindingFilter {

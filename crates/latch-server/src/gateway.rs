@@ -265,27 +265,38 @@ impl LatchAuthority {
         resource: &str,
         now: Timestamp,
     ) -> Result<Option<String>, Refusal> {
-        let requests = self
-            .store
-            .requests(&latch_store::RequestFilter {
-                states: vec![RequestState::Granted],
-                requester: Some(user.to_owned()),
-                with_grant: true,
-                limit: 1000,
-                ..Default::default()
-            })
+        let granted = active_grants(&*self.store, user, resource, now)
             .await
             .map_err(Self::unavailable)?;
-        Ok(requests
-            .iter()
-            .filter(|r| r.resource == resource)
-            .find_map(|r| {
-                r.grant
-                    .as_ref()
-                    .filter(|g| g.state == GrantState::Active && g.expires_at > now)
-                    .map(|_| grant_id_for(&r.id))
-            }))
+        Ok(granted.first().map(|r| grant_id_for(&r.id)))
     }
+}
+
+/// `user`'s requests whose grant on `resource` is active at `now`.
+pub(crate) async fn active_grants(
+    store: &dyn Store,
+    user: &str,
+    resource: &str,
+    now: Timestamp,
+) -> Result<Vec<latch_core::AccessRequest>, latch_store::StoreError> {
+    let requests = store
+        .requests(&latch_store::RequestFilter {
+            states: vec![RequestState::Granted],
+            requester: Some(user.to_owned()),
+            with_grant: true,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    Ok(requests
+        .into_iter()
+        .filter(|r| r.resource == resource)
+        .filter(|r| {
+            r.grant
+                .as_ref()
+                .is_some_and(|g| g.state == GrantState::Active && g.expires_at > now)
+        })
+        .collect())
 }
 
 #[async_trait::async_trait]

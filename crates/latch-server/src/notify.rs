@@ -379,14 +379,7 @@ async fn require_admin(
     caller: &crate::auth::Caller,
     action: &str,
 ) -> Result<(), crate::error::ApiError> {
-    if state.catalog.get().sees_everything(&caller.user) {
-        return Ok(());
-    }
-    let error = crate::error::ApiError::forbidden(format!(
-        "`{}` may not {action}: it needs the `auditor` or `admin` role",
-        caller.user
-    ));
-    Err(crate::routes::refuse(state, caller, action, "/api/v1/notifications", error).await)
+    crate::routes::require_auditor(state, caller, action, action, "/api/v1/notifications").await
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -422,15 +415,7 @@ pub(crate) async fn list_notifications(
             status.chars().take(40).collect::<String>()
         )));
     }
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=1000).contains(&limit) => limit,
-        Some(limit) => {
-            return Err(crate::error::ApiError::BadRequest(format!(
-                "limit `{limit}` is out of range: expected 1 to 1000"
-            )));
-        }
-    };
+    let limit = crate::routes::check_limit(query.limit)?;
     let rows = state.store.notifications(&status, limit).await?;
     Ok(axum::Json(latch_api::NotificationList {
         notifications: rows.iter().map(notification_view).collect(),

@@ -100,7 +100,7 @@ fn check_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, ApiErr
     }
 }
 
-fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+pub(crate) fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(100),
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
@@ -636,14 +636,26 @@ fn checkpoint_view(checkpoint: &StoredCheckpoint) -> CheckpointView {
 
 /// Auditors and admins read the ledger; every other attempt is refused and recorded.
 async fn require_audit(state: &AppState, caller: &Caller, action: &str) -> Result<(), ApiError> {
+    require_auditor(state, caller, action, "read the ledger", "/api/v1/ledger").await
+}
+
+/// Auditors and admins only: anyone else is refused, and the refusal recorded, as `what` on
+/// `subject`.
+pub(crate) async fn require_auditor(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    what: &str,
+    subject: &str,
+) -> Result<(), ApiError> {
     if state.catalog.get().sees_everything(&caller.user) {
         return Ok(());
     }
     let error = ApiError::forbidden(format!(
-        "`{}` may not read the ledger: it needs the `auditor` or `admin` role",
+        "`{}` may not {what}: it needs the `auditor` or `admin` role",
         caller.user
     ));
-    Err(refuse(state, caller, action, "/api/v1/ledger", error).await)
+    Err(refuse(state, caller, action, subject, error).await)
 }
 
 fn ledger_error(err: crate::ledger::LedgerError) -> ApiError {

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use latch_api::{
     ConnectBody, ConnectView, ErrorBody, SessionDetail, SessionList, SessionView, StatementView,
 };
-use latch_core::{EventKind, GrantState, RequestState, Timestamp};
+use latch_core::{EventKind, Timestamp};
 use latch_store::{CredentialRecord, SessionFilter, SessionRow};
 use rand::RngCore;
 use serde::Deserialize;
@@ -43,26 +43,12 @@ pub(crate) async fn connect(
         ));
     };
     let now = state.clock.now();
-    let granted = state
-        .store
-        .requests(&latch_store::RequestFilter {
-            states: vec![RequestState::Granted],
-            requester: Some(caller.user.clone()),
-            with_grant: true,
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?;
+    let granted =
+        crate::gateway::active_grants(&*state.store, &caller.user, &body.resource, now).await?;
     let mut candidates: Vec<_> = granted
         .iter()
-        .filter(|r| r.resource == body.resource)
         .filter(|r| body.role.as_ref().is_none_or(|role| &r.role == role))
-        .filter_map(|r| {
-            r.grant
-                .as_ref()
-                .filter(|g| g.state == GrantState::Active && g.expires_at > now)
-                .map(|g| (r, g))
-        })
+        .filter_map(|r| r.grant.as_ref().map(|g| (r, g)))
         .collect();
     let roles: std::collections::BTreeSet<&str> =
         candidates.iter().map(|(r, _)| r.role.as_str()).collect();
@@ -166,15 +152,7 @@ pub(crate) async fn list_sessions(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListSessionsQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let limit = match query.limit {
-        None => 100,
-        Some(limit) if (1..=1000).contains(&limit) => limit,
-        Some(limit) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit `{limit}` is out of range: expected 1 to 1000"
-            )));
-        }
-    };
+    let limit = crate::routes::check_limit(query.limit)?;
     let rows = state
         .store
         .sessions(&SessionFilter {

@@ -551,6 +551,35 @@ impl Params {
         let placeholders: Vec<String> = values.into_iter().map(|v| self.push(v.clone())).collect();
         placeholders.join(", ")
     }
+
+    /// ` AND (...)` limiting rows to what `visibility` allows: those by one of its requesters
+    /// (in `person_column`) or on one of its resources; nothing when it allows neither.
+    fn visibility(
+        &mut self,
+        visibility: &Visibility,
+        person_column: &str,
+        resource_column: &str,
+    ) -> String {
+        let Visibility::Some {
+            requesters,
+            resources,
+        } = visibility
+        else {
+            return String::new();
+        };
+        let mut any = Vec::new();
+        if !requesters.is_empty() {
+            any.push(format!("{person_column} IN ({})", self.list(requesters)));
+        }
+        if !resources.is_empty() {
+            any.push(format!("{resource_column} IN ({})", self.list(resources)));
+        }
+        if any.is_empty() {
+            " AND 1 = 0".to_owned()
+        } else {
+            format!(" AND ({})", any.join(" OR "))
+        }
+    }
 }
 
 async fn load_requests(
@@ -579,24 +608,7 @@ async fn load_requests(
     if filter.with_grant {
         sql.push_str(" AND g.id IS NOT NULL");
     }
-    if let Visibility::Some {
-        requesters,
-        resources,
-    } = &filter.visibility
-    {
-        let mut any = Vec::new();
-        if !requesters.is_empty() {
-            any.push(format!("r.requester IN ({})", params.list(requesters)));
-        }
-        if !resources.is_empty() {
-            any.push(format!("r.resource IN ({})", params.list(resources)));
-        }
-        if any.is_empty() {
-            sql.push_str(" AND 1 = 0");
-        } else {
-            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
-        }
-    }
+    sql.push_str(&params.visibility(&filter.visibility, "r.requester", "r.resource"));
     sql.push_str(" ORDER BY r.created_at_ms DESC, r.id DESC");
     if let Some(limit) = limit {
         sql.push_str(&format!(" LIMIT {limit}"));
@@ -738,24 +750,7 @@ impl Store for SqlStore {
         if let Some(grant) = &filter.grant_id {
             sql.push_str(&format!(" AND grant_id = {}", params.push(grant.clone())));
         }
-        if let Visibility::Some {
-            requesters,
-            resources,
-        } = &filter.visibility
-        {
-            let mut any = Vec::new();
-            if !requesters.is_empty() {
-                any.push(format!("user_name IN ({})", params.list(requesters)));
-            }
-            if !resources.is_empty() {
-                any.push(format!("resource IN ({})", params.list(resources)));
-            }
-            if any.is_empty() {
-                sql.push_str(" AND 1 = 0");
-            } else {
-                sql.push_str(&format!(" AND ({})", any.join(" OR ")));
-            }
-        }
+        sql.push_str(&params.visibility(&filter.visibility, "user_name", "resource"));
         sql.push_str(&format!(
             " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
             filter.limit
