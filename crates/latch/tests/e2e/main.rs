@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use latch_api::{EventView, GrantView, RequestView, WhoAmI};
 
 const LATCH: &str = env!("CARGO_BIN_EXE_latch");
-const QUICKSTART: &str = include_str!("../../../examples/quickstart/latch.toml");
+const QUICKSTART: &str = include_str!("../../../../examples/quickstart/latch.toml");
 
 /// What one `latch` run did.
 #[derive(Debug)]
@@ -1869,7 +1869,7 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
     let policy = server.dir.path().join("policies.cedar");
     std::fs::write(
         &policy,
-        include_str!("../../../examples/quickstart/policies/default.cedar"),
+        include_str!("../../../../examples/quickstart/policies/default.cedar"),
     )
     .unwrap();
     let text = std::fs::read_to_string(&server.config).unwrap();
@@ -1956,7 +1956,7 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
         &policy,
         format!(
             "{}\n@id(\"no-sessions-now\")\n@reason(\"sessions are closed for maintenance\")\nforbid (principal, action == Latch::Action::\"connect\", resource);\n",
-            include_str!("../../../examples/quickstart/policies/default.cedar")
+            include_str!("../../../../examples/quickstart/policies/default.cedar")
         ),
     )
     .unwrap();
@@ -1982,7 +1982,7 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
     );
     std::fs::write(
         &policy,
-        include_str!("../../../examples/quickstart/policies/default.cedar"),
+        include_str!("../../../../examples/quickstart/policies/default.cedar"),
     )
     .unwrap();
     let back = server.run_as(&erin, &["reload"]).success();
