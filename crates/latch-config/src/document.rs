@@ -15,8 +15,8 @@ use crate::raw::{
 };
 
 /// The top-level tables a config may have.
-const SECTIONS: &str =
-    "`server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `teams`, `users`, `resources`";
+const SECTIONS: &str = "`server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `export`, \
+     `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -60,6 +60,8 @@ pub(crate) struct RawConfig {
     /// Defaults when `[policy]` is absent.
     pub policy: RawPolicy,
     pub audit: RawAudit,
+    /// `None` when `[export]` is absent (no live sink).
+    pub export: Option<crate::raw::RawExport>,
     /// `None` when `[gateway]` is absent (the gateway is off) or could not be decoded.
     pub gateway: Option<RawGateway>,
     /// `None` when `[notify]` is absent (nothing is sent).
@@ -112,6 +114,7 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
                     .unwrap_or_default();
             }
             "notify" => raw.notify = Some(decoder.notify(item, span)),
+            "export" => raw.export = decoder.decode(item.clone(), "export", span),
             "teams" => raw.teams = decoder.section(item, "teams", span),
             "users" => {
                 raw.users_span = span.clone();

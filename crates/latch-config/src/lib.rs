@@ -46,6 +46,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     /// `[policy]`; empty when absent (the built-in approval rule applies).
     pub policy: PolicySettings,
+    /// `[export.nats]`: the live sink, when configured.
+    pub nats_export: Option<NatsExport>,
     /// `[audit]`: the audit checkpoints (docs/CHECKPOINTS.md).
     pub audit: AuditSettings,
     /// The organisation and resources, as the lifecycle and policy see them.
@@ -97,11 +99,35 @@ pub struct LedgerSettings {
     pub checkpoint_interval: Duration,
 }
 
+/// `[export.nats]`: a live copy of the ledger for a SIEM, published to NATS JetStream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsExport {
+    /// The server, `nats://host:port` (or `tls://host:port`).
+    pub server: String,
+    /// The subject every event is published on.
+    pub subject: String,
+    /// The JetStream stream latch publishes into; latch creates it (bound to `subject`) when
+    /// missing, and it must hold nothing but latch's events: latch resumes after its last one.
+    pub stream: String,
+    pub format: ExportFormat,
+}
+
+/// What a sink publishes for each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The ledger's own canonical JSON (the Merkle leaf): verifiable against the ledger.
+    Ledger,
+    /// An OCSF record (the class that fits the event).
+    Ocsf,
+}
+
 /// `[audit]`: whether the audit checkpoints run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditSettings {
     /// `enabled` (default `true`): the checkpoints follow the ledger and open findings.
     pub enabled: bool,
+    /// The checkpoints' thresholds: the documented defaults with the file's overrides.
+    pub thresholds: latch_audit::AuditSettings,
 }
 
 /// `[policy]`: the Cedar policy files and the on-call list they may consult.
@@ -247,6 +273,9 @@ pub struct ResourceLabels {
     /// When set, a request for this resource must give a ticket reference, and the whole of it
     /// must match; `None` accepts any ticket, or none.
     pub ticket_pattern: Option<TicketPattern>,
+    /// `scope`: the objects sessions are expected to touch (`usage.scope`), as `schema.name`
+    /// patterns; empty: no scope check.
+    pub scope: Vec<String>,
 }
 
 /// The values `sensitivity` may take, from least to most sensitive.

@@ -42,6 +42,43 @@ pub(crate) struct RawPolicy {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(crate) struct RawAudit {
     pub enabled: Option<bool>,
+    /// Checkpoint ids that never report.
+    #[serde(default)]
+    pub disabled: Vec<Spanned<String>>,
+    /// Checkpoint id → severity, replacing the default severity.
+    #[serde(default)]
+    pub severity: std::collections::BTreeMap<String, Spanned<String>>,
+    pub boilerplate_reasons: Option<Vec<Spanned<String>>>,
+    pub min_reason_chars: Option<Spanned<i64>>,
+    pub repeated_reasons: Option<Spanned<i64>>,
+    pub rubber_stamp_within: Option<Spanned<String>>,
+    pub approver_min_decisions: Option<Spanned<i64>>,
+    pub approver_approval_percent: Option<Spanned<i64>>,
+    pub approver_window: Option<Spanned<String>>,
+    pub read_roles: Option<Vec<Spanned<String>>>,
+    pub bulk_read_rows: Option<Spanned<i64>>,
+    pub bulk_session_rows: Option<Spanned<i64>>,
+    pub revocation_tolerance: Option<Spanned<String>>,
+    pub revocation_high_after: Option<Spanned<String>>,
+    pub idle_tail_percent: Option<Spanned<i64>>,
+    pub idle_tail_min: Option<Spanned<String>>,
+    pub excessive_factor: Option<Spanned<i64>>,
+    pub excessive_min_sample: Option<Spanned<i64>>,
+    pub burst_requests: Option<Spanned<i64>>,
+    pub burst_window: Option<Spanned<String>>,
+    pub standing_requests: Option<Spanned<i64>>,
+    pub standing_window: Option<Spanned<String>>,
+    pub business_hours: Option<RawBusinessHours>,
+}
+
+/// `[audit.business_hours]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawBusinessHours {
+    pub days: Option<Vec<Spanned<String>>>,
+    pub start: Option<Spanned<String>>,
+    pub end: Option<Spanned<String>>,
+    pub utc_offset: Option<Spanned<String>>,
 }
 
 /// `[teams.NAME]`
@@ -78,6 +115,8 @@ pub(crate) struct RawResource {
     pub sensitivity: Option<Spanned<String>>,
     pub environment: Option<Spanned<String>>,
     pub ticket_pattern: Option<Spanned<String>>,
+    /// The objects sessions are expected to touch (`usage.scope`), e.g. `public.accounts`.
+    pub scope: Option<Vec<Spanned<String>>>,
     pub recording: Option<Spanned<String>>,
     /// Each role is decoded on its own (see `document`), so that one bad role does not hide the
     /// problems of the others; it is named here so that `roles` is an allowed key.
@@ -182,4 +221,21 @@ pub(crate) struct RawRoute {
     pub resources: Option<Spanned<Vec<Spanned<String>>>>,
     pub teams: Option<Spanned<Vec<Spanned<String>>>>,
     pub channel: Spanned<String>,
+}
+
+/// `[export]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawExport {
+    pub nats: Option<RawNats>,
+}
+
+/// `[export.nats]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawNats {
+    pub server: Spanned<String>,
+    pub subject: Spanned<String>,
+    pub stream: Spanned<String>,
+    pub format: Option<Spanned<String>>,
 }

@@ -76,6 +76,7 @@ fn default_labels() -> ResourceLabels {
         sensitivity: "normal".to_owned(),
         environment: "production".to_owned(),
         ticket_pattern: None,
+        scope: Vec::new(),
     }
 }
 
@@ -157,7 +158,11 @@ username = "root"
             signing_key_file: PathBuf::from("/etc/latch/state/ledger.key"),
             checkpoint_interval: crate::DEFAULT_CHECKPOINT_INTERVAL,
         },
-        audit: crate::AuditSettings { enabled: true },
+        audit: crate::AuditSettings {
+            enabled: true,
+            thresholds: latch_audit::AuditSettings::default(),
+        },
+        nats_export: None,
         policy: crate::PolicySettings::default(),
         catalog: Catalog {
             users: BTreeMap::from([
@@ -277,6 +282,7 @@ username = "root"
                     sensitivity: "high".to_owned(),
                     environment: "staging".to_owned(),
                     ticket_pattern: Some(TicketPattern::new(r"[A-Z]+-\d+").unwrap()),
+                    scope: Vec::new(),
                 },
             ),
         ]),
@@ -470,7 +476,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `export`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -1527,5 +1533,144 @@ slack_id = "u012ab3cd"
             /etc/latch/latch.toml:12:12: users.bob.slack_id: Slack user id `U012AB3CD` is already the one of user `alice` (expected each Slack user to be one latch user)
             /etc/latch/latch.toml:15:12: users.carol.slack_id: invalid Slack user id `@carol` (expected `U` or `W` followed by uppercase letters and digits, e.g. `U012AB3CD`: the member id Slack shows in the user's profile)
             /etc/latch/latch.toml:18:12: users.dave.slack_id: invalid Slack user id `u012ab3cd` (expected `U` or `W` followed by uppercase letters and digits, e.g. `U012AB3CD`: the member id Slack shows in the user's profile)"#]],
+    );
+}
+
+#[test]
+fn audit_thresholds_override_the_documented_defaults() {
+    let text = format!(
+        "{BASE}{}",
+        r#"
+[audit]
+disabled = ["usage.first_time"]
+severity = { "approval.self" = "critical" }
+min_reason_chars = 20
+rubber_stamp_within = "2m"
+bulk_read_rows = 500
+revocation_tolerance = "5s"
+[audit.business_hours]
+days = ["mon", "tue", "wed", "thu"]
+start = "07:30"
+end = "18:00"
+utc_offset = "+01:00"
+[resources.db]
+kind = "postgres"
+owner_team = "eng"
+scope = ["public.accounts", "reporting.*"]
+upstream = { address = "db:5432", database = "db" }
+roles.read = { max_duration = "1h", username = "reader", password_env = "READ_PW" }
+"#
+    );
+    let config = parse(&text).unwrap();
+    let audit = &config.audit.thresholds;
+    let defaults = latch_audit::AuditSettings::default();
+    assert!(
+        audit
+            .disabled
+            .contains(&latch_audit::Checkpoint::UsageFirstTime)
+    );
+    assert_eq!(
+        audit.severities.get(&latch_audit::Checkpoint::ApprovalSelf),
+        Some(&latch_audit::Severity::Critical)
+    );
+    assert_eq!(audit.min_reason_chars, 20);
+    assert_eq!(audit.rubber_stamp_within, Duration::from_secs(120));
+    assert_eq!(audit.bulk_read_rows, 500);
+    assert_eq!(audit.revocation_tolerance, Duration::from_secs(5));
+    assert_eq!(
+        audit.business_hours,
+        Some(latch_audit::BusinessHours {
+            weekdays: vec![1, 2, 3, 4],
+            start_minute: 450,
+            end_minute: 1080,
+            utc_offset_minutes: 60,
+        })
+    );
+    // What the file leaves out keeps its default.
+    assert_eq!(audit.burst_requests, defaults.burst_requests);
+    assert_eq!(audit.boilerplate_reasons, defaults.boilerplate_reasons);
+    assert_eq!(
+        config.resource_labels["db"].scope,
+        vec!["public.accounts".to_owned(), "reporting.*".to_owned()]
+    );
+}
+
+#[test]
+fn bad_audit_thresholds_are_named_with_their_place() {
+    check_err(
+        r#"
+[audit]
+disabled = ["usage.offhours"]
+severity = { "approval.self" = "urgent" }
+approver_approval_percent = 150
+burst_window = "soon"
+[audit.business_hours]
+days = ["monday"]
+start = "9am"
+end = "06:00"
+utc_offset = "CET"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:9:13: audit.disabled: unknown checkpoint `usage.offhours` (expected one of justification.missing, justification.weak, approval.self, approval.unauthorized, approval.rubber_stamp, approval.break_glass, usage.scope, usage.outside_window, usage.off_hours, usage.first_time, usage.bulk_read, revocation.late, grant.unused, grant.idle_tail, grant.excessive, requests.burst, requests.standing_candidate; see docs/CHECKPOINTS.md)
+            /etc/latch/latch.toml:10:32: audit.severity."approval.self": unknown severity `urgent` (expected `info`, `low`, `medium`, `high` or `critical`)
+            /etc/latch/latch.toml:11:29: audit.approver_approval_percent: `150` is out of range (expected a whole number from `0` to `100`)
+            /etc/latch/latch.toml:12:16: audit.burst_window: invalid duration `soon`: a unit without a number (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
+            /etc/latch/latch.toml:14:9: audit.business_hours.days: unknown day `monday` (expected `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`)
+            /etc/latch/latch.toml:15:9: audit.business_hours.start: invalid time of day `9am` (expected `HH:MM` from `00:00` to `24:00`, e.g. `08:30`)
+            /etc/latch/latch.toml:16:7: audit.business_hours.end: the working day must end after it starts (expected `end` later than `start`)
+            /etc/latch/latch.toml:17:14: audit.business_hours.utc_offset: invalid UTC offset `CET` (expected `+HH:MM` or `-HH:MM` within 14 hours, e.g. `+01:00`)"#]],
+    );
+}
+
+#[test]
+fn a_scope_pattern_must_be_schema_dot_name() {
+    check_err(
+        r#"
+[resources.db]
+kind = "postgres"
+owner_team = "eng"
+scope = ["accounts", "public.*"]
+upstream = { address = "db:5432", database = "db" }
+roles.read = { max_duration = "1h", username = "reader", password_env = "READ_PW" }
+"#,
+        expect!["/etc/latch/latch.toml:11:10: resources.db.scope: invalid scope pattern `accounts` (expected `schema.name`, where `*` matches any run of characters within one part, e.g. `public.accounts` or `public.*`)"],
+    );
+}
+
+#[test]
+fn the_nats_export_is_read_and_checked() {
+    let text = format!(
+        "{BASE}{}",
+        r#"
+[export.nats]
+server = "nats://127.0.0.1:4222"
+subject = "siem.latch"
+stream = "LATCH"
+format = "ocsf"
+"#
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.nats_export,
+        Some(crate::NatsExport {
+            server: "nats://127.0.0.1:4222".to_owned(),
+            subject: "siem.latch".to_owned(),
+            stream: "LATCH".to_owned(),
+            format: crate::ExportFormat::Ocsf,
+        })
+    );
+    check_err(
+        r#"
+[export.nats]
+server = "127.0.0.1:4222"
+subject = "siem.*"
+stream = "latch.events"
+format = "xml"
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:9:10: export.nats.server: invalid NATS server `127.0.0.1:4222` (expected `nats://host:port` or `tls://host:port`, e.g. `nats://127.0.0.1:4222`)
+            /etc/latch/latch.toml:10:11: export.nats.subject: invalid subject `siem.*` (expected dot-separated tokens of letters, digits, `-` and `_`, without wildcards, e.g. `latch.events`)
+            /etc/latch/latch.toml:11:10: export.nats.stream: invalid stream name `latch.events` (expected letters, digits, `-` and `_`, at most 64 characters, e.g. `LATCH`)
+            /etc/latch/latch.toml:12:10: export.nats.format: unknown format `xml` (expected `ledger` or `ocsf`)"#]],
     );
 }

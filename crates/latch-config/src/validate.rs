@@ -2,6 +2,8 @@
 //! addresses, secrets — all reported at once, and the typed [`Config`] built from what passed.
 //! `[notify]` is checked in [`notify`].
 
+mod audit;
+mod export;
 mod notify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,6 +92,12 @@ pub(crate) fn check(
     let users = checker.users(&raw.users, &names, raw.users_span);
     let slack_ids = checker.slack_ids(&raw.users);
     let checked = checker.resources(&raw.resources, &names);
+    let audit = checker.audit(&raw.audit);
+    let nats_export = raw
+        .export
+        .as_ref()
+        .and_then(|export| export.nats.as_ref())
+        .and_then(|nats| checker.nats_export(nats));
     let notify = raw
         .notify
         .as_ref()
@@ -101,7 +109,9 @@ pub(crate) fn check(
         policy,
         audit: crate::AuditSettings {
             enabled: raw.audit.enabled.unwrap_or(true),
+            thresholds: audit,
         },
+        nats_export,
         catalog: Catalog {
             users,
             teams,
@@ -939,6 +949,7 @@ impl Checker<'_, '_> {
             sensitivity,
             environment,
             ticket_pattern,
+            scope: self.scope(&raw.scope, path),
         }
     }
 

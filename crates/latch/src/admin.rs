@@ -190,7 +190,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         }));
     }
     let audit = latch_server::audit::AuditConfig {
-        settings: latch_audit::AuditSettings::default(),
+        settings: config.audit.thresholds.clone(),
         rules: config
             .resource_labels
             .iter()
@@ -199,7 +199,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
                     name.clone(),
                     latch_audit::ResourceRules {
                         ticket_pattern: labels.ticket_pattern.clone(),
-                        scope: Vec::new(),
+                        scope: labels.scope.clone(),
                     },
                 )
             })
