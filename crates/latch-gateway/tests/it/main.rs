@@ -14,3 +14,4 @@ mod enforce;
 mod lifecycle;
 mod relay;
 mod robustness;
+mod upstream_auth;
