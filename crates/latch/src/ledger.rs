@@ -379,6 +379,7 @@ async fn verify_store(
     // The ledger comes first: a projection drift is reported only when the events themselves
     // verify, so the message names the deeper problem.
     let mut replay = Replay::default();
+    let mut sessions = crate::verify::SessionReplay::default();
     let mut first_drift: Option<crate::verify::Failure> = None;
     let mut after = 0;
     loop {
@@ -397,6 +398,7 @@ async fn verify_store(
             let decoded = verifier
                 .push(event.seq, &event.body, Some(&stored))
                 .map_err(failed)?;
+            sessions.push(&decoded);
             if first_drift.is_none()
                 && let Err(failure) = replay.push(index, &decoded)
             {
@@ -431,6 +433,15 @@ async fn verify_store(
             problem: "projected but no event created it".into(),
         });
     }
+    if first_drift.is_none() {
+        let projected = store
+            .sessions(&latch_store::SessionFilter {
+                limit: u32::MAX,
+                ..latch_store::SessionFilter::default()
+            })
+            .await?;
+        first_drift = sessions.compare(projected).err();
+    }
     if let Some(drift) = first_drift {
         return Err(failed(drift));
     }
@@ -438,8 +449,9 @@ async fn verify_store(
         &verifier,
         key,
         &[&format!(
-            "projections ({} requests and their grants) match a replay of the events",
-            replay.requests
+            "projections ({} requests and their grants, {} gateway sessions) match a replay of the events",
+            replay.requests,
+            sessions.len()
         )],
     );
     Ok(())

@@ -58,6 +58,8 @@ pub enum Failure {
     DoesNotApply { index: u64, reason: String },
     #[error("projection drift: request `{request}`: {problem}")]
     Drift { request: String, problem: String },
+    #[error("projection drift: session `{session}`: {problem}")]
+    SessionDrift { session: String, problem: String },
     #[error("checkpoint of size {size}: it says size {claimed}")]
     SizeMismatch { size: u64, claimed: u64 },
     #[error(
@@ -314,6 +316,107 @@ pub fn compare(
     Ok(())
 }
 
+/// The gateway sessions as their events say they are (`session.started`, then
+/// `session.ended`), to compare with the store's `sessions` projection. Holds one row per
+/// session: sessions are far fewer than events.
+#[derive(Default)]
+pub struct SessionReplay {
+    sessions: std::collections::BTreeMap<String, latch_store::SessionRow>,
+}
+
+impl SessionReplay {
+    pub fn push(&mut self, event: &StoredEvent) {
+        use latch_core::EventKind;
+        let id = &event.event.subject;
+        match &event.event.kind {
+            EventKind::SessionStarted {
+                grant_id,
+                user,
+                resource,
+                role,
+                client_addr,
+                application_name,
+                tls,
+            } => {
+                // The projection keeps the first start of an id, as this does.
+                self.sessions
+                    .entry(id.clone())
+                    .or_insert_with(|| latch_store::SessionRow {
+                        id: id.clone(),
+                        grant_id: grant_id.clone(),
+                        user: user.clone(),
+                        resource: resource.clone(),
+                        role: role.clone(),
+                        client_addr: client_addr.clone(),
+                        application_name: application_name.clone(),
+                        tls: *tls,
+                        started_at: event.event.at,
+                        ended_at: None,
+                        end_reason: None,
+                        end_detail: None,
+                        bytes_in: 0,
+                        bytes_out: 0,
+                        statements: 0,
+                        revocation_delay_ms: None,
+                    });
+            }
+            EventKind::SessionEnded {
+                reason,
+                detail,
+                bytes_in,
+                bytes_out,
+                statements,
+                revocation_delay_ms,
+                ..
+            } => {
+                if let Some(row) = self.sessions.get_mut(id) {
+                    row.ended_at = Some(event.event.at);
+                    row.end_reason = Some(reason.clone());
+                    row.end_detail = detail.clone();
+                    // The store keeps counters as signed 64-bit numbers.
+                    row.bytes_in = (*bytes_in).min(i64::MAX as u64);
+                    row.bytes_out = (*bytes_out).min(i64::MAX as u64);
+                    row.statements = (*statements).min(i64::MAX as u64);
+                    row.revocation_delay_ms = *revocation_delay_ms;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Compares with every row of the projection: a row that differs, one the events never
+    /// made, and a session the events made that the projection lacks are each drift.
+    pub fn compare(&self, projected: Vec<latch_store::SessionRow>) -> Result<(), Failure> {
+        let mut seen = std::collections::BTreeSet::new();
+        for row in projected {
+            let drift = |problem: String| Failure::SessionDrift {
+                session: row.id.clone(),
+                problem,
+            };
+            let Some(expected) = self.sessions.get(&row.id) else {
+                return Err(drift("projected but no event started it".into()));
+            };
+            if *expected != row {
+                return Err(drift(format!(
+                    "the projection says {row:?} but the events say {expected:?}"
+                )));
+            }
+            seen.insert(row.id.clone());
+        }
+        match self.sessions.keys().find(|id| !seen.contains(*id)) {
+            Some(missing) => Err(Failure::SessionDrift {
+                session: missing.clone(),
+                problem: "started by events but missing from the projection".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use latch_core::{Actor, Event, EventKind, Timestamp};
@@ -547,5 +650,93 @@ mod tests {
             run(&numbered(&bodies), &checkpoints, &other).err(),
             Some(Failure::Signature { size: 4, .. })
         ));
+    }
+
+    fn session_event(seq: u64, at: i64, kind: EventKind) -> StoredEvent {
+        StoredEvent {
+            seq,
+            event: Event {
+                at: Timestamp::from_millis(at),
+                actor: Actor::user("alice"),
+                subject: "ses_1".to_owned(),
+                kind,
+            },
+        }
+    }
+
+    #[test]
+    fn the_sessions_projection_is_compared_with_the_session_events() {
+        let mut replay = SessionReplay::default();
+        replay.push(&session_event(
+            1,
+            1_000,
+            EventKind::SessionStarted {
+                grant_id: "gr_1".into(),
+                user: "alice".into(),
+                resource: "db".into(),
+                role: "read".into(),
+                client_addr: "127.0.0.1:5000".into(),
+                application_name: Some("psql".into()),
+                tls: true,
+            },
+        ));
+        replay.push(&session_event(
+            2,
+            9_000,
+            EventKind::SessionEnded {
+                grant_id: "gr_1".into(),
+                reason: "expired".into(),
+                detail: None,
+                bytes_in: 10,
+                bytes_out: 20,
+                statements: 3,
+                revocation_delay_ms: Some(12),
+            },
+        ));
+        let row = latch_store::SessionRow {
+            id: "ses_1".into(),
+            grant_id: "gr_1".into(),
+            user: "alice".into(),
+            resource: "db".into(),
+            role: "read".into(),
+            client_addr: "127.0.0.1:5000".into(),
+            application_name: Some("psql".into()),
+            tls: true,
+            started_at: Timestamp::from_millis(1_000),
+            ended_at: Some(Timestamp::from_millis(9_000)),
+            end_reason: Some("expired".into()),
+            end_detail: None,
+            bytes_in: 10,
+            bytes_out: 20,
+            statements: 3,
+            revocation_delay_ms: Some(12),
+        };
+        assert_eq!(replay.compare(vec![row.clone()]), Ok(()));
+
+        let edited = latch_store::SessionRow {
+            statements: 0,
+            ..row.clone()
+        };
+        let drift = replay.compare(vec![edited]).unwrap_err().to_string();
+        assert!(
+            drift.starts_with("projection drift: session `ses_1`: the projection says"),
+            "{drift}"
+        );
+
+        let deleted = replay.compare(Vec::new()).unwrap_err().to_string();
+        assert!(
+            deleted.contains("started by events but missing from the projection"),
+            "{deleted}"
+        );
+
+        let invented = latch_store::SessionRow {
+            id: "ses_2".into(),
+            ..row.clone()
+        };
+        let invented = replay.compare(vec![row, invented]).unwrap_err().to_string();
+        assert_eq!(
+            invented,
+            "projection drift: session `ses_2`: projected but no event started it"
+        );
     }
 }

@@ -2193,6 +2193,38 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
     let stderr = String::from_utf8_lossy(&direct.stderr);
     assert!(!direct.status.success());
     assert!(stderr.contains("latch request payments-db"), "{stderr}");
+
+    // The sessions are part of what the offline verifier checks: their projection agrees with
+    // the session events, and a session edited in the table is named.
+    let home = server.dir.path().join("verifier");
+    std::fs::create_dir_all(&home).unwrap();
+    let verified = latch(
+        &home,
+        &[],
+        &["ledger", "verify", "--config", &server.config_arg()],
+    )
+    .success();
+    assert!(
+        verified.stdout.contains("2 gateway sessions) match a replay"),
+        "{verified:#?}"
+    );
+    block_on(async {
+        let mut db = connect(&sqlite_url(&server.dir.path().join("data"))).await;
+        exec(
+            &mut db,
+            &format!("UPDATE sessions SET statements = 0 WHERE id = '{}'", first.id),
+        )
+        .await;
+    });
+    latch(
+        &home,
+        &[],
+        &["ledger", "verify", "--config", &server.config_arg()],
+    )
+    .fails(
+        1,
+        &format!("projection drift: session `{}`", first.id),
+    );
 }
 
 /// `latch revoke` ends the grant's live sessions at once; another grant's session goes on.
