@@ -177,6 +177,9 @@ pub struct Upstream {
     pub database: Option<String>,
     /// Connect to the upstream with TLS; default `false`.
     pub tls: bool,
+    /// Trust only the certificates in this PEM file for the upstream (a private CA, or the
+    /// server's own self-signed certificate); `None`: the public web PKI roots.
+    pub tls_ca_file: Option<PathBuf>,
     /// The upstream login used for each of the resource's roles, by role name.
     pub credentials: BTreeMap<String, Credential>,
     /// `recording`: how the gateway records this resource's statements; buffered by default.

@@ -132,6 +132,8 @@ pub(crate) struct RawUpstream {
     pub database: Option<Spanned<String>>,
     #[serde(default)]
     pub tls: bool,
+    /// PEM file of the CA (or certificate) that signs the upstream's certificate.
+    pub tls_ca_file: Option<Spanned<String>>,
 }
 
 /// `[resources.NAME.roles.ROLE]`

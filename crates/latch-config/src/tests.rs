@@ -240,6 +240,7 @@ username = "root"
                     address: "[::1]:3306".to_owned(),
                     database: None,
                     tls: false,
+                    tls_ca_file: None,
                     credentials: BTreeMap::from([(
                         "admin".to_owned(),
                         credential("root", SecretRef::None),
@@ -253,6 +254,7 @@ username = "root"
                     address: "db.internal:5432".to_owned(),
                     database: Some("payments".to_owned()),
                     tls: true,
+                    tls_ca_file: None,
                     credentials: BTreeMap::from([
                         (
                             "read".to_owned(),
@@ -1672,5 +1674,26 @@ format = "xml"
             /etc/latch/latch.toml:10:11: export.nats.subject: invalid subject `siem.*` (expected dot-separated tokens of letters, digits, `-` and `_`, without wildcards, e.g. `latch.events`)
             /etc/latch/latch.toml:11:10: export.nats.stream: invalid stream name `latch.events` (expected letters, digits, `-` and `_`, at most 64 characters, e.g. `LATCH`)
             /etc/latch/latch.toml:12:10: export.nats.format: unknown format `xml` (expected `ledger` or `ocsf`)"#]],
+    );
+}
+
+#[test]
+fn an_upstream_ca_file_is_resolved_and_needs_tls() {
+    let resource = |tls: bool| {
+        format!(
+            "{BASE}[resources.db]\nkind = \"postgres\"\nowner_team = \"eng\"\n\
+             upstream = {{ address = \"db:5432\", tls = {tls}, tls_ca_file = \"certs/db-ca.pem\" }}\n\
+             roles.read = {{ max_duration = \"1h\", username = \"reader\" }}\n"
+        )
+    };
+    let config = parse(&resource(true)).unwrap();
+    assert_eq!(
+        config.upstreams["db"].tls_ca_file,
+        Some(PathBuf::from("/etc/latch/certs/db-ca.pem"))
+    );
+    let problems = parse(&resource(false)).unwrap_err().to_string();
+    assert!(
+        problems.contains("resources.db.upstream.tls_ca_file: `tls_ca_file` is only used with TLS"),
+        "{problems}"
     );
 }

@@ -875,6 +875,7 @@ impl Checker<'_, '_> {
                         .as_ref()
                         .map(|database| database.get_ref().clone()),
                     tls: raw.upstream.tls,
+                    tls_ca_file: self.upstream_ca(raw, &entry.path),
                     credentials,
                     recording,
                 },
@@ -951,6 +952,19 @@ impl Checker<'_, '_> {
             ticket_pattern,
             scope: self.scope(&raw.scope, path),
         }
+    }
+
+    /// `upstream.tls_ca_file`, resolved against the config's directory; only with `tls = true`.
+    fn upstream_ca(&mut self, raw: &RawResource, path: &str) -> Option<PathBuf> {
+        let file = raw.upstream.tls_ca_file.as_ref()?;
+        if !raw.upstream.tls {
+            self.report(
+                file,
+                &key_path(&key_path(path, "upstream"), "tls_ca_file"),
+                "`tls_ca_file` is only used with TLS (expected `tls = true` beside it)",
+            );
+        }
+        Some(self.resolve(file.get_ref()))
     }
 
     fn recording(&mut self, raw: &RawResource, path: &str) -> RecordingMode {

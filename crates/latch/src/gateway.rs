@@ -53,7 +53,11 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
             UpstreamTarget {
                 address: upstream.address.clone(),
                 database: upstream.database.clone(),
-                tls: upstream.tls.then(upstream_tls),
+                tls: match (upstream.tls, &upstream.tls_ca_file) {
+                    (false, _) => None,
+                    (true, None) => Some(upstream_tls(webpki_roots())),
+                    (true, Some(file)) => Some(upstream_tls(private_roots(resource, file)?)),
+                },
                 roles,
             },
         );
@@ -74,11 +78,36 @@ fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// TLS toward upstreams: the public web PKI roots.
-fn upstream_tls() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
+fn webpki_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The certificates of `tls_ca_file`, and only them: an upstream behind a private CA.
+fn private_roots(resource: &str, file: &std::path::Path) -> anyhow::Result<rustls::RootCertStore> {
+    let context = || {
+        format!(
+            "cannot read `{}`, the `tls_ca_file` of resource `{resource}`",
+            file.display()
+        )
     };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(file).with_context(context)? {
+        roots
+            .add(cert.with_context(context)?)
+            .with_context(context)?;
+    }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "`{}`, the `tls_ca_file` of resource `{resource}`, holds no PEM certificate",
+        file.display()
+    );
+    Ok(roots)
+}
+
+/// TLS toward upstreams, trusting `roots`.
+fn upstream_tls(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(crypto())
         .with_safe_default_protocol_versions()
         .map(|builder| {
@@ -162,4 +191,33 @@ fn create_self_signed(cert: &Path, key: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write `{}`", cert.display()))?;
     tracing::info!(cert = %cert.display(), "created a self-signed certificate for the gateway");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn a_tls_ca_file_is_read_or_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let generated = rcgen::generate_simple_self_signed(vec!["db".to_owned()]).unwrap();
+        std::fs::write(&ca, generated.cert.pem()).unwrap();
+        assert_eq!(private_roots("db", &ca).unwrap().len(), 1);
+
+        let missing = private_roots("db", &dir.path().join("nope.pem")).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("the `tls_ca_file` of resource `db`"),
+            "{missing:#}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let empty = private_roots("db", &empty).unwrap_err();
+        assert!(
+            empty.to_string().contains("holds no PEM certificate"),
+            "{empty}"
+        );
+    }
 }
