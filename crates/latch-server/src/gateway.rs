@@ -382,6 +382,58 @@ impl Authority for LatchAuthority {
     }
 }
 
+/// Ends this replica's sessions of grants revoked on any replica. The replica that revokes ends
+/// its own sessions at once (`revoke_grant`); with several replicas on one PostgreSQL store a
+/// session may run on another, which learns of the revocation here, from the ledger, within
+/// `interval`. Ending a session already ended is a no-op, so the local case costs nothing.
+pub async fn follow_revocations(
+    store: Arc<dyn Store>,
+    gateway: Arc<latch_gateway::Gateway>,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    // Sessions start after this replica does; revocations before it refuse their connections.
+    let mut after = loop {
+        match store.counts().await {
+            Ok(counts) => break counts.events,
+            Err(err) => tracing::warn!(%err, "cannot read the ledger's head; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        loop {
+            let page = match store.events_of_type("grant.revoked", after, 500).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot follow revocations; retrying");
+                    break;
+                }
+            };
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for event in &page {
+                if let EventKind::GrantRevoked { grant_id, .. } = &event.event.kind {
+                    let by = match &event.event.actor {
+                        Actor::User(user) => user.clone(),
+                        Actor::System => "latch".to_owned(),
+                    };
+                    let ended = gateway.end_grant(grant_id, EndReason::GrantRevoked { by });
+                    if ended > 0 {
+                        tracing::info!(grant = %grant_id, sessions = ended, "a revocation recorded elsewhere ended live sessions");
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn ms(at_ms: i64) -> Timestamp {
     Timestamp::from_millis(at_ms)
 }

@@ -298,6 +298,15 @@ pub trait Store: Send + Sync + 'static {
     async fn last_event_of_type(&self, event_type: &str)
     -> Result<Option<StoredEvent>, StoreError>;
 
+    /// Events of `event_type` with `seq > after`, in order, at most `limit`: for a follower
+    /// that waits for one kind of event without reading every statement.
+    async fn events_of_type(
+        &self,
+        event_type: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
     /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;
 

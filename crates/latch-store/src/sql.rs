@@ -1408,6 +1408,28 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn events_of_type(
+        &self,
+        event_type: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT body FROM events WHERE type = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
+        ))
+        .bind(event_type)
+        .bind(clamp_i64(after))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.try_get(0)?;
+                StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
+            })
+            .collect()
+    }
+
     async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&format!(

@@ -182,6 +182,13 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         // Tests and scripts read this line to learn the port.
         println!("latch gateway listening on postgresql://{address}");
         tracing::info!(%address, "gateway serving PostgreSQL clients");
+        // Revocations recorded by another replica end this one's sessions too.
+        tokio::spawn(latch_server::gateway::follow_revocations(
+            state.store.clone(),
+            gateway.clone(),
+            config.server.scheduler_interval,
+            shutdown.clone(),
+        ));
         let stop = shutdown.clone();
         gateway_task = Some(tokio::spawn(async move {
             if let Err(err) = gateway.run(listener, stop).await {

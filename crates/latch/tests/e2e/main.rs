@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use latch_api::{EventView, GrantView, RequestView, WhoAmI};
 
+mod replicas;
+
 const LATCH: &str = env!("CARGO_BIN_EXE_latch");
 const QUICKSTART: &str = include_str!("../../../../examples/quickstart/latch.toml");
 
