@@ -8,15 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use latch_gateway::{
-    Enforcement, Gateway, GatewaySettings, RecordingMode, SystemClock, UpstreamRole,
-    UpstreamTarget,
-};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use latch_gateway::{Enforcement, RecordingMode, UpstreamRole, UpstreamTarget};
 use zeroize::Zeroizing;
 
-use crate::support::{CREDENTIAL, TestAuthority, db_error};
+use crate::support::{CREDENTIAL, Harness, db_error};
 
 const PG_BIN: &str = "/usr/lib/postgresql";
 
@@ -210,8 +205,7 @@ impl Drop for Cluster {
 #[tokio::test]
 async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
     let cluster = Cluster::start();
-    let mut settings = GatewaySettings::default();
-    settings.upstreams = HashMap::from([
+    let upstreams = HashMap::from([
         (
             "scram".to_owned(),
             cluster.target("scram_user", "scram-secret", false),
@@ -228,16 +222,8 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
             cluster.target("scram_user", "not-the-password", false),
         ),
     ]);
-    let authority = TestAuthority::new();
-    let gateway = Arc::new(Gateway::new(settings, authority.clone(), SystemClock));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let gateway = Arc::clone(&gateway);
-        let shutdown = shutdown.clone();
-        async move { gateway.run(listener, shutdown).await }
-    });
+    let harness = Harness::start_with(|settings| settings.upstreams = upstreams).await;
+    let addr = harness.addr;
     let connect = |resource: &str| {
         let conn = format!(
             "host=127.0.0.1 port={} user=alice password={CREDENTIAL} dbname={resource}:write sslmode=disable",
@@ -286,6 +272,5 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
         );
     }
 
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    harness.stop().await;
 }

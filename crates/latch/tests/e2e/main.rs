@@ -229,9 +229,14 @@ impl Server {
     fn start_configured(database: Option<PgDatabase>, extra: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let config = dir.path().join("latch.toml");
         let url = database.as_ref().map(|db| db.url.as_str());
         let text = config_text(&data, url) + &extra(dir.path());
+        Self::spawn(dir, text, database)
+    }
+
+    /// `latch serve` with config `text`, written into `dir` (which also gets the CLI's home).
+    fn spawn(dir: tempfile::TempDir, text: String, database: Option<PgDatabase>) -> Self {
+        let config = dir.path().join("latch.toml");
         std::fs::write(&config, text).unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
 

@@ -13,26 +13,9 @@ impl Server {
             .as_ref()
             .map(|db| db.url.clone())
             .expect("replicas share a PostgreSQL store");
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("latch.toml");
         let text = config_text(&self.dir.path().join("data"), Some(&url))
             + "\n[audit]\nenabled = false\n";
-        std::fs::write(&config, text).unwrap();
-        std::fs::create_dir(dir.path().join("home")).unwrap();
-        let log = dir.path().join("serve.log");
-        let (child, received) = spawn_serve(&config, &log);
-        let mut server = Self {
-            child,
-            url: String::new(),
-            gateway: String::new(),
-            config,
-            dir,
-            database: None,
-        };
-        let (url, gateway) = wait_for_addresses(&received, &log);
-        server.url = url;
-        server.gateway = gateway.unwrap_or_default();
-        server
+        Self::spawn(tempfile::tempdir().unwrap(), text, None)
     }
 }
 
