@@ -222,6 +222,12 @@ impl Decoder<'_, '_> {
             "slack_signing_secret",
             "Slack's signing secret",
         );
+        self.refuse_inline_secret(
+            &mut settings,
+            "notify",
+            "smtp_password",
+            "the SMTP relay's password",
+        );
         let raw = self.decode(settings, "notify", span);
         let table = item.as_table_like();
         let mut part = |key: &str| {

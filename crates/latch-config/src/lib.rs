@@ -367,12 +367,29 @@ pub struct NotifySettings {
     ///
     /// INVARIANT: never [`SecretRef::None`].
     pub slack_signing_secret: Option<SecretRef>,
+    /// `smtp_url`, `smtp_from` and the optional login: the relay email channels send through;
+    /// `None`: email messages cannot be sent (they are dead-lettered, saying so).
+    pub smtp: Option<SmtpSettings>,
     /// `[[notify.channels]]`, in file order; each name is unique. A channel no route names is
     /// allowed and receives nothing.
     pub channels: Vec<ChannelSettings>,
     /// `[[notify.routes]]`, in file order: a notice goes to the channel of every route it
     /// matches. Each names a channel of [`NotifySettings::channels`].
     pub routes: Vec<RouteSettings>,
+}
+
+/// The SMTP relay of `[notify]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// `smtp_url`: `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or
+    /// `smtps://host:port`; never with credentials in it.
+    pub url: String,
+    /// `smtp_from`: the sender, `latch@example.com` or `latch <latch@example.com>`.
+    pub from: String,
+    /// `smtp_username`, when the relay wants a login.
+    pub username: Option<String>,
+    /// `smtp_password_env` or `smtp_password_file`; set exactly when `username` is.
+    pub password: Option<SecretRef>,
 }
 
 /// `notify.expiry_warning` when not given.

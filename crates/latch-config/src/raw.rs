@@ -183,6 +183,11 @@ pub(crate) struct RawNotify {
     pub reminder_after: Option<Spanned<String>>,
     pub slack_signing_secret_env: Option<Spanned<String>>,
     pub slack_signing_secret_file: Option<Spanned<String>>,
+    pub smtp_url: Option<Spanned<String>>,
+    pub smtp_from: Option<Spanned<String>>,
+    pub smtp_username: Option<Spanned<String>>,
+    pub smtp_password_env: Option<Spanned<String>>,
+    pub smtp_password_file: Option<Spanned<String>>,
     /// Each channel and route is decoded on its own (see `document`); named here so that
     /// `channels` and `routes` are allowed keys.
     #[serde(default, rename = "channels")]

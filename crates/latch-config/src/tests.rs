@@ -391,6 +391,47 @@ fn the_quickstart_notify_example_is_valid() {
     assert_eq!(names, ["approvals", "siem", "security-mail"]);
     assert_eq!(notify.routes.len(), 3);
     assert!(notify.slack_signing_secret.is_some());
+    assert!(notify.smtp.is_some());
+}
+
+#[test]
+fn the_quickstart_audit_and_export_examples_are_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/quickstart/latch.toml"
+    ));
+    let text = std::fs::read_to_string(path).unwrap();
+    let (head, rest) = text.split_once("\n# [audit]\n").unwrap();
+    let (example, tail) = rest.split_once("\n# ─── notifications").unwrap();
+    // The example's TOML lines, uncommented; its prose stays a comment.
+    let uncommented: String = std::iter::once("[audit]")
+        .chain(example.lines().map(|line| {
+            let toml = line.strip_prefix("# ").unwrap_or(line);
+            let is_toml = toml.starts_with('[')
+                || toml.split_once(" = ").is_some_and(|(key, _)| {
+                    key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+            if is_toml { toml } else { line }
+        }))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = parse_with_env(
+        &format!("{head}\n{uncommented}\n# ─── notifications{tail}"),
+        path,
+        env,
+    )
+    .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
+    assert!(
+        config
+            .audit
+            .thresholds
+            .disabled
+            .contains(&latch_audit::Checkpoint::UsageFirstTime)
+    );
+    assert_eq!(
+        config.nats_export.map(|nats| nats.stream),
+        Some("LATCH".to_owned())
+    );
 }
 
 #[test]
@@ -1153,6 +1194,7 @@ fn notify_is_off_without_its_table_and_has_defaults_with_it() {
             expiry_warning: Duration::from_secs(600),
             reminder_after: None,
             slack_signing_secret: None,
+            smtp: None,
             channels: Vec::new(),
             routes: Vec::new(),
         })
@@ -1232,6 +1274,7 @@ channel = "siem"
             slack_signing_secret: Some(SecretRef::File(PathBuf::from(
                 "/etc/latch/secrets/slack-signing"
             ))),
+            smtp: None,
             channels: vec![
                 ChannelSettings {
                     name: "approvals".to_owned(),
@@ -1321,6 +1364,36 @@ notify.routes = [{{ channel = "mail", min_severity = "critical" }}]
 }
 
 #[test]
+fn the_smtp_relay_is_read_and_checked() {
+    let config = parse(&format!(
+        "{BASE}[notify]\nsmtp_url = \"smtp://mail.example.com:587?tls=required\"\nsmtp_from = \"latch <latch@example.com>\"\nsmtp_username = \"latch\"\nsmtp_password_env = \"LATCH_SMTP_PASSWORD\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.notify.unwrap().smtp,
+        Some(crate::SmtpSettings {
+            url: "smtp://mail.example.com:587?tls=required".to_owned(),
+            from: "latch <latch@example.com>".to_owned(),
+            username: Some("latch".to_owned()),
+            password: Some(SecretRef::Env("LATCH_SMTP_PASSWORD".to_owned())),
+        })
+    );
+    check_err(
+        "[notify]\nsmtp_url = \"smtp://u:pw@mail.example.com\"\nsmtp_from = \"latch\"\nsmtp_username = \"latch\"\n",
+        expect![[r#"
+            /etc/latch/latch.toml:8:12: notify.smtp_url: the relay's URL carries a login (expected it without: put the user in `smtp_username` and the password in `smtp_password_env` or `smtp_password_file`)
+            /etc/latch/latch.toml:9:13: notify.smtp_from: invalid sender `latch` (expected an address like `latch@example.com` or `latch <latch@example.com>`)
+            /etc/latch/latch.toml:10:17: notify.smtp_username: a login without a password (expected `smtp_password_env` or `smtp_password_file`)"#]],
+    );
+    check_err(
+        "[notify]\nsmtp_url = \"mail.example.com\"\nsmtp_password = \"hunter2\"\n",
+        expect![[r#"
+            /etc/latch/latch.toml:8:12: notify.smtp_url: a relay without a sender (expected `smtp_from` too, e.g. `smtp_from = "latch <latch@example.com>"`)
+            /etc/latch/latch.toml:9:1: notify.smtp_password: secrets are never written inline in the config: use `smtp_password_env` (the name of an environment variable) or `smtp_password_file` (the path of a file) to say where the SMTP relay's password is"#]],
+    );
+}
+
+#[test]
 fn notify_settings_are_checked() {
     check_err(
         r#"[notify]
@@ -1347,7 +1420,7 @@ slack_signing_secret_file = "slack-signing"
     check_err(
         "[notify]\nsend = true\n",
         expect![
-            "/etc/latch/latch.toml:8:1: notify.send: unknown key `send`, expected one of `base_url`, `digest_minutes`, `expiry_warning`, `reminder_after`, `slack_signing_secret_env`, `slack_signing_secret_file`, `channels`, `routes`"
+            "/etc/latch/latch.toml:8:1: notify.send: unknown key `send`, expected one of `base_url`, `digest_minutes`, `expiry_warning`, `reminder_after`, `slack_signing_secret_env`, `slack_signing_secret_file`, `smtp_url`, `smtp_from`, `smtp_username`, `smtp_password_env`, `smtp_password_file`, `channels`, `routes`"
         ],
     );
     let text = format!("notify = 1\n{BASE}");
@@ -1635,7 +1708,9 @@ scope = ["accounts", "public.*"]
 upstream = { address = "db:5432", database = "db" }
 roles.read = { max_duration = "1h", username = "reader", password_env = "READ_PW" }
 "#,
-        expect!["/etc/latch/latch.toml:11:10: resources.db.scope: invalid scope pattern `accounts` (expected `schema.name`, where `*` matches any run of characters within one part, e.g. `public.accounts` or `public.*`)"],
+        expect![
+            "/etc/latch/latch.toml:11:10: resources.db.scope: invalid scope pattern `accounts` (expected `schema.name`, where `*` matches any run of characters within one part, e.g. `public.accounts` or `public.*`)"
+        ],
     );
 }
 

@@ -38,6 +38,14 @@ pub enum DeliveryError {
     EmailNotSent,
     #[error("a {channel} channel cannot send an email rendering")]
     FormatMismatch { channel: &'static str },
+    #[error("the mail relay refused: {message}")]
+    Smtp {
+        message: String,
+        /// The relay answered 5xx: trying again will not help.
+        permanent: bool,
+    },
+    #[error("no SMTP relay is configured (set `notify.smtp_url` and `notify.smtp_from`)")]
+    NoMailer,
 }
 
 impl DeliveryError {
@@ -47,7 +55,11 @@ impl DeliveryError {
         match self {
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             Self::Timeout | Self::Connect(_) | Self::Transport(_) => true,
-            Self::Invalid(_) | Self::EmailNotSent | Self::FormatMismatch { .. } => false,
+            Self::Smtp { permanent, .. } => !permanent,
+            Self::Invalid(_)
+            | Self::EmailNotSent
+            | Self::FormatMismatch { .. }
+            | Self::NoMailer => false,
         }
     }
 
@@ -74,7 +86,7 @@ impl DeliveryError {
 }
 
 /// `err` and its causes, `: `-separated (reqwest's own message alone says little).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -126,6 +138,15 @@ pub async fn deliver_at(
         Rendered::Json { body } => {
             serde_json::to_vec(body).map_err(|err| DeliveryError::Invalid(err.to_string()))?
         }
+        Rendered::SlackResponse { response_url, body } => {
+            let body =
+                serde_json::to_vec(body).map_err(|err| DeliveryError::Invalid(err.to_string()))?;
+            let request = client
+                .post(response_url.as_str())
+                .header(CONTENT_TYPE, "application/json")
+                .body(body);
+            return answer(request).await;
+        }
         Rendered::Email { .. } => {
             return Err(match channel {
                 Channel::Email { .. } => DeliveryError::EmailNotSent,
@@ -148,11 +169,12 @@ pub async fn deliver_at(
             .header(TIMESTAMP_HEADER, now_unix.to_string())
             .header(SIGNATURE_HEADER, sign_webhook(secret, now_unix, &body));
     }
-    let response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(DeliveryError::from_reqwest)?;
+    answer(request.body(body)).await
+}
+
+/// Sends `request` and reads the receiver's answer.
+async fn answer(request: reqwest::RequestBuilder) -> Result<(), DeliveryError> {
+    let response = request.send().await.map_err(DeliveryError::from_reqwest)?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -20,6 +20,7 @@ pub mod retry;
 mod route;
 mod signature;
 mod slack_action;
+mod smtp;
 
 pub use deliver::{
     DELIVERY_TIMEOUT, DeliveryError, DeliveryFailure, client, deliver, deliver_at,
@@ -36,6 +37,7 @@ pub use signature::{
     verify_slack_request, verify_webhook,
 };
 pub use slack_action::{Decision, InteractionError, SlackAction, parse_slack_action};
+pub use smtp::{Mailer, SmtpSettings};
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,10 @@ use latch_core::{
 
 /// How urgently people should hear about a notice; routes filter on it and the digest batches
 /// only [`Severity::Info`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
@@ -56,7 +59,7 @@ pub struct NoticeContext {
 }
 
 /// An audit finding as notifications need it (the audit crate maps its own type to this one).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FindingNotice {
     pub id: String,
     /// The audit checkpoint (detector) that reported it, e.g. `justification.weak`
@@ -71,7 +74,7 @@ pub struct FindingNotice {
 }
 
 /// The request a notice is about, in the words people read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RequestFacts {
     pub id: String,
     pub requester: String,
@@ -98,7 +101,7 @@ impl RequestFacts {
 }
 
 /// What happened: the facts particular to each kind of notice.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum What {
     RequestCreated {
         approvers: Vec<String>,
@@ -132,6 +135,12 @@ pub enum What {
         level: u32,
         to: Vec<String>,
     },
+    /// Built by the notifier's timer for a request still pending after `notify.reminder_after`
+    /// (there is no ledger event for it).
+    Reminder {
+        approvers: Vec<String>,
+        pending_secs: u64,
+    },
     GrantIssued {
         grant_id: String,
         grantee: String,
@@ -163,8 +172,9 @@ pub enum What {
     FindingOpened(FindingNotice),
 }
 
-/// One thing to tell people about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One thing to tell people about. Serializable so that the outbox can hold it for a digest
+/// (operational state, never a wire format: its shape may change between versions).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     /// Stable and unique per notice: `evt_{seq}` for ledger events, `exp_{grant}` for expiry
     /// warnings, the finding id for findings. The outbox's key (with the channel), and the
@@ -452,6 +462,37 @@ impl Notice {
         })
     }
 
+    /// The reminder that `request` still waits for a decision, or `None` when it no longer
+    /// does. `round` counts the reminders (1 for the first): its id, `rem_{request}_{round}`,
+    /// lets the outbox send each round once, across restarts.
+    pub fn reminder(
+        request: &AccessRequest,
+        approvers: Vec<String>,
+        round: u64,
+        now: Timestamp,
+        base_url: Option<&str>,
+    ) -> Option<Notice> {
+        if request.state != RequestState::Pending {
+            return None;
+        }
+        let pending_ms = u64::try_from(now.millis_since(request.created_at)).unwrap_or(0);
+        Some(Notice {
+            id: format!("rem_{}_{round}", request.id),
+            event_type: "request.reminder".to_owned(),
+            at: now,
+            severity: Severity::Warning,
+            request: Some(RequestFacts::from_request(request)),
+            resource: Some(request.resource.clone()),
+            user: Some(request.requester.clone()),
+            url: request_url(base_url, &request.id),
+            what: What::Reminder {
+                approvers,
+                pending_secs: pending_ms / 1000,
+            },
+            event: None,
+        })
+    }
+
     /// The notice that the auditor opened `finding` at `at`.
     pub fn finding(finding: FindingNotice, at: Timestamp) -> Notice {
         Notice {
@@ -476,6 +517,7 @@ impl Notice {
                 needs_decision: true,
                 ..
             } | What::Escalated { .. }
+                | What::Reminder { .. }
         )
     }
 
@@ -487,7 +529,8 @@ impl Notice {
                     needs_decision: true,
                     ..
                 }
-                | What::Escalated { .. },
+                | What::Escalated { .. }
+                | What::Reminder { .. },
                 Some(facts),
             ) => Some(&facts.id),
             _ => None,
@@ -500,6 +543,7 @@ impl Notice {
         let mut people = match &self.what {
             What::RequestCreated { approvers, .. } => approvers.clone(),
             What::Escalated { to, .. } => to.clone(),
+            What::Reminder { approvers, .. } => approvers.clone(),
             What::GrantIssued { grantee, .. } => vec![grantee.clone()],
             What::FindingOpened(_) => Vec::new(),
             _ => self.user.iter().cloned().collect(),
@@ -567,6 +611,7 @@ impl Notice {
             What::TimedOut => format!("Timed out: {target}"),
             What::BreakGlass { .. } => format!("Break-glass access: {target}"),
             What::Escalated { .. } => format!("Escalated: {target}"),
+            What::Reminder { .. } => format!("Still waiting for a decision: {target}"),
             What::GrantIssued { .. } => format!("Access granted: {target}"),
             What::GrantExpiring { .. } => format!("Access ends soon: {target}"),
             What::GrantExpired { .. } => format!("Access ended: {target}"),
@@ -639,6 +684,11 @@ impl Notice {
                 "Nobody approved {} in time: escalated to {} (level {level})",
                 self.request_phrase(),
                 to.join(", ")
+            ),
+            What::Reminder { pending_secs, .. } => format!(
+                "{} has been waiting for a decision for {}",
+                self.request_phrase(),
+                human_secs(*pending_secs)
             ),
             What::GrantIssued {
                 grantee,
@@ -713,6 +763,11 @@ impl Notice {
                     facts.push(("Single use", "ends with its first session".to_owned()));
                 }
             }
+            What::Reminder { approvers, .. } => {
+                if !approvers.is_empty() {
+                    facts.push(("Approvers", approvers.join(", ")));
+                }
+            }
             What::Escalated { level, to } => {
                 facts.push(("Escalation level", level.to_string()));
                 if !to.is_empty() {
@@ -782,7 +837,7 @@ impl Notice {
     /// revocation reason.
     pub fn detail(&self) -> Option<(&'static str, String)> {
         match &self.what {
-            What::RequestCreated { .. } | What::Escalated { .. } => {
+            What::RequestCreated { .. } | What::Escalated { .. } | What::Reminder { .. } => {
                 self.request.as_ref().map(|f| ("Reason", f.reason.clone()))
             }
             What::Approved {

@@ -293,7 +293,7 @@ fn slack() -> Channel {
 fn check_json(rendered: Rendered, expect: Expect) {
     match rendered {
         Rendered::Json { body } => expect.assert_eq(&pretty(&body)),
-        Rendered::Email { .. } => panic!("expected JSON"),
+        other => panic!("expected JSON: {other:?}"),
     }
 }
 
@@ -1537,6 +1537,7 @@ fn digests() {
             Rendered::Email { subject, text } => {
                 out.push_str(&format!("Subject: {subject}\n{text}"));
             }
+            other => panic!("a digest is a channel message: {other:?}"),
         }
         out.push('\n');
     }

@@ -1,15 +1,22 @@
 //! Notifications: one task reads the ledger as it grows (from a cursor kept in the store),
 //! turns events into notices (`latch-notify`), routes and renders them, and queues them in the
-//! outbox; another delivers what is due, retrying with backoff and dead-lettering after the last
-//! attempt. Delivery never blocks the lifecycle, and a channel that is down loses nothing.
+//! outbox; its own timer adds what no event announces (expiry warnings, reminders, digests);
+//! another task delivers what is due, in order per channel, retrying with backoff and
+//! dead-lettering after the last attempt. Delivery never blocks the lifecycle, and a channel
+//! that is down loses nothing.
+//!
+//! Delivery is at least once: a message is marked sent after the receiver accepted it, so a
+//! crash between the two sends it again after the restart (the webhook body's `id` lets a
+//! receiver drop the duplicate). Everything the timer sends is keyed in the outbox
+//! (`exp_{grant}`, `rem_{request}_{round}`, `dig_{notice}`), so a restart never repeats it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use latch_core::{AccessRequest, Catalog, RequestState, Timestamp};
-use latch_notify::{Channel, Notice, NoticeContext, Rendered, Route};
-use latch_store::{OutboxItem, RequestFilter, StoreError};
+use latch_notify::{Channel, Digest, Notice, NoticeContext, Rendered, Route};
+use latch_store::{OutboxItem, OutboxRow, RequestFilter, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -23,14 +30,34 @@ pub struct NotifyConfig {
     pub base_url: Option<String>,
     /// Grantees are warned this long before their grant ends.
     pub expiry_warning: Duration,
+    /// Approvers are reminded of a request pending this long, and again every such interval;
+    /// `None`: no reminders.
+    pub reminder_after: Option<Duration>,
+    /// Informational notices wait and go out together, one message per channel at most every
+    /// this many minutes; 0: each at once.
+    pub digest_minutes: u32,
     /// Slack's signing secret: without it, the interactivity endpoint refuses everything.
     pub slack_signing_secret: Option<String>,
     /// Slack user id → latch user, for approvals from Slack buttons.
     pub slack_users: HashMap<String, String>,
+    /// The SMTP relay email channels send through; without it, email messages are
+    /// dead-lettered with a message saying so.
+    pub mailer: Option<latch_notify::Mailer>,
 }
 
 /// Events read per store call.
 const PAGE: u32 = 1000;
+/// How often the ledger is polled for new events.
+const POLL: Duration = Duration::from_millis(100);
+/// How often the timer looks for expiry warnings, reminders and digests to send.
+const TIMER: Duration = Duration::from_secs(1);
+/// Messages delivered per pass (over all channels).
+const DELIVERY_BATCH: u32 = 200;
+/// The outbox channel of Slack message replacements: not a configured channel (names cannot
+/// hold `:`); each message carries its own `response_url`.
+pub const SLACK_RESPONSE_CHANNEL: &str = "slack:response_url";
+/// How long Slack accepts posts to an interaction's `response_url`.
+const RESPONSE_URL_LIFETIME_MS: i64 = 30 * 60 * 1000;
 
 /// Who may decide `request` under the built-in rule (named in its notice so that they know it
 /// is theirs): the owner team's leads, the requester's manager, and whoever an escalation
@@ -51,36 +78,86 @@ fn approvers(catalog: &Catalog, request: &AccessRequest) -> Vec<String> {
     names
 }
 
+/// Routes `notice` and queues one message per channel: rendered, or held for the channel's
+/// digest when digests are on and the notice can wait.
 fn queue(notice: &Notice, config: &NotifyConfig, catalog: &Catalog, items: &mut Vec<OutboxItem>) {
+    let held = config.digest_minutes > 0 && Digest::batches(notice);
     for name in latch_notify::route(notice, &config.routes, catalog) {
         let Some(channel) = config.channels.get(&name) else {
             continue;
         };
-        let rendered = latch_notify::render(notice, channel);
-        match serde_json::to_string(&rendered) {
+        let payload = if held {
+            serde_json::to_string(notice)
+        } else {
+            serde_json::to_string(&latch_notify::render(notice, channel))
+        };
+        match payload {
             Ok(payload) => items.push(OutboxItem {
                 notice_id: notice.id.clone(),
                 channel: name,
                 payload,
+                held,
             }),
             Err(err) => tracing::warn!(%err, notice = %notice.id, "cannot render a notice"),
         }
     }
 }
 
-/// Reads new events into the outbox; also queues expiry warnings.
-async fn enqueue_once(
+/// The replacement of a request's Slack message, once per `response_url` a click on it left
+/// (Slack accepts them for 30 minutes): whoever decided, in Slack or elsewhere, nobody else
+/// clicks a stale button.
+async fn queue_slack_updates(
+    state: &AppState,
+    notice: &Notice,
+    now: Timestamp,
+    items: &mut Vec<OutboxItem>,
+) -> Result<(), StoreError> {
+    let Some(request) = &notice.request else {
+        return Ok(());
+    };
+    let Some(body) = latch_notify::slack_update(notice) else {
+        return Ok(());
+    };
+    let since = Timestamp::from_millis(now.as_millis().saturating_sub(RESPONSE_URL_LIFETIME_MS));
+    for (index, response_url) in state
+        .store
+        .slack_responses(&request.id, since)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        let rendered = Rendered::SlackResponse {
+            response_url,
+            body: body.clone(),
+        };
+        match serde_json::to_string(&rendered) {
+            Ok(payload) => items.push(OutboxItem {
+                notice_id: format!("upd_{}_{index}", notice.id),
+                channel: SLACK_RESPONSE_CHANNEL.to_owned(),
+                payload,
+                held: false,
+            }),
+            Err(err) => tracing::warn!(%err, notice = %notice.id, "cannot render a Slack update"),
+        }
+    }
+    Ok(())
+}
+
+/// Reads new events into the outbox; returns how many were read.
+async fn enqueue_events(
     state: &AppState,
     config: &NotifyConfig,
     cursor: &mut u64,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let catalog = state.catalog.get();
+    let mut read = 0;
     loop {
         let page = state.store.events(*cursor, PAGE).await?;
         let Some((last, _)) = page.last() else {
             break;
         };
         let last_seq = last.seq;
+        let now = state.clock.now();
         let mut items = Vec::new();
         let mut requests: HashMap<String, Option<AccessRequest>> = HashMap::new();
         for (event, _) in &page {
@@ -104,19 +181,41 @@ async fn enqueue_once(
             };
             if let Some(notice) = Notice::from_event(event, &context) {
                 queue(&notice, config, &catalog, &mut items);
+                queue_slack_updates(state, &notice, now, &mut items).await?;
             }
         }
         state
             .store
-            .enqueue_notifications(items, last_seq, state.clock.now())
+            .enqueue_notifications(items, last_seq, now)
             .await?;
         *cursor = last_seq;
+        read += page.len();
         if page.len() < PAGE as usize {
             break;
         }
     }
-    // Grants ending within the warning period: each warned once (the outbox keys it).
+    Ok(read)
+}
+
+/// What the timer queued before, so that it does not render the same warning every second
+/// (the outbox's key is what makes it once; this only saves work).
+#[derive(Default)]
+struct Timed {
+    queued: HashSet<String>,
+}
+
+/// The timer's work: expiry warnings, reminders, and digests that fell due. Idempotent: each
+/// message has a stable id, and the outbox keeps one message per id and channel.
+async fn enqueue_timed(
+    state: &AppState,
+    config: &NotifyConfig,
+    cursor: u64,
+    timed: &mut Timed,
+) -> Result<(), StoreError> {
+    let catalog = state.catalog.get();
     let now = state.clock.now();
+    let mut items = Vec::new();
+    // Grants ending within the warning period: each warned once.
     let warn_ms = i64::try_from(config.expiry_warning.as_millis()).unwrap_or(i64::MAX);
     let granted = state
         .store
@@ -127,7 +226,6 @@ async fn enqueue_once(
             ..Default::default()
         })
         .await?;
-    let mut items = Vec::new();
     for request in &granted {
         let ending_soon = request
             .grant
@@ -135,70 +233,197 @@ async fn enqueue_once(
             .is_some_and(|g| g.expires_at.millis_since(now) <= warn_ms);
         if ending_soon
             && let Some(notice) = Notice::grant_expiring(request, now, config.base_url.as_deref())
+            && timed.queued.insert(notice.id.clone())
         {
             queue(&notice, config, &catalog, &mut items);
+        }
+    }
+    // Requests pending for another whole `reminder_after`: one reminder per round.
+    if let Some(after) = config.reminder_after {
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX).max(1);
+        let pending = state
+            .store
+            .requests(&RequestFilter {
+                states: vec![RequestState::Pending],
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        for request in &pending {
+            let round = now.millis_since(request.created_at) / after_ms;
+            let Ok(round) = u64::try_from(round) else {
+                continue;
+            };
+            if round == 0 {
+                continue;
+            }
+            if let Some(notice) = Notice::reminder(
+                request,
+                approvers(&catalog, request),
+                round,
+                now,
+                config.base_url.as_deref(),
+            ) && timed.queued.insert(notice.id.clone())
+            {
+                queue(&notice, config, &catalog, &mut items);
+            }
         }
     }
     if !items.is_empty() {
         state
             .store
-            .enqueue_notifications(items, *cursor, now)
+            .enqueue_notifications(items, cursor, now)
             .await?;
+    }
+    if config.digest_minutes > 0 {
+        send_digests(state, config, now).await?;
     }
     Ok(())
 }
 
-/// Sends what is due; returns how many were attempted.
+/// Turns each channel's held notices into one digest message once the oldest has waited
+/// `digest_minutes` (or enough have piled up), in the transaction that releases them.
+async fn send_digests(
+    state: &AppState,
+    config: &NotifyConfig,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let interval_ms = i64::from(config.digest_minutes).saturating_mul(60_000);
+    let mut by_channel: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+    for row in state.store.held_notifications().await? {
+        by_channel.entry(row.channel.clone()).or_default().push(row);
+    }
+    for (name, rows) in by_channel {
+        let Some(first) = rows.first() else { continue };
+        let due = now.millis_since(first.created_at) >= interval_ms || rows.len() >= 200;
+        if !due {
+            continue;
+        }
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let notices: Vec<Notice> = rows
+            .iter()
+            .filter_map(|row| match serde_json::from_str::<Notice>(&row.payload) {
+                Ok(notice) => Some(notice),
+                Err(err) => {
+                    tracing::warn!(%err, id = %row.id, "a held notice is unreadable; dropped from the digest");
+                    None
+                }
+            })
+            .collect();
+        let payload = match config.channels.get(&name) {
+            Some(channel) if !notices.is_empty() => {
+                serde_json::to_string(&latch_notify::render_digest(&notices, channel))
+            }
+            // A channel removed by a reload, or nothing readable: release the held rows.
+            _ => Ok(String::new()),
+        };
+        let payload = match payload {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::warn!(%err, channel = %name, "cannot render a digest");
+                continue;
+            }
+        };
+        let item = OutboxItem {
+            notice_id: format!("dig_{}", first.notice_id),
+            channel: name,
+            payload,
+            held: false,
+        };
+        state.store.digest_notifications(&ids, item, now).await?;
+    }
+    Ok(())
+}
+
+/// Sends one message; `Err((error, next))` as [`latch_store::Store::notification_attempted`]
+/// takes it.
+async fn deliver_row(
+    config: &NotifyConfig,
+    client: &reqwest::Client,
+    row: &OutboxRow,
+    now: Timestamp,
+) -> Result<(), (String, Option<Timestamp>)> {
+    let rendered = serde_json::from_str::<Rendered>(&row.payload)
+        .map_err(|err| (format!("unreadable message: {err}"), None))?;
+    let result = match (config.channels.get(&row.channel), &rendered) {
+        (_, Rendered::SlackResponse { .. }) => {
+            // The URL travels with the message; any channel will do for the call.
+            let any = Channel::Email { to: Vec::new() };
+            latch_notify::deliver(client, &any, &rendered).await
+        }
+        (None, _) => {
+            return Err((
+                format!("channel `{}` is no longer configured", row.channel),
+                None,
+            ));
+        }
+        (Some(Channel::Email { to }), Rendered::Email { subject, text }) => match &config.mailer {
+            Some(mailer) => mailer.send(to, subject, text).await,
+            None => Err(latch_notify::DeliveryError::NoMailer),
+        },
+        (Some(channel), _) => latch_notify::deliver(client, channel, &rendered).await,
+    };
+    result.map_err(|err| {
+        let attempt = row.attempts.saturating_add(1);
+        let next = (err.is_retryable() && attempt < latch_notify::MAX_ATTEMPTS).then(|| {
+            let delay =
+                latch_notify::retry::next_delay(attempt, rand::random::<f64>(), err.retry_after());
+            Timestamp::from_millis(
+                now.as_millis()
+                    .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+            )
+        });
+        if next.is_none() {
+            tracing::warn!(id = %row.id, %err, "notification dead-lettered");
+        }
+        (err.to_string(), next)
+    })
+}
+
+/// Sends what is due, channels side by side and each channel in order; returns how many were
+/// attempted.
 async fn deliver_once(
     state: &AppState,
     config: &NotifyConfig,
     client: &reqwest::Client,
 ) -> Result<usize, StoreError> {
     let now = state.clock.now();
-    let due = state.store.due_notifications(now, 50).await?;
+    let due = state.store.due_notifications(now, DELIVERY_BATCH).await?;
+    let mut by_channel: BTreeMap<&str, Vec<&OutboxRow>> = BTreeMap::new();
     for row in &due {
-        let outcome = match (
-            config.channels.get(&row.channel),
-            serde_json::from_str::<Rendered>(&row.payload),
-        ) {
-            (None, _) => Err((
-                format!("channel `{}` is no longer configured", row.channel),
-                None,
-            )),
-            (_, Err(err)) => Err((format!("unreadable message: {err}"), None)),
-            (Some(channel), Ok(rendered)) => {
-                match latch_notify::deliver(client, channel, &rendered).await {
-                    Ok(()) => Ok(()),
-                    Err(err) => {
-                        let attempt = row.attempts.saturating_add(1);
-                        let next = (err.is_retryable() && attempt < latch_notify::MAX_ATTEMPTS)
-                            .then(|| {
-                                let delay = latch_notify::retry::next_delay(
-                                    attempt,
-                                    rand::random::<f64>(),
-                                    err.retry_after(),
-                                );
-                                Timestamp::from_millis(now.as_millis().saturating_add(
-                                    i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-                                ))
-                            });
-                        if next.is_none() {
-                            tracing::warn!(id = %row.id, %err, "notification dead-lettered");
-                        }
-                        Err((err.to_string(), next))
-                    }
-                }
-            }
-        };
-        state
-            .store
-            .notification_attempted(&row.id, state.clock.now(), outcome)
-            .await?;
+        by_channel
+            .entry(row.channel.as_str())
+            .or_default()
+            .push(row);
     }
-    Ok(due.len())
+    let lanes = by_channel.into_values().map(|rows| async move {
+        let mut outcomes = Vec::new();
+        for row in rows {
+            let outcome = deliver_row(config, client, row, now).await;
+            // INVARIANT: a channel's later message never overtakes one that will be retried.
+            let wait = matches!(outcome, Err((_, Some(_))));
+            outcomes.push((row.id.clone(), outcome));
+            if wait {
+                break;
+            }
+        }
+        outcomes
+    });
+    let outcomes: Vec<_> = futures_util::future::join_all(lanes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let attempted = outcomes.len();
+    state
+        .store
+        .notifications_attempted(outcomes, state.clock.now())
+        .await?;
+    Ok(attempted)
 }
 
-/// Runs the notifier until `shutdown`: the queueing side and the delivery side.
+/// Runs the notifier until `shutdown`: the queueing side (events and timer) and the delivery
+/// side.
 pub async fn run(state: AppState, config: Arc<NotifyConfig>, shutdown: CancellationToken) {
     let client = match latch_notify::client() {
         Ok(client) => client,
@@ -233,8 +458,14 @@ pub async fn run(state: AppState, config: Arc<NotifyConfig>, shutdown: Cancellat
             }
         }
     };
+    let wake = Arc::new(tokio::sync::Notify::new());
     let delivery = {
-        let (state, config, shutdown) = (state.clone(), config.clone(), shutdown.clone());
+        let (state, config, shutdown, wake) = (
+            state.clone(),
+            config.clone(),
+            shutdown.clone(),
+            wake.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let sent = match deliver_once(&state, &config, &client).await {
@@ -247,20 +478,33 @@ pub async fn run(state: AppState, config: Arc<NotifyConfig>, shutdown: Cancellat
                 if sent > 0 {
                     continue;
                 }
+                // Woken by new messages; otherwise retries come due with time.
                 tokio::select! {
                     () = shutdown.cancelled() => return,
+                    () = wake.notified() => {}
                     () = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
         })
     };
+    let mut timed = Timed::default();
+    let mut next_timer = tokio::time::Instant::now();
     loop {
-        if let Err(err) = enqueue_once(&state, &config, &mut cursor).await {
-            tracing::warn!(%err, "notifications could not be queued; retrying");
+        match enqueue_events(&state, &config, &mut cursor).await {
+            Ok(0) => {}
+            Ok(_) => wake.notify_one(),
+            Err(err) => tracing::warn!(%err, "notifications could not be queued; retrying"),
+        }
+        if tokio::time::Instant::now() >= next_timer {
+            next_timer = tokio::time::Instant::now() + TIMER;
+            match enqueue_timed(&state, &config, cursor, &mut timed).await {
+                Ok(()) => wake.notify_one(),
+                Err(err) => tracing::warn!(%err, "timed notifications could not be queued"),
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep(POLL) => {}
         }
     }
     let _ = delivery.await;
@@ -345,6 +589,16 @@ pub async fn slack_interactions(
             reason: format!("denied from Slack by {user}"),
         },
     };
+    // Remembered before deciding, so that the notifier, which announces the decision, finds
+    // where to replace the message that was clicked.
+    if !action.response_url.is_empty()
+        && let Err(err) = state
+            .store
+            .record_slack_response(&action.request_id, &action.response_url, state.clock.now())
+            .await
+    {
+        tracing::warn!(%err, "cannot remember a Slack response_url; the message will not be updated");
+    }
     let verb = command.verb();
     let caller = crate::auth::Caller {
         user: user.clone(),

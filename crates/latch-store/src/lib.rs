@@ -218,7 +218,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Pending messages whose next attempt is due, oldest first.
+    /// Pending messages whose next attempt is due, in queue order. A message is due only when
+    /// no earlier pending message of its channel waits for a later attempt: a channel is
+    /// delivered in order, and one that is down holds its queue behind its first message.
     async fn due_notifications(
         &self,
         now: Timestamp,
@@ -233,6 +235,41 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         outcome: Result<(), (String, Option<Timestamp>)>,
     ) -> Result<(), StoreError>;
+
+    /// [`Store::notification_attempted`] for several messages, in one transaction.
+    async fn notifications_attempted(
+        &self,
+        outcomes: Vec<(String, Result<(), (String, Option<Timestamp>)>)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Messages held for a digest, in queue order.
+    async fn held_notifications(&self) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Replaces the held messages `held` (status `digested`) by `digest`, queued for delivery,
+    /// in one transaction.
+    async fn digest_notifications(
+        &self,
+        held: &[String],
+        digest: OutboxItem,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Remembers where Slack accepts a replacement for a request's message (the `response_url`
+    /// of a click on it).
+    async fn record_slack_response(
+        &self,
+        request_id: &str,
+        response_url: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The `response_url`s recorded for `request_id` since `since`, oldest first.
+    async fn slack_responses(
+        &self,
+        request_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Messages in `status` (`pending`, `sent`, `dead`), newest first.
     async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;

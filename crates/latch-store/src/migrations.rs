@@ -174,6 +174,21 @@ CREATE TABLE notify_cursor (
 )
 "#,
     ),
+    (
+        6,
+        "outbox order per channel, held digest items, Slack response URLs",
+        r#"
+ALTER TABLE outbox ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX outbox_channel ON outbox (channel, status, position);
+CREATE INDEX outbox_position ON outbox (position);
+CREATE TABLE slack_responses (
+    request_id TEXT NOT NULL,
+    response_url TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (request_id, response_url)
+)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -16,6 +16,9 @@ pub struct OutboxItem {
     pub channel: String,
     /// The rendered message (JSON).
     pub payload: String,
+    /// Held for the channel's digest (status `held`) rather than queued for delivery: the
+    /// payload is then the notice itself, rendered with others when the digest falls due.
+    pub held: bool,
 }
 
 /// A queued message with its delivery state.

@@ -448,6 +448,57 @@ pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
 }
 
 /// For read bounds: a position past any a store can hold means "after everything".
+/// Inserts outbox messages after every one already queued (`position`), in the order given;
+/// a message already there stays as it is.
+async fn insert_outbox(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    items: &[OutboxItem],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = sqlx::query("SELECT COALESCE(MAX(position), 0) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let rows = items
+        .iter()
+        .zip(1i64..)
+        .map(|(item, offset)| {
+            vec![
+                batch::Val::Text(crate::outbox::outbox_id(item)),
+                batch::Val::Text(item.notice_id.clone()),
+                batch::Val::Text(item.channel.clone()),
+                batch::Val::Text(item.payload.clone()),
+                batch::Val::Int(now.as_millis()),
+                batch::Val::Int(now.as_millis()),
+                batch::Val::Text(if item.held { "held" } else { "pending" }.to_owned()),
+                batch::Val::Int(last.saturating_add(offset)),
+            ]
+        })
+        .collect();
+    batch::insert_rows(
+        conn,
+        dialect,
+        "outbox",
+        &[
+            "id",
+            "notice_id",
+            "channel",
+            "payload",
+            "created_at_ms",
+            "next_attempt_ms",
+            "status",
+            "position",
+        ],
+        "ON CONFLICT (id) DO NOTHING",
+        rows,
+    )
+    .await
+}
+
 pub(crate) fn clamp_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -1040,37 +1091,7 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let rows = items
-            .iter()
-            .map(|item| {
-                vec![
-                    batch::Val::Text(crate::outbox::outbox_id(item)),
-                    batch::Val::Text(item.notice_id.clone()),
-                    batch::Val::Text(item.channel.clone()),
-                    batch::Val::Text(item.payload.clone()),
-                    batch::Val::Int(now.as_millis()),
-                    batch::Val::Int(now.as_millis()),
-                    batch::Val::Text("pending".to_owned()),
-                ]
-            })
-            .collect();
-        batch::insert_rows(
-            &mut tx,
-            self.dialect,
-            "outbox",
-            &[
-                "id",
-                "notice_id",
-                "channel",
-                "payload",
-                "created_at_ms",
-                "next_attempt_ms",
-                "status",
-            ],
-            "ON CONFLICT (id) DO NOTHING",
-            rows,
-        )
-        .await?;
+        insert_outbox(&mut tx, self.dialect, &items, now).await?;
         sqlx::query(
             "INSERT INTO notify_cursor (id, after_seq) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET after_seq = excluded.after_seq",
@@ -1088,9 +1109,13 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        // INVARIANT: a message never overtakes an earlier pending one of its channel.
         sqlx::query(&format!(
-            "SELECT {} FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 \
-             ORDER BY created_at_ms, id LIMIT {limit}",
+            "SELECT {} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
+               AND e.status = 'pending' AND e.next_attempt_ms > $1 \
+               AND (e.position < o.position OR (e.position = o.position AND e.id < o.id))) \
+             ORDER BY position, id LIMIT {limit}",
             crate::outbox::OUTBOX_COLUMNS
         ))
         .bind(now.as_millis())
@@ -1145,6 +1170,114 @@ impl Store for SqlStore {
         .iter()
         .map(crate::outbox::outbox_from_row)
         .collect()
+    }
+
+    async fn notifications_attempted(
+        &self,
+        outcomes: Vec<(String, Result<(), (String, Option<Timestamp>)>)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        for (id, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at_ms = $1, last_error = NULL WHERE id = $2",
+                    )
+                    .bind(now.as_millis())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Err((error, next)) => {
+                    sqlx::query(
+                        "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, last_error = $3 WHERE id = $4",
+                    )
+                    .bind(if next.is_some() { "pending" } else { "dead" })
+                    .bind(next.unwrap_or(now).as_millis())
+                    .bind(error)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn held_notifications(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(&format!(
+            "SELECT {} FROM outbox WHERE status = 'held' ORDER BY position, id",
+            crate::outbox::OUTBOX_COLUMNS
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(crate::outbox::outbox_from_row)
+        .collect()
+    }
+
+    async fn digest_notifications(
+        &self,
+        held: &[String],
+        digest: OutboxItem,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        for id in held {
+            sqlx::query("UPDATE outbox SET status = 'digested' WHERE id = $1 AND status = 'held'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_outbox(&mut tx, self.dialect, std::slice::from_ref(&digest), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_slack_response(
+        &self,
+        request_id: &str,
+        response_url: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO slack_responses (request_id, response_url, created_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (request_id, response_url) DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(response_url)
+        .bind(now.as_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn slack_responses(
+        &self,
+        request_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT response_url FROM slack_responses WHERE request_id = $1 AND created_at_ms >= $2 \
+             ORDER BY created_at_ms, response_url",
+        )
+        .bind(request_id)
+        .bind(since.as_millis())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
     }
 
     async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {

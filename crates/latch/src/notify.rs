@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use latch_config::{ChannelKind, Config, SecretRef};
-use latch_notify::{Channel, Route, Severity};
+use latch_notify::{Channel, Mailer, Route, Severity, SmtpSettings};
 use latch_server::notify::NotifyConfig;
 
 use crate::exit::Failed;
@@ -57,11 +57,31 @@ pub fn config(config: &Config) -> anyhow::Result<Option<NotifyConfig>> {
         .as_ref()
         .map(|reference| secret("notify.slack_signing_secret", reference))
         .transpose()?;
+    let mailer = match &notify.smtp {
+        Some(smtp) => {
+            let password = smtp
+                .password
+                .as_ref()
+                .map(|reference| secret("notify.smtp_password", reference))
+                .transpose()?;
+            let settings = SmtpSettings {
+                url: smtp.url.clone(),
+                from: smtp.from.clone(),
+                username: smtp.username.clone(),
+                password,
+            };
+            Some(Mailer::new(&settings).map_err(|err| Failed(format!("notify.smtp_url: {err}")))?)
+        }
+        None => None,
+    };
     Ok(Some(NotifyConfig {
         channels,
         routes,
         base_url: notify.base_url.clone(),
         expiry_warning: notify.expiry_warning,
+        reminder_after: notify.reminder_after,
+        digest_minutes: notify.digest_minutes,
+        mailer,
         slack_signing_secret,
         slack_users: config
             .slack_ids

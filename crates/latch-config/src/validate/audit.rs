@@ -66,7 +66,12 @@ impl Checker<'_, '_> {
             settings.repeated_reasons = n;
         }
         let max = i64::from(u32::MAX);
-        if let Some(n) = count(self, &raw.approver_min_decisions, "approver_min_decisions", max) {
+        if let Some(n) = count(
+            self,
+            &raw.approver_min_decisions,
+            "approver_min_decisions",
+            max,
+        ) {
             settings.approver_min_decisions = saturate(n);
         }
         if let Some(n) = count(
@@ -83,7 +88,12 @@ impl Checker<'_, '_> {
         if let Some(n) = count(self, &raw.excessive_factor, "excessive_factor", 1_000) {
             settings.excessive_factor = saturate(n.max(1));
         }
-        if let Some(n) = count(self, &raw.excessive_min_sample, "excessive_min_sample", 1_000) {
+        if let Some(n) = count(
+            self,
+            &raw.excessive_min_sample,
+            "excessive_min_sample",
+            1_000,
+        ) {
             settings.excessive_min_sample = n.min(settings.excessive_history).max(1);
         }
         if let Some(n) = count(self, &raw.burst_requests, "burst_requests", 100_000) {
@@ -100,8 +110,16 @@ impl Checker<'_, '_> {
             settings.bulk_session_rows = n as u64;
         }
         let durations = [
-            (&raw.rubber_stamp_within, "rubber_stamp_within", &mut settings.rubber_stamp_within),
-            (&raw.approver_window, "approver_window", &mut settings.approver_window),
+            (
+                &raw.rubber_stamp_within,
+                "rubber_stamp_within",
+                &mut settings.rubber_stamp_within,
+            ),
+            (
+                &raw.approver_window,
+                "approver_window",
+                &mut settings.approver_window,
+            ),
             (
                 &raw.revocation_tolerance,
                 "revocation_tolerance",
@@ -112,9 +130,21 @@ impl Checker<'_, '_> {
                 "revocation_high_after",
                 &mut settings.revocation_high_after,
             ),
-            (&raw.idle_tail_min, "idle_tail_min", &mut settings.idle_tail_min),
-            (&raw.burst_window, "burst_window", &mut settings.burst_window),
-            (&raw.standing_window, "standing_window", &mut settings.standing_window),
+            (
+                &raw.idle_tail_min,
+                "idle_tail_min",
+                &mut settings.idle_tail_min,
+            ),
+            (
+                &raw.burst_window,
+                "burst_window",
+                &mut settings.burst_window,
+            ),
+            (
+                &raw.standing_window,
+                "standing_window",
+                &mut settings.standing_window,
+            ),
         ];
         for (value, name, slot) in durations {
             if let Some(parsed) = self.access_duration(value, &format!("audit.{name}")) {

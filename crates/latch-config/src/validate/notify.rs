@@ -14,7 +14,7 @@ use crate::document::{Entry, NotifyEntry, key_path};
 use crate::raw::{RawChannel, RawRoute, RawUser};
 use crate::{
     ChannelKind, ChannelSettings, DEFAULT_EXPIRY_WARNING, MAX_DIGEST_MINUTES, NotifySettings,
-    RouteSettings, SEVERITIES, SecretRef, UrlRef,
+    RouteSettings, SEVERITIES, SecretRef, SmtpSettings, UrlRef,
 };
 
 /// A problem already reported; the value it was about is left out.
@@ -113,14 +113,129 @@ impl Checker<'_, '_> {
             )
             .ok()
             .flatten();
+        let smtp = self.smtp(raw);
         Some(NotifySettings {
             base_url,
             digest_minutes,
             expiry_warning,
             reminder_after,
             slack_signing_secret,
+            smtp,
             channels,
             routes,
+        })
+    }
+
+    /// `smtp_url`, `smtp_from`, `smtp_username`, `smtp_password_*`: all or none of the first
+    /// two, and a password exactly with a username.
+    fn smtp(&mut self, raw: &crate::raw::RawNotify) -> Option<SmtpSettings> {
+        let password = self
+            .secret(
+                &raw.smtp_password_env,
+                &raw.smtp_password_file,
+                "notify",
+                "smtp_password",
+                "expected one of them, with `smtp_username`",
+            )
+            .ok()
+            .flatten();
+        let (url, from) = match (&raw.smtp_url, &raw.smtp_from) {
+            (None, None) => {
+                if let Some(user) = &raw.smtp_username {
+                    self.report(
+                        user,
+                        "notify.smtp_username",
+                        "a login without a relay (expected `smtp_url` and `smtp_from` too)",
+                    );
+                }
+                return None;
+            }
+            (Some(url), None) => {
+                self.report(
+                    url,
+                    "notify.smtp_url",
+                    "a relay without a sender (expected `smtp_from` too, e.g. \
+                     `smtp_from = \"latch <latch@example.com>\"`)",
+                );
+                return None;
+            }
+            (None, Some(from)) => {
+                self.report(
+                    from,
+                    "notify.smtp_from",
+                    "a sender without a relay (expected `smtp_url` too, e.g. \
+                     `smtp_url = \"smtp://mail.example.com:587?tls=required\"`)",
+                );
+                return None;
+            }
+            (Some(url), Some(from)) => (url, from),
+        };
+        let text = url.get_ref();
+        let authority = text
+            .strip_prefix("smtp://")
+            .or_else(|| text.strip_prefix("smtps://"))
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+        match authority {
+            Some(authority) if authority.contains('@') => self.report(
+                url,
+                "notify.smtp_url",
+                "the relay's URL carries a login (expected it without: put the user in \
+                 `smtp_username` and the password in `smtp_password_env` or `smtp_password_file`)",
+            ),
+            Some(authority) if !authority.is_empty() => {}
+            _ => self.report(
+                url,
+                "notify.smtp_url",
+                format!(
+                    "invalid SMTP relay `{text}` (expected `smtp://host:port`, \
+                     `smtp://host:587?tls=required` for STARTTLS or `smtps://host:465`)"
+                ),
+            ),
+        }
+        let sender = from.get_ref();
+        let address = sender
+            .rsplit_once('<')
+            .and_then(|(_, rest)| rest.strip_suffix('>'))
+            .unwrap_or(sender);
+        if !is_email(address.trim()) {
+            self.report(
+                from,
+                "notify.smtp_from",
+                format!(
+                    "invalid sender `{sender}` (expected an address like `latch@example.com` or \
+                     `latch <latch@example.com>`)"
+                ),
+            );
+        }
+        match (&raw.smtp_username, &password) {
+            (Some(user), None) => self.report(
+                user,
+                "notify.smtp_username",
+                "a login without a password (expected `smtp_password_env` or `smtp_password_file`)",
+            ),
+            (None, Some(_)) => {
+                if let Some(span) = raw
+                    .smtp_password_env
+                    .as_ref()
+                    .or(raw.smtp_password_file.as_ref())
+                {
+                    self.report(
+                        span,
+                        "notify.smtp_password",
+                        "a password without a login (expected `smtp_username` too)",
+                    );
+                }
+            }
+            _ => {}
+        }
+        Some(SmtpSettings {
+            url: text.clone(),
+            from: sender.clone(),
+            username: raw
+                .smtp_username
+                .as_ref()
+                .map(|user| user.get_ref().clone()),
+            password,
         })
     }
 

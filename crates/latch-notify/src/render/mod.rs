@@ -19,6 +19,9 @@ pub enum Rendered {
     Json { body: Value },
     /// An email's subject and plain-text body.
     Email { subject: String, text: String },
+    /// A replacement for a Slack message ([`slack::update`]), posted to the `response_url` of a
+    /// click on it rather than to a channel's webhook.
+    SlackResponse { response_url: String, body: Value },
 }
 
 /// Renders `notice` in the format `channel` takes.
