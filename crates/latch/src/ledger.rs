@@ -208,6 +208,32 @@ pub async fn run(
             bundle: Some(dir),
             key,
             trusted,
+        } if crate::evidence::is_pack(&dir) => {
+            if !trusted.is_empty() {
+                return Err(Usage(
+                    "`--checkpoint` applies to ledger exports, not to evidence packs".into(),
+                )
+                .into());
+            }
+            let key_file = dir.join(latch_evidence::files::PUBLIC_KEY);
+            let key = match key {
+                Some(key) => parse_key(&key)?,
+                None => {
+                    eprintln!(
+                        "warning: no --key given: trusting the key the pack names itself; pass the key you obtained independently"
+                    );
+                    parse_key(
+                        &std::fs::read_to_string(&key_file)
+                            .with_context(|| format!("cannot read `{}`", key_file.display()))?,
+                    )?
+                }
+            };
+            crate::evidence::verify_pack(&dir, &key)
+        }
+        LedgerCommand::Verify {
+            bundle: Some(dir),
+            key,
+            trusted,
         } => {
             let key = match key {
                 Some(key) => parse_key(&key)?,
