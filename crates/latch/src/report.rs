@@ -31,16 +31,20 @@ pub enum ExportFormat {
 pub struct Period {
     /// From this time (RFC 3339, e.g. `2026-07-01T00:00:00Z`) [default: the beginning]
     #[arg(long)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Until this time, excluded (RFC 3339) [default: now]
     #[arg(long)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Write here instead of stdout.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
-fn time(field: &str, text: Option<&str>, default: Timestamp) -> anyhow::Result<Timestamp> {
+pub(crate) fn time(
+    field: &str,
+    text: Option<&str>,
+    default: Timestamp,
+) -> anyhow::Result<Timestamp> {
     match text {
         None => Ok(default),
         Some(text) => Timestamp::parse(text).map_err(|_| {
@@ -53,7 +57,7 @@ fn time(field: &str, text: Option<&str>, default: Timestamp) -> anyhow::Result<T
 }
 
 /// Every event of the store, in order (a report needs requests created before the period too).
-async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
+pub(crate) async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
     let config = latch_config::load(config).map_err(|err| Failed(err.to_string()))?;
     let store = crate::admin::open_store(&config).await?;
     let mut all = Vec::new();
@@ -67,7 +71,7 @@ async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
     Ok(all)
 }
 
-fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
@@ -78,6 +82,28 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
             Ok(stdout.flush()?)
         }
     }
+}
+
+/// A team's name with its members, for a filter; an unknown team fails naming the known ones.
+pub(crate) fn team_members(
+    catalog: &latch_core::Catalog,
+    name: String,
+) -> anyhow::Result<(String, std::collections::BTreeSet<String>)> {
+    if !catalog.teams.contains_key(&name) {
+        let known: Vec<&str> = catalog.teams.keys().map(String::as_str).collect();
+        return Err(Failed(format!(
+            "unknown team `{name}` (teams: {})",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let members = catalog
+        .users
+        .values()
+        .filter(|u| u.teams.contains(&name))
+        .map(|u| u.name.clone())
+        .collect();
+    Ok((name, members))
 }
 
 pub async fn report(
@@ -91,27 +117,9 @@ pub async fn report(
     let now = latch_core::time::Clock::now(&latch_core::time::SystemClock);
     let from = time("from", period.from.as_deref(), Timestamp::from_millis(0))?;
     let to = time("to", period.to.as_deref(), now)?;
-    let team = match team {
-        None => None,
-        Some(name) => {
-            if !loaded.catalog.teams.contains_key(&name) {
-                let known: Vec<&str> = loaded.catalog.teams.keys().map(String::as_str).collect();
-                return Err(Failed(format!(
-                    "unknown team `{name}` (teams: {})",
-                    known.join(", ")
-                ))
-                .into());
-            }
-            let members = loaded
-                .catalog
-                .users
-                .values()
-                .filter(|u| u.teams.contains(&name))
-                .map(|u| u.name.clone())
-                .collect();
-            Some((name, members))
-        }
-    };
+    let team = team
+        .map(|name| team_members(&loaded.catalog, name))
+        .transpose()?;
     let events = events(config).await?;
     let rows = latch_report::access_rows(
         &events,
