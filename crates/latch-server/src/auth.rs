@@ -68,22 +68,33 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the `Authorization` header must be `Bearer <token>`".into())
             })?;
-        let token = state
-            .store
-            .token_by_hash(&hash_secret(secret))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token: ask an admin for a new one (`latch admin token create`)".into()))?;
-        if state.catalog.get().user(&token.user).is_none() {
-            return Err(ApiError::Unauthorized(format!(
-                "token `{}` belongs to `{}`, who is no longer in the organisation",
-                token.id, token.user
-            )));
-        }
-        Ok(Caller {
-            user: token.user,
-            token_id: token.id,
-        })
+        authenticate(state, secret).await
     }
+}
+
+/// The user a token secret belongs to: a live token of someone still in the organisation. The
+/// API's bearer header and the web UI's session cookie both come here.
+pub async fn authenticate(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
+    let token = state
+        .store
+        .token_by_hash(&hash_secret(secret))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "unknown or revoked token: ask an admin for a new one (`latch admin token create`)"
+                    .into(),
+            )
+        })?;
+    if state.catalog.get().user(&token.user).is_none() {
+        return Err(ApiError::Unauthorized(format!(
+            "token `{}` belongs to `{}`, who is no longer in the organisation",
+            token.id, token.user
+        )));
+    }
+    Ok(Caller {
+        user: token.user,
+        token_id: token.id,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,216 @@
+//! The dashboard over a period and the access report downloads (CSV and HTML), for auditors and
+//! admins: both read the whole ledger, as `GET /api/v1/events` does.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use latch_core::{StoredEvent, Timestamp};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+
+use super::page::{self, Nav, Shell};
+use super::session::Viewer;
+use super::{parse_when, url_encode};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+
+/// The default period: the last 30 days.
+const DEFAULT_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PeriodQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// A period `[from, to)` read from the page's fields, with its defaults.
+struct Period {
+    from: Timestamp,
+    to: Timestamp,
+}
+
+impl Period {
+    fn read(query: &PeriodQuery, now: Timestamp) -> Result<Self, ApiError> {
+        // By default up to the end of today (UTC), so that today's requests count.
+        let end_of_today = (now.as_millis().div_euclid(DAY_MS) + 1) * DAY_MS;
+        let to = parse_when("until", Some(&query.to))
+            .map_err(ApiError::BadRequest)?
+            .unwrap_or(Timestamp::from_millis(end_of_today));
+        let from = parse_when("from", Some(&query.from))
+            .map_err(ApiError::BadRequest)?
+            .unwrap_or(Timestamp::from_millis(
+                to.as_millis().saturating_sub(DEFAULT_DAYS * DAY_MS),
+            ));
+        if from >= to {
+            return Err(ApiError::BadRequest(format!(
+                "the period is empty: `from` ({from}) must be before `until` ({to})"
+            )));
+        }
+        Ok(Self { from, to })
+    }
+
+    fn query(&self) -> String {
+        format!(
+            "from={}&to={}",
+            url_encode(&self.from.to_string()),
+            url_encode(&self.to.to_string())
+        )
+    }
+
+    fn date(at: Timestamp) -> String {
+        let text = at.to_string();
+        text.get(..10).unwrap_or(&text).to_owned()
+    }
+}
+
+/// Checks the caller may read the ledger (recording a refusal as the API does), then reads it.
+async fn ledger_for(
+    state: &AppState,
+    viewer: &Viewer,
+    action: &str,
+    what: &str,
+) -> Result<Vec<StoredEvent>, ApiError> {
+    crate::routes::require_auditor(state, &viewer.caller, action, what, "/ui/reports").await?;
+    Ok(crate::analytics::all_events(&*state.store).await?)
+}
+
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    let period = match Period::read(&query, state.clock.now()) {
+        Ok(period) => period,
+        Err(err) => return page::error(Some(&shell), err),
+    };
+    // The API's own analytics endpoint: the same role check, the same figures.
+    let api_query = serde_json::json!({
+        "from": period.from.to_string(),
+        "to": period.to.to_string(),
+    });
+    let analytics = match serde_json::from_value(api_query) {
+        Ok(api_query) => {
+            crate::analytics::get_analytics(
+                State(state.clone()),
+                viewer.caller.clone(),
+                ApiQuery(api_query),
+            )
+            .await
+        }
+        Err(err) => Err(ApiError::Internal(err.to_string())),
+    };
+    let analytics = match analytics {
+        Ok(Json(analytics)) => analytics,
+        Err(err) => return page::error(Some(&shell), err),
+    };
+    let links = period.query();
+    let body = html! {
+        h1 { "Dashboard" }
+        form.filters method="get" action="/ui/dashboard" {
+            div.field {
+                label for="p-from" { "From" }
+                input #p-from name="from" value=(Period::date(period.from)) size="12" aria-describedby="period-help";
+            }
+            div.field {
+                label for="p-to" { "Until (excluded)" }
+                input #p-to name="to" value=(Period::date(period.to)) size="12" aria-describedby="period-help";
+            }
+            div.actions { button type="submit" { "Show" } }
+            p #period-help .help { "Dates as YYYY-MM-DD (UTC), or exact times in RFC 3339. Requests created in the period count." }
+        }
+        p.downloads {
+            "Access report for this period: "
+            a href={ "/ui/reports/access.csv?" (links) } download { "CSV" }
+            " · "
+            a href={ "/ui/reports/access.html?" (links) } download { "HTML (printable)" }
+        }
+        (dashboard_body(&analytics))
+    };
+    page::layout(Some(&shell), Nav::Dashboard, "Dashboard", body).into_response()
+}
+
+/// The dashboard's figures and SVG charts, rendered by `latch-analytics` (every text in it is
+/// escaped there; it has no script and no style attribute, so the page's CSP holds).
+fn dashboard_body(analytics: &latch_analytics::Analytics) -> Markup {
+    PreEscaped(latch_analytics::dashboard_html(analytics))
+}
+
+/// The access report of a period as CSV, as `latch report --format csv` writes it.
+pub(crate) async fn report_csv(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    report(state, viewer, query, false).await
+}
+
+/// The access report of a period as a printable HTML page.
+pub(crate) async fn report_html(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    report(state, viewer, query, true).await
+}
+
+async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, html: bool) -> Response {
+    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    let period = match Period::read(&query, state.clock.now()) {
+        Ok(period) => period,
+        Err(err) => return page::error(Some(&shell), err),
+    };
+    let events = match ledger_for(&state, &viewer, "download report", "download reports").await {
+        Ok(events) => events,
+        Err(err) => return page::error(Some(&shell), err),
+    };
+    let rows = latch_report::access_rows(
+        &events,
+        &latch_report::ReportFilter {
+            from: period.from,
+            to: period.to,
+            team: None,
+            resource: None,
+        },
+    );
+    let name = format!(
+        "latch-access-{}-{}",
+        Period::date(period.from),
+        Period::date(period.to)
+    );
+    let (text, content_type, extension) = if html {
+        let title = format!("latch access report, {} to {}", period.from, period.to);
+        (
+            latch_report::to_html(&rows, &title),
+            "text/html; charset=utf-8",
+            "html",
+        )
+    } else {
+        (
+            latch_report::to_csv(&rows),
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    };
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(disposition) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}.{extension}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    // The report is a standalone page with its own inline stylesheet and nothing else.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
