@@ -7,9 +7,15 @@
 //!   the system clock: how late each `grant.expired` event is.
 //! - `gateway`: the PostgreSQL gateway against PostgreSQL and pgbouncer: pgbench throughput,
 //!   added latency, connection rate, memory per session, revocation of live sessions.
+//! - `analytics`: the dashboard's analytics (90 days, full period) and the full-period CSV
+//!   report over a large synthesized history, in process, with peak memory.
+//! - `alerts`: event-to-alert latency under a steady load of events, through the real notifier
+//!   to a local webhook receiver.
 //! - `ledger append|generate|verify|proof`: the ledger's append throughput by writer count,
 //!   the offline verifier's speed over a large ledger, and inclusion proof times.
 
+mod alerts;
+mod analytics;
 mod backend;
 mod expiry;
 mod gateway;
@@ -39,6 +45,10 @@ enum Bench {
     Expiry(expiry::Options),
     /// The PostgreSQL gateway against PostgreSQL and pgbouncer, side by side (pgbench).
     Gateway(gateway::Options),
+    /// Analytics (90 days, full period) and the CSV report over a synthesized history.
+    Analytics(analytics::Options),
+    /// Event-to-alert latency: events at a steady rate, a webhook route to a local receiver.
+    Alerts(alerts::Options),
     /// The ledger: append throughput, verification speed, proof times.
     #[command(subcommand)]
     Ledger(ledger::LedgerBench),
@@ -61,6 +71,8 @@ fn main() -> ExitCode {
             Bench::Lifecycle(options) => lifecycle::run(options).await,
             Bench::Expiry(options) => expiry::run(options).await,
             Bench::Gateway(options) => gateway::run(options).await,
+            Bench::Analytics(options) => analytics::run(&options),
+            Bench::Alerts(options) => alerts::run(options).await,
             Bench::Ledger(bench) => ledger::run(bench).await,
         }
     });

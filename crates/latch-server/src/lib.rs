@@ -1,6 +1,7 @@
 //! latch's server: the `/api/v1` HTTP API with its OpenAPI document, health and metrics
 //! endpoints, token authentication, and the scheduler that ends access on time.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod error;
@@ -9,9 +10,12 @@ pub mod gateway;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod review;
 mod routes;
 pub mod scheduler;
 mod sessions;
+pub mod sink;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,6 +274,7 @@ pub fn router(state: AppState) -> Router {
     )
     .route("/readyz", get(readyz))
     .route("/metrics", get(metrics::render))
+    .merge(web::router())
     .fallback(|| async { error::ApiError::not_found("no such endpoint: see /api/v1/openapi.json") })
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),

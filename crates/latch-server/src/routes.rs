@@ -54,6 +54,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::audit::ack_finding))
         .routes(routes!(crate::audit::resolve_finding))
         .routes(routes!(crate::audit::audit_run))
+        .routes(routes!(crate::analytics::get_analytics))
         .routes(routes!(crate::notify::list_notifications))
         .routes(routes!(crate::notify::retry_notification))
 }
@@ -202,7 +203,7 @@ async fn visible_request(
         (status = 422, description = "unknown resource or role, bad duration, empty reason", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn create_request(
+pub(crate) async fn create_request(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateRequest>,
@@ -315,7 +316,7 @@ async fn get_request(
         (status = 422, description = "bad comment", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn approve_request(
+pub(crate) async fn approve_request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -345,7 +346,7 @@ async fn approve_request(
         (status = 422, description = "empty reason", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn deny_request(
+pub(crate) async fn deny_request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -373,7 +374,7 @@ async fn deny_request(
         (status = 409, description = "not pending", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn cancel_request(
+pub(crate) async fn cancel_request(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -506,7 +507,7 @@ async fn get_grant(
         (status = 422, description = "empty reason", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
-async fn revoke_grant(
+pub(crate) async fn revoke_grant(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

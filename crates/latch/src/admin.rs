@@ -232,6 +232,24 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             shutdown.clone(),
         )));
     }
+    let mut sink_task = None;
+    if let Some(nats) = &config.nats_export {
+        let sink = latch_server::sink::NatsSink {
+            server: nats.server.clone(),
+            subject: nats.subject.clone(),
+            stream: nats.stream.clone(),
+            format: match nats.format {
+                latch_config::ExportFormat::Ledger => latch_server::sink::SinkFormat::Ledger,
+                latch_config::ExportFormat::Ocsf => latch_server::sink::SinkFormat::Ocsf,
+            },
+            origin: config.ledger.origin.clone(),
+        };
+        sink_task = Some(tokio::spawn(latch_server::sink::run(
+            state.store.clone(),
+            sink,
+            shutdown.clone(),
+        )));
+    }
     tokio::spawn(stop_on_signal(shutdown.clone()));
     tokio::spawn(reload_on_hangup(state.clone(), shutdown.clone()));
     // Tests and scripts read this line to learn the port.
@@ -250,6 +268,9 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         let _ = task.await;
     }
     if let Some(task) = notify_task {
+        let _ = task.await;
+    }
+    if let Some(task) = sink_task {
         let _ = task.await;
     }
     served?;

@@ -2,7 +2,9 @@
 //! the config and store directly; every other command is a client of the HTTP API.
 
 mod admin;
+mod analytics;
 mod client;
+mod evidence;
 mod exit;
 mod gateway;
 mod ledger;
@@ -81,6 +83,19 @@ enum Command {
         #[arg(long)]
         resource: Option<String>,
     },
+    /// Analytics of a period (volume, time to decision per team and approver, outcomes,
+    /// granted against used time, what grants were used for, findings, tickets off pattern)
+    /// and recommendations with their evidence, read offline from the store.
+    Analytics {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        period: report::Period,
+        #[command(flatten)]
+        filters: analytics::Filters,
+        #[arg(long, value_enum, default_value = "text")]
+        format: analytics::AnalyticsFormat,
+    },
     /// The ledger's events of a period for other systems: JSONL or OCSF, read offline.
     Export {
         #[arg(long, short, env = "LATCH_CONFIG")]
@@ -89,6 +104,18 @@ enum Command {
         period: report::Period,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: report::ExportFormat,
+    },
+    /// The SOC 2 / ISO 27001 evidence pack of a period (report, findings, policy sets, control
+    /// mapping, and the cited ledger events with a signed checkpoint and their proofs), made
+    /// offline from the store; verify it with `latch ledger verify --bundle DIR`.
+    Evidence {
+        #[arg(long, short, env = "LATCH_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        period: evidence::PeriodArgs,
+        /// A new or empty directory to write the pack into.
+        #[arg(long)]
+        out: PathBuf,
     },
     #[command(flatten)]
     Client(client::ClientCommand),
@@ -129,6 +156,17 @@ fn main() -> ExitCode {
                 period,
                 format,
             } => report::export(&config, &period, format).await,
+            Command::Analytics {
+                config,
+                period,
+                filters,
+                format,
+            } => analytics::analytics(&config, &period, filters, format).await,
+            Command::Evidence {
+                config,
+                period,
+                out,
+            } => evidence::evidence(&config, &period, &out).await,
             Command::Client(command) => client::run(&cli.client, command).await,
         }
     });

@@ -73,7 +73,15 @@ impl Cluster {
         let data_text = data.to_str().unwrap();
         as_postgres(
             &bin.join("initdb"),
-            &["-D", data_text, "-A", "trust", "-U", "postgres", "--no-sync"],
+            &[
+                "-D",
+                data_text,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
         );
 
         let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
@@ -163,7 +171,9 @@ impl Cluster {
         let tls = tls.then(|| {
             let mut roots = rustls::RootCertStore::empty();
             roots
-                .add(rustls::pki_types::CertificateDer::from(self.cert_der.clone()))
+                .add(rustls::pki_types::CertificateDer::from(
+                    self.cert_der.clone(),
+                ))
                 .unwrap();
             Arc::new(
                 rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -196,7 +206,13 @@ impl Drop for Cluster {
         let _ = std::panic::catch_unwind(|| {
             as_postgres(
                 &self.bin.join("pg_ctl"),
-                &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"],
+                &[
+                    "-D",
+                    data.to_str().unwrap_or_default(),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
             );
         });
     }
@@ -210,8 +226,14 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
             "scram".to_owned(),
             cluster.target("scram_user", "scram-secret", false),
         ),
-        ("md5".to_owned(), cluster.target("md5_user", "md5-secret", false)),
-        ("tls".to_owned(), cluster.target("tls_user", "tls-secret", true)),
+        (
+            "md5".to_owned(),
+            cluster.target("md5_user", "md5-secret", false),
+        ),
+        (
+            "tls".to_owned(),
+            cluster.target("tls_user", "tls-secret", true),
+        ),
         // TLS is required by pg_hba for this login: without it the server refuses.
         (
             "plain".to_owned(),
@@ -230,7 +252,8 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
             addr.port()
         );
         async move {
-            let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+            let (client, connection) =
+                tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
             tokio::spawn(connection);
             Ok::<_, tokio_postgres::Error>(client)
         }

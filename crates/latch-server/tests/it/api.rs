@@ -496,6 +496,7 @@ async fn openapi_health_readiness_and_metrics() {
         paths,
         [
             "/api/v1/admin/reload",
+            "/api/v1/analytics",
             "/api/v1/audit/run",
             "/api/v1/connect",
             "/api/v1/events",

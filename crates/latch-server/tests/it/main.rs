@@ -7,8 +7,10 @@
     reason = "tests fail loudly"
 )]
 
+mod analytics;
 mod api;
 mod ledger;
+mod sink;
 mod slack;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use latch_api::{EventView, GrantView, RequestView, WhoAmI};
 
+mod analytics;
+mod browser;
+mod evidence;
+mod notify;
 mod replicas;
 
 const LATCH: &str = env!("CARGO_BIN_EXE_latch");
@@ -752,7 +756,7 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
     assert!(
         verified
             .stdout
-            .contains("requests and their grants) match a replay"),
+            .contains("requests and their grants, 0 gateway sessions) match a replay"),
         "{verified:#?}"
     );
 
@@ -2212,14 +2216,19 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
     )
     .success();
     assert!(
-        verified.stdout.contains("2 gateway sessions) match a replay"),
+        verified
+            .stdout
+            .contains("2 gateway sessions) match a replay"),
         "{verified:#?}"
     );
     block_on(async {
         let mut db = connect(&sqlite_url(&server.dir.path().join("data"))).await;
         exec(
             &mut db,
-            &format!("UPDATE sessions SET statements = 0 WHERE id = '{}'", first.id),
+            &format!(
+                "UPDATE sessions SET statements = 0 WHERE id = '{}'",
+                first.id
+            ),
         )
         .await;
     });
@@ -2228,10 +2237,7 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
         &[],
         &["ledger", "verify", "--config", &server.config_arg()],
     )
-    .fails(
-        1,
-        &format!("projection drift: session `{}`", first.id),
-    );
+    .fails(1, &format!("projection drift: session `{}`", first.id));
 }
 
 /// `latch revoke` ends the grant's live sessions at once; another grant's session goes on.

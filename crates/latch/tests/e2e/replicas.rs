@@ -13,8 +13,8 @@ impl Server {
             .as_ref()
             .map(|db| db.url.clone())
             .expect("replicas share a PostgreSQL store");
-        let text = config_text(&self.dir.path().join("data"), Some(&url))
-            + "\n[audit]\nenabled = false\n";
+        let text =
+            config_text(&self.dir.path().join("data"), Some(&url)) + "\n[audit]\nenabled = false\n";
         Self::spawn(tempfile::tempdir().unwrap(), text, None)
     }
 }
@@ -28,11 +28,15 @@ fn a_revocation_on_one_replica_ends_sessions_on_another() {
     let bob = first.token("bob");
     let request = granted(&first, &alice, &bob, "read", "30m");
     let session = spawn_connect(&second, &alice, &["-c", "select pg_sleep(30)"]);
-    wait_until("the session is open on the second replica", Duration::from_secs(10), || {
-        sessions_json(&second, &bob)
-            .iter()
-            .any(|s| s.ended_at.is_none())
-    });
+    wait_until(
+        "the session is open on the second replica",
+        Duration::from_secs(10),
+        || {
+            sessions_json(&second, &bob)
+                .iter()
+                .any(|s| s.ended_at.is_none())
+        },
+    );
     let grant = request.id.replacen("req_", "grt_", 1);
     let revoked = Instant::now();
     first
@@ -43,10 +47,17 @@ fn a_revocation_on_one_replica_ends_sessions_on_another() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the session must be cut: {stderr}");
     assert!(stderr.contains("revoked"), "{stderr}");
-    assert!(took < Duration::from_secs(3), "cut {took:?} after the revocation");
-    wait_until("the cut session is recorded", Duration::from_secs(10), || {
-        sessions_json(&first, &bob)
-            .iter()
-            .any(|s| s.end_reason.as_deref() == Some("grant_revoked"))
-    });
+    assert!(
+        took < Duration::from_secs(3),
+        "cut {took:?} after the revocation"
+    );
+    wait_until(
+        "the cut session is recorded",
+        Duration::from_secs(10),
+        || {
+            sessions_json(&first, &bob)
+                .iter()
+                .any(|s| s.end_reason.as_deref() == Some("grant_revoked"))
+        },
+    );
 }
