@@ -22,7 +22,7 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 /// `1h 30m`, `45m`, `20s`: how long, as a person says it.
-fn human_duration(secs: Option<u64>) -> String {
+pub(crate) fn human_duration(secs: Option<u64>) -> String {
     let Some(secs) = secs else {
         return "—".to_owned();
     };

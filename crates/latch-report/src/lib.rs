@@ -6,11 +6,13 @@
 mod csv;
 mod html;
 mod ocsf;
+mod pdf;
 mod rows;
 
 pub use csv::to_csv;
 pub use html::to_html;
 pub use ocsf::{OCSF_VERSION, ocsf, ocsf_all};
+pub use pdf::to_pdf;
 pub use rows::{AccessRow, ReportFilter, access_rows, to_json};
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use expect_test::expect;
 use latch_core::{Actor, Event, EventKind, StoredEvent, Timestamp};
 use serde_json::{Map, Value};
 
-use crate::{ReportFilter, access_rows, ocsf, ocsf_all, to_csv, to_html, to_json};
+use crate::{ReportFilter, access_rows, ocsf, ocsf_all, to_csv, to_html, to_json, to_pdf};
 
 const MIN: i64 = 60_000;
 
@@ -759,4 +759,74 @@ fn ocsf_carries_the_grantee_and_client_from_earlier_events() {
     assert_eq!(statement["type_uid"], 600504);
     let started = records.iter().find(|r| r["class_uid"] == 3002).unwrap();
     assert_eq!(started["src_endpoint"]["port"], 51234);
+}
+
+fn pdf_text(pdf: &[u8]) -> (usize, String) {
+    let doc = lopdf::Document::load_mem(pdf).expect("a valid PDF");
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let text = doc.extract_text(&pages).unwrap();
+    (pages.len(), text)
+}
+
+#[test]
+fn pdf_is_a_document_any_reader_opens_with_every_access() {
+    let rows = access_rows(&ledger(), &period());
+    let pdf = to_pdf(&rows, "Access (review) \\ Q4");
+    assert!(pdf.starts_with(b"%PDF-"));
+    let (pages, text) = pdf_text(&pdf);
+    assert_eq!(pages, 1);
+    for needle in [
+        "Access (review) \\ Q4",
+        "4 access requests, 2 needing attention",
+        "req_a  alice on payments-db (read)",
+        "Why: INC-4211: stuck job, \"urgent\" (ticket INC-4211)",
+        "Approved by: bob (ok, go)",
+        "Granted for 30m, used for 20m; outcome: expired",
+        "statements: read=3; write=1; findings: fnd_1",
+        "req_c  carol on payments-db (read)  EMERGENCY SELF-APPROVAL",
+        "Why: -1 outage all hands",
+        "Why: +<script>alert('x')</script> & co",
+        "page 1 of 1",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in {text}");
+    }
+    assert!(!text.contains("Characters outside Latin-1"), "{text}");
+}
+
+#[test]
+fn pdf_pages_are_numbered_and_no_access_is_split_or_lost() {
+    let one = access_rows(&ledger(), &period());
+    let mut rows = Vec::new();
+    for copy in 0..60 {
+        for row in &one {
+            let mut row = row.clone();
+            row.request_id = format!("{}_{copy:02}", row.request_id);
+            rows.push(row);
+        }
+    }
+    let (pages, text) = pdf_text(&to_pdf(&rows, "Q4"));
+    assert!(pages > 1, "{pages}");
+    for page in 1..=pages {
+        assert!(text.contains(&format!("page {page} of {pages}")), "{text}");
+    }
+    for row in &rows {
+        assert_eq!(
+            text.matches(&format!("{}  ", row.request_id)).count(),
+            1,
+            "{}",
+            row.request_id
+        );
+    }
+}
+
+#[test]
+fn pdf_says_when_a_character_cannot_be_shown() {
+    let mut rows = access_rows(&ledger(), &period());
+    rows[0].reason = "café outage ✓".to_owned();
+    let (_, text) = pdf_text(&to_pdf(&rows, "Q4"));
+    assert!(text.contains("Why: café outage ?"), "{text}");
+    assert!(
+        text.contains("Characters outside Latin-1 are shown as ?"),
+        "{text}"
+    );
 }

@@ -16,6 +16,8 @@ pub enum ReportFormat {
     Csv,
     Json,
     Html,
+    /// Printable A4 (needs `--out`: it is binary).
+    Pdf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,6 +122,11 @@ pub async fn report(
     let team = team
         .map(|name| team_members(&loaded.catalog, name))
         .transpose()?;
+    if matches!(format, ReportFormat::Pdf) && period.out.is_none() {
+        return Err(
+            Usage("`--format pdf` writes a binary file: give `--out FILE.pdf`".to_owned()).into(),
+        );
+    }
     let events = events(config).await?;
     let rows = latch_report::access_rows(
         &events,
@@ -130,11 +137,15 @@ pub async fn report(
             resource,
         },
     );
+    let title = format!("latch access report, {from} to {to}");
     let text = match format {
         ReportFormat::Csv => latch_report::to_csv(&rows),
         ReportFormat::Json => serde_json::to_string_pretty(&latch_report::to_json(&rows))? + "\n",
-        ReportFormat::Html => {
-            latch_report::to_html(&rows, &format!("latch access report, {from} to {to}"))
+        ReportFormat::Html => latch_report::to_html(&rows, &title),
+        ReportFormat::Pdf => {
+            let path = period.out.as_deref().unwrap_or(Path::new("report.pdf"));
+            return std::fs::write(path, latch_report::to_pdf(&rows, &title))
+                .with_context(|| format!("cannot write `{}`", path.display()));
         }
     };
     write_out(period.out.as_deref(), &text)

@@ -129,6 +129,8 @@ pub(crate) async fn dashboard(
             a href={ "/ui/reports/access.csv?" (links) } download { "CSV" }
             " · "
             a href={ "/ui/reports/access.html?" (links) } download { "HTML (printable)" }
+            " · "
+            a href={ "/ui/reports/access.pdf?" (links) } download { "PDF" }
         }
         (dashboard_body(&analytics))
     };
@@ -147,7 +149,7 @@ pub(crate) async fn report_csv(
     viewer: Viewer,
     Query(query): Query<PeriodQuery>,
 ) -> Response {
-    report(state, viewer, query, false).await
+    report(state, viewer, query, ReportKind::Csv).await
 }
 
 /// The access report of a period as a printable HTML page.
@@ -156,10 +158,26 @@ pub(crate) async fn report_html(
     viewer: Viewer,
     Query(query): Query<PeriodQuery>,
 ) -> Response {
-    report(state, viewer, query, true).await
+    report(state, viewer, query, ReportKind::Html).await
 }
 
-async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, html: bool) -> Response {
+/// The access report of a period as a printable PDF.
+pub(crate) async fn report_pdf(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    report(state, viewer, query, ReportKind::Pdf).await
+}
+
+#[derive(Clone, Copy)]
+enum ReportKind {
+    Csv,
+    Html,
+    Pdf,
+}
+
+async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: ReportKind) -> Response {
     let shell = Shell::of(&viewer, viewer.sees_everything(&state));
     let period = match Period::read(&query, state.clock.now()) {
         Ok(period) => period,
@@ -183,21 +201,25 @@ async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, html: bool)
         Period::date(period.from),
         Period::date(period.to)
     );
-    let (text, content_type, extension) = if html {
-        let title = format!("latch access report, {} to {}", period.from, period.to);
-        (
-            latch_report::to_html(&rows, &title),
+    let title = format!("latch access report, {} to {}", period.from, period.to);
+    let (body, content_type, extension) = match kind {
+        ReportKind::Html => (
+            latch_report::to_html(&rows, &title).into_bytes(),
             "text/html; charset=utf-8",
             "html",
-        )
-    } else {
-        (
-            latch_report::to_csv(&rows),
+        ),
+        ReportKind::Csv => (
+            latch_report::to_csv(&rows).into_bytes(),
             "text/csv; charset=utf-8",
             "csv",
-        )
+        ),
+        ReportKind::Pdf => (
+            latch_report::to_pdf(&rows, &title),
+            "application/pdf",
+            "pdf",
+        ),
     };
-    let mut response = text.into_response();
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(disposition) =

@@ -600,4 +600,13 @@ async fn auditor_pages_are_for_auditors_and_reports_download() {
         )
         .await;
     assert!(html.body.contains("INC-1: stuck job"));
+    let pdf = ui
+        .get(
+            Some("dave"),
+            "/ui/reports/access.pdf?from=2026-11-01&to=2026-12-01",
+        )
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
+    assert!(pdf.body.starts_with("%PDF-"), "{}", pdf.body);
 }

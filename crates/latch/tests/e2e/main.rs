@@ -2768,6 +2768,31 @@ fn reports_and_exports_cover_an_access_from_request_to_statements() {
     .stdout;
     assert!(html.contains("<table") && html.contains(&request.id));
 
+    // PDF is binary: it needs a file, and is a PDF there.
+    latch(
+        &server.home(),
+        &[],
+        &["report", "--config", config, "--format", "pdf"],
+    )
+    .fails(2, "give `--out FILE.pdf`");
+    let pdf_path = server.dir.path().join("report.pdf");
+    let pdf_arg = pdf_path.to_str().unwrap();
+    latch(
+        &server.home(),
+        &[],
+        &[
+            "report", "--config", config, "--format", "pdf", "--out", pdf_arg,
+        ],
+    )
+    .success();
+    let pdf = std::fs::read(&pdf_path).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert!(
+        pdf.windows(request.id.len())
+            .any(|w| w == request.id.as_bytes()),
+        "the access is in the PDF"
+    );
+
     let ocsf = latch(
         &server.home(),
         &[],
