@@ -26,6 +26,45 @@ pub(crate) struct PeriodQuery {
     from: String,
     #[serde(default)]
     to: String,
+    /// The dashboard's filters (the API's: unknown names are refused there); empty: all.
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    principal: String,
+    #[serde(default)]
+    approver: String,
+}
+
+impl PeriodQuery {
+    /// The filters that are set, as the analytics API names them.
+    fn filters(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("team", self.team.trim()),
+            ("resource", self.resource.trim()),
+            ("principal", self.principal.trim()),
+            ("approver", self.approver.trim()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
+    }
+}
+
+/// A `<select>` of `names` with "all" first, `chosen` selected.
+fn choice(id: &str, name: &str, label: &str, names: &[String], chosen: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            select #(id) name=(name) {
+                option value="" selected[chosen.is_empty()] { "all" }
+                @for option in names {
+                    option value=(option) selected[option == chosen] { (option) }
+                }
+            }
+        }
+    }
 }
 
 /// A period `[from, to)` read from the page's fields, with its defaults.
@@ -90,10 +129,17 @@ pub(crate) async fn dashboard(
         Err(err) => return page::error(Some(&shell), err),
     };
     // The API's own analytics endpoint: the same role check, the same figures.
-    let api_query = serde_json::json!({
+    let mut api_query = serde_json::json!({
         "from": period.from.to_string(),
         "to": period.to.to_string(),
     });
+    for (name, value) in query.filters() {
+        api_query[name] = serde_json::Value::from(value);
+    }
+    let catalog = state.catalog.get();
+    let teams: Vec<String> = catalog.teams.keys().cloned().collect();
+    let resources: Vec<String> = catalog.resources.keys().cloned().collect();
+    let users: Vec<String> = catalog.users.keys().cloned().collect();
     let analytics = match serde_json::from_value(api_query) {
         Ok(api_query) => {
             crate::analytics::get_analytics(
@@ -109,7 +155,14 @@ pub(crate) async fn dashboard(
         Ok(Json(analytics)) => analytics,
         Err(err) => return page::error(Some(&shell), err),
     };
-    let links = period.query();
+    // The report follows the dashboard's team and resource (it has no requester or approver
+    // filter).
+    let mut links = period.query();
+    for (name, value) in query.filters() {
+        if matches!(name, "team" | "resource") {
+            links.push_str(&format!("&{name}={}", url_encode(value)));
+        }
+    }
     let body = html! {
         h1 { "Dashboard" }
         form.filters method="get" action="/ui/dashboard" {
@@ -121,6 +174,10 @@ pub(crate) async fn dashboard(
                 label for="p-to" { "Until (excluded)" }
                 input #p-to name="to" value=(Period::date(period.to)) size="12" aria-describedby="period-help";
             }
+            (choice("p-team", "team", "Team", &teams, query.team.trim()))
+            (choice("p-resource", "resource", "Resource", &resources, query.resource.trim()))
+            (choice("p-principal", "principal", "Requester", &users, query.principal.trim()))
+            (choice("p-approver", "approver", "Approver", &users, query.approver.trim()))
             div.actions { button type="submit" { "Show" } }
             p #period-help .help { "Dates as YYYY-MM-DD (UTC), or exact times in RFC 3339. Requests created in the period count." }
         }
@@ -187,13 +244,42 @@ async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: Repor
         Ok(events) => events,
         Err(err) => return page::error(Some(&shell), err),
     };
+    let catalog = state.catalog.get();
+    let team = match query.team.trim() {
+        "" => None,
+        name if catalog.teams.contains_key(name) => Some((
+            name.to_owned(),
+            catalog
+                .users
+                .values()
+                .filter(|user| user.teams.iter().any(|team| team == name))
+                .map(|user| user.name.clone())
+                .collect(),
+        )),
+        name => {
+            return page::error(
+                Some(&shell),
+                ApiError::BadRequest(format!("unknown team `{name}`")),
+            );
+        }
+    };
+    let resource = match query.resource.trim() {
+        "" => None,
+        name if catalog.resources.contains_key(name) => Some(name.to_owned()),
+        name => {
+            return page::error(
+                Some(&shell),
+                ApiError::BadRequest(format!("unknown resource `{name}`")),
+            );
+        }
+    };
     let rows = latch_report::access_rows(
         &events,
         &latch_report::ReportFilter {
             from: period.from,
             to: period.to,
-            team: None,
-            resource: None,
+            team,
+            resource,
         },
     );
     let name = format!(

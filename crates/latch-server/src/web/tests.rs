@@ -609,4 +609,45 @@ async fn auditor_pages_are_for_auditors_and_reports_download() {
     assert_eq!(pdf.status, StatusCode::OK);
     assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
     assert!(pdf.body.starts_with("%PDF-"), "{}", pdf.body);
+
+    // The dashboard filters as the API does, and its report links follow team and resource.
+    let filtered = ui
+        .get(
+            Some("dave"),
+            "/ui/dashboard?from=2026-11-01&to=2026-12-01&team=payments&principal=alice",
+        )
+        .await;
+    assert_eq!(filtered.status, StatusCode::OK, "{}", filtered.body);
+    assert!(
+        filtered
+            .body
+            .contains("<option value=\"payments\" selected>payments</option>"),
+        "{}",
+        filtered.body
+    );
+    assert!(
+        filtered.body.contains("access.csv?from="),
+        "{}",
+        filtered.body
+    );
+    assert!(
+        filtered.body.contains("&amp;team=payments"),
+        "{}",
+        filtered.body
+    );
+    let unknown = ui
+        .get(
+            Some("dave"),
+            "/ui/dashboard?from=2026-11-01&to=2026-12-01&team=nobody",
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.body.contains("nobody"), "{}", unknown.body);
+    let nobody = ui
+        .get(
+            Some("dave"),
+            "/ui/reports/access.csv?from=2026-11-01&to=2026-12-01&resource=nope",
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::BAD_REQUEST);
 }
