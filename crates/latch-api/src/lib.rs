@@ -469,3 +469,59 @@ pub struct RetryBody {
     /// The notification (`NOTICE/CHANNEL`), as `latch notifications --status dead` lists it.
     pub id: String,
 }
+
+/// Body of `POST /api/v1/reviews`: an owner's review of a resource's access over a period.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RecordReviewBody {
+    /// A closed period: a quarter `2026-Q3`, a month `2026-07` or a year `2026`.
+    #[schema(example = "2026-Q3")]
+    pub period: String,
+    #[schema(example = "payments-db")]
+    pub resource: String,
+    /// `approved` or `changes_needed` (`changes-needed` is accepted too).
+    #[schema(example = "approved")]
+    pub outcome: String,
+    /// What was checked, or what must change.
+    #[schema(example = "every access had a ticket; nothing to change")]
+    pub comment: String,
+}
+
+/// A recorded review outcome: who, when, what, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewOutcomeView {
+    /// The `review.recorded` event's sequence number.
+    pub seq: u64,
+    pub period: String,
+    pub resource: String,
+    /// `approved` or `changes_needed`.
+    pub outcome: String,
+    pub reviewer: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub comment: String,
+}
+
+/// One resource's review of one period: due (the period's pack was written) and what its
+/// owners recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    pub period: String,
+    pub resource: String,
+    /// The resource's owner team, whose leads review it.
+    pub owner_team: Option<String>,
+    /// When the scheduled review fell due; `None` for a review recorded without one.
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    /// Where the period's evidence pack was written, on the server.
+    pub pack_dir: Option<String>,
+    /// `pending` until an outcome is recorded, then the latest outcome.
+    pub status: String,
+    /// Every outcome recorded, oldest first.
+    pub outcomes: Vec<ReviewOutcomeView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewList {
+    /// Newest period first, then by resource.
+    pub reviews: Vec<ReviewView>,
+}

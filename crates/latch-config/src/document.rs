@@ -16,7 +16,7 @@ use crate::raw::{
 
 /// The top-level tables a config may have.
 const SECTIONS: &str = "`server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `export`, \
-     `teams`, `users`, `resources`";
+     `reviews`, `teams`, `users`, `resources`";
 
 /// A named table under a section, such as `[users.alice]`.
 pub(crate) struct Entry<T> {
@@ -62,6 +62,10 @@ pub(crate) struct RawConfig {
     pub audit: RawAudit,
     /// `None` when `[export]` is absent (no live sink).
     pub export: Option<crate::raw::RawExport>,
+    /// `None` when `[reviews]` is absent (no scheduled reviews).
+    pub reviews: Option<crate::raw::RawReviews>,
+    /// Where `reviews` is written, for problems about the whole table.
+    pub reviews_span: Option<Range<usize>>,
     /// `None` when `[gateway]` is absent (the gateway is off) or could not be decoded.
     pub gateway: Option<RawGateway>,
     /// `None` when `[notify]` is absent (nothing is sent).
@@ -115,6 +119,10 @@ pub(crate) fn read(text: &str, diagnostics: &mut Diagnostics<'_>) -> Option<RawC
             }
             "notify" => raw.notify = Some(decoder.notify(item, span)),
             "export" => raw.export = decoder.decode(item.clone(), "export", span),
+            "reviews" => {
+                raw.reviews_span = span.clone();
+                raw.reviews = decoder.decode(item.clone(), "reviews", span);
+            }
             "teams" => raw.teams = decoder.section(item, "teams", span),
             "users" => {
                 raw.users_span = span.clone();

@@ -48,6 +48,8 @@ pub struct Config {
     pub policy: PolicySettings,
     /// `[export.nats]`: the live sink, when configured.
     pub nats_export: Option<NatsExport>,
+    /// `[reviews]`: scheduled access reviews; `None` when the table is absent.
+    pub reviews: Option<ReviewSettings>,
     /// `[audit]`: the audit checkpoints (docs/CHECKPOINTS.md).
     pub audit: AuditSettings,
     /// The organisation and resources, as the lifecycle and policy see them.
@@ -111,6 +113,26 @@ pub struct NatsExport {
     pub stream: String,
     pub format: ExportFormat,
 }
+
+/// `[reviews]`: when a period closes, `latch serve` writes its evidence pack into
+/// `out_dir/<period>/` and asks each resource's owner-team leads to review their section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewSettings {
+    pub schedule: ReviewSchedule,
+    /// Where the packs go, one directory per period; resolved against the config file's
+    /// directory (default `reviews`).
+    pub out_dir: PathBuf,
+}
+
+/// How often access is reviewed: each calendar month or quarter, in UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewSchedule {
+    Monthly,
+    Quarterly,
+}
+
+/// `[reviews] out_dir` when not given, relative to the config file's directory.
+pub const DEFAULT_REVIEWS_DIR: &str = "reviews";
 
 /// What a sink publishes for each event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -230,6 +230,14 @@ pub(crate) struct RawRoute {
     pub channel: Spanned<String>,
 }
 
+/// `[reviews]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawReviews {
+    pub schedule: Option<Spanned<String>>,
+    pub out_dir: Option<Spanned<String>>,
+}
+
 /// `[export]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]

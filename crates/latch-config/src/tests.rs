@@ -163,6 +163,7 @@ username = "root"
             thresholds: latch_audit::AuditSettings::default(),
         },
         nats_export: None,
+        reviews: None,
         policy: crate::PolicySettings::default(),
         catalog: Catalog {
             users: BTreeMap::from([
@@ -432,6 +433,13 @@ fn the_quickstart_audit_and_export_examples_are_valid() {
         config.nats_export.map(|nats| nats.stream),
         Some("LATCH".to_owned())
     );
+    assert_eq!(
+        config.reviews,
+        Some(crate::ReviewSettings {
+            schedule: crate::ReviewSchedule::Quarterly,
+            out_dir: path.parent().unwrap().join("reviews"),
+        })
+    );
 }
 
 #[test]
@@ -519,7 +527,7 @@ fn an_unknown_section_is_refused() {
     check_err(
         "[user.bob]\nemail = \"bob@example.com\"\n",
         expect![
-            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `export`, `teams`, `users`, `resources`"
+            "/etc/latch/latch.toml:7:2: user: unknown key `user`, expected one of `server`, `ledger`, `policy`, `gateway`, `notify`, `audit`, `export`, `reviews`, `teams`, `users`, `resources`"
         ],
     );
 }
@@ -1749,6 +1757,57 @@ format = "xml"
             /etc/latch/latch.toml:10:11: export.nats.subject: invalid subject `siem.*` (expected dot-separated tokens of letters, digits, `-` and `_`, without wildcards, e.g. `latch.events`)
             /etc/latch/latch.toml:11:10: export.nats.stream: invalid stream name `latch.events` (expected letters, digits, `-` and `_`, at most 64 characters, e.g. `LATCH`)
             /etc/latch/latch.toml:12:10: export.nats.format: unknown format `xml` (expected `ledger` or `ocsf`)"#]],
+    );
+}
+
+#[test]
+fn scheduled_reviews_are_read_and_checked() {
+    let config = parse(&format!(
+        "{BASE}\n[reviews]\nschedule = \"monthly\"\nout_dir = \"/srv/latch-reviews\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.reviews,
+        Some(crate::ReviewSettings {
+            schedule: crate::ReviewSchedule::Monthly,
+            out_dir: PathBuf::from("/srv/latch-reviews"),
+        })
+    );
+    // The directory defaults to `reviews` beside the config file.
+    let config = parse(&format!("{BASE}\n[reviews]\nschedule = \"quarterly\"\n")).unwrap();
+    assert_eq!(
+        config.reviews.map(|r| r.out_dir),
+        Some(PathBuf::from("/etc/latch/reviews"))
+    );
+    assert_eq!(parse(BASE).unwrap().reviews, None);
+    check_err(
+        r#"
+[reviews]
+schedule = "weekly"
+out_dir = ""
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:9:12: reviews.schedule: unknown schedule `weekly` (expected `quarterly` or `monthly`)
+            /etc/latch/latch.toml:10:11: reviews.out_dir: `out_dir` is empty: name the directory the packs go into, e.g. `reviews`"#]],
+    );
+    check_err(
+        r#"
+[reviews]
+out_dir = "reviews"
+every = "quarter"
+"#,
+        expect![
+            "/etc/latch/latch.toml:10:1: reviews.every: unknown key `every`, expected `schedule` or `out_dir`"
+        ],
+    );
+    check_err(
+        r#"
+[reviews]
+out_dir = "reviews"
+"#,
+        expect![[
+            r#"/etc/latch/latch.toml:8:2: reviews: missing `schedule`: say how often owners review their access, `schedule = "quarterly"` or `schedule = "monthly"` (or remove [reviews])"#
+        ]],
     );
 }
 

@@ -5,6 +5,7 @@
 mod audit;
 mod export;
 mod notify;
+mod reviews;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::env::VarError;
@@ -102,6 +103,10 @@ pub(crate) fn check(
         .notify
         .as_ref()
         .and_then(|notify| checker.notify(notify, &names));
+    let reviews = raw
+        .reviews
+        .as_ref()
+        .and_then(|reviews| checker.reviews(reviews, raw.reviews_span.clone()));
     Config {
         path: file.to_owned(),
         server,
@@ -112,6 +117,7 @@ pub(crate) fn check(
             thresholds: audit,
         },
         nats_export,
+        reviews,
         catalog: Catalog {
             users,
             teams,

@@ -223,6 +223,24 @@ pub enum EventKind {
     /// Someone looked at a finding (`acknowledged`) or closed it (`resolved`), saying why.
     #[serde(rename = "finding.status_changed")]
     FindingStatusChanged { status: String, comment: String },
+    /// A review period closed (`[reviews]`): its evidence pack was written to `pack_dir` and
+    /// the owners of `resources` were asked to review their access. Recorded once per period.
+    /// Subject: `review/{period}`.
+    #[serde(rename = "review.due")]
+    ReviewDue {
+        period: String,
+        pack_dir: String,
+        resources: Vec<String>,
+    },
+    /// An owner's review of a resource's access over a period: `outcome` is `approved` or
+    /// `changes_needed`. The actor is the reviewer. Subject: `review/{period}/{resource}`.
+    #[serde(rename = "review.recorded")]
+    ReviewRecorded {
+        period: String,
+        resource: String,
+        outcome: String,
+        comment: String,
+    },
     /// A gateway session closed. `reason`: `client_closed`, `grant_expired`, `grant_revoked`,
     /// `upstream_closed`, `protocol_error`, `shutdown`, `recording_failed`. For grant ends,
     /// `revocation_delay_ms` is how long after the grant ended the session was closed.
@@ -257,6 +275,8 @@ impl EventKind {
                 | Self::SessionEnded { .. }
                 | Self::FindingOpened { .. }
                 | Self::FindingStatusChanged { .. }
+                | Self::ReviewDue { .. }
+                | Self::ReviewRecorded { .. }
         )
     }
 
@@ -284,6 +304,8 @@ impl EventKind {
             Self::SessionEnded { .. } => "session.ended",
             Self::FindingOpened { .. } => "finding.opened",
             Self::FindingStatusChanged { .. } => "finding.status_changed",
+            Self::ReviewDue { .. } => "review.due",
+            Self::ReviewRecorded { .. } => "review.recorded",
         }
     }
 }

@@ -27,7 +27,9 @@ pub use deliver::{
     deliver_with_retries,
 };
 pub use digest::Digest;
-pub use notice::{FindingNotice, Notice, NoticeContext, RequestFacts, Severity, What};
+pub use notice::{
+    FindingNotice, Notice, NoticeContext, RequestFacts, ReviewSection, Severity, What,
+};
 pub use render::slack::update as slack_update;
 pub use render::{Rendered, render, render_digest};
 pub use retry::{MAX_ATTEMPTS, backoff};

@@ -170,6 +170,32 @@ pub enum What {
         statements: u64,
     },
     FindingOpened(FindingNotice),
+    /// A review period closed: the leads of `resource`'s owner team are asked to review its
+    /// access over the period and record the outcome (`review.due`, one notice per resource).
+    ReviewDue {
+        period: String,
+        /// Where the period's evidence pack was written, on the server.
+        pack_dir: String,
+        /// Who should review: the leads of the resource's owner team.
+        reviewers: Vec<String>,
+        /// The resource's section of the period's report.
+        section: ReviewSection,
+    },
+}
+
+/// One resource's part of a period's access report, as a review notice summarises it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReviewSection {
+    /// Requests for the resource created in the period.
+    pub accesses: u64,
+    /// Of those, how many were granted.
+    pub granted: u64,
+    /// Of those, how many were break-glass grants.
+    pub break_glass: u64,
+    /// Who asked, sorted.
+    pub requesters: Vec<String>,
+    /// Audit findings about those accesses.
+    pub findings: u64,
 }
 
 /// One thing to tell people about. Serializable so that the outbox can hold it for a digest
@@ -402,7 +428,10 @@ impl Notice {
             | EventKind::SessionStatement { .. }
             | EventKind::SessionStatementOutcome { .. }
             | EventKind::FindingOpened { .. }
-            | EventKind::FindingStatusChanged { .. } => return None,
+            | EventKind::FindingStatusChanged { .. }
+            // One `review.due` becomes a notice per resource: see [`Notice::review_due`].
+            | EventKind::ReviewDue { .. }
+            | EventKind::ReviewRecorded { .. } => return None,
         };
         let (resource, user) = match (&what, &request) {
             (_, Some(facts)) => (Some(facts.resource.clone()), Some(facts.requester.clone())),
@@ -493,6 +522,37 @@ impl Notice {
         })
     }
 
+    /// The notice asking the leads of `resource`'s owner team (`reviewers`) to review its access
+    /// over `period`, from a `review.due` event (its canonical text in `event`). Its id,
+    /// `rev_{period}_{resource}`, lets the outbox send it once.
+    pub fn review_due(
+        at: Timestamp,
+        period: &str,
+        pack_dir: &str,
+        resource: &str,
+        reviewers: Vec<String>,
+        section: ReviewSection,
+        event: Option<String>,
+    ) -> Notice {
+        Notice {
+            id: format!("rev_{period}_{resource}"),
+            event_type: "review.due".to_owned(),
+            at,
+            severity: Severity::Warning,
+            request: None,
+            resource: Some(resource.to_owned()),
+            user: None,
+            url: None,
+            what: What::ReviewDue {
+                period: period.to_owned(),
+                pack_dir: pack_dir.to_owned(),
+                reviewers,
+                section,
+            },
+            event,
+        }
+    }
+
     /// The notice that the auditor opened `finding` at `at`.
     pub fn finding(finding: FindingNotice, at: Timestamp) -> Notice {
         Notice {
@@ -518,6 +578,7 @@ impl Notice {
                 ..
             } | What::Escalated { .. }
                 | What::Reminder { .. }
+                | What::ReviewDue { .. }
         )
     }
 
@@ -546,6 +607,7 @@ impl Notice {
             What::Reminder { approvers, .. } => approvers.clone(),
             What::GrantIssued { grantee, .. } => vec![grantee.clone()],
             What::FindingOpened(_) => Vec::new(),
+            What::ReviewDue { reviewers, .. } => reviewers.clone(),
             _ => self.user.iter().cloned().collect(),
         };
         people.sort();
@@ -560,6 +622,7 @@ impl Notice {
             (None, What::GrantIssued { resource, role, .. }) => format!("{resource} ({role})"),
             (None, What::FindingOpened(finding)) => finding.subject.clone(),
             (None, What::SessionCut { session_id, .. }) => format!("session {session_id}"),
+            (None, What::ReviewDue { .. }) => self.resource.clone().unwrap_or_default(),
             (None, _) => self.subject_id(),
         }
     }
@@ -620,6 +683,7 @@ impl Notice {
             What::FindingOpened(finding) => {
                 format!("Audit finding ({}): {}", finding.severity, finding.subject)
             }
+            What::ReviewDue { period, .. } => format!("Access review due: {target} ({period})"),
         }
     }
 
@@ -726,6 +790,22 @@ impl Notice {
                 ),
             },
             What::FindingOpened(finding) => finding.summary.clone(),
+            What::ReviewDue {
+                period, section, ..
+            } => format!(
+                "{period} has closed: review who had access to {} ({} {}, {} granted) and record \
+                 the outcome with `latch review record --period {period} --resource {} \
+                 --outcome approved|changes-needed --comment …`",
+                self.target(),
+                section.accesses,
+                if section.accesses == 1 {
+                    "request"
+                } else {
+                    "requests"
+                },
+                section.granted,
+                self.target(),
+            ),
         }
     }
 
@@ -823,6 +903,32 @@ impl Notice {
                     let seqs: Vec<String> = finding.evidence.iter().map(u64::to_string).collect();
                     facts.push(("Evidence (ledger seq)", seqs.join(", ")));
                 }
+            }
+            What::ReviewDue {
+                period,
+                pack_dir,
+                reviewers,
+                section,
+            } => {
+                facts.push(("Period", period.clone()));
+                if let Some(resource) = &self.resource {
+                    facts.push(("Resource", resource.clone()));
+                }
+                facts.push(("Requests", section.accesses.to_string()));
+                facts.push(("Granted", section.granted.to_string()));
+                if section.break_glass > 0 {
+                    facts.push(("Break-glass", section.break_glass.to_string()));
+                }
+                if section.findings > 0 {
+                    facts.push(("Findings", section.findings.to_string()));
+                }
+                if !section.requesters.is_empty() {
+                    facts.push(("Requesters", section.requesters.join(", ")));
+                }
+                if !reviewers.is_empty() {
+                    facts.push(("Reviewers", reviewers.join(", ")));
+                }
+                facts.push(("Evidence pack", pack_dir.clone()));
             }
             What::Approved { .. }
             | What::Denied { .. }

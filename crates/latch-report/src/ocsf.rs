@@ -7,6 +7,7 @@
 //! | `grant.expired`, `grant.revoked` | User Access Management (3005) | Revoke Privileges |
 //! | `session.started`, `session.ended` | Authentication (3002) | Logon, Logoff |
 //! | `session.statement`, `session.statement_outcome` | Datastore Activity (6005) | Query |
+//! | `review.recorded` | Entity Management (3004) | Update (the access review's outcome) |
 //! | everything else | API Activity (6003) | Create, Update, Delete |
 //!
 //! Some events do not name everything their class requires (a `grant.expired` does not name
@@ -111,6 +112,7 @@ fn classify(kind: &EventKind) -> (u32, u32, &'static str, u32, &'static str) {
         | EventKind::RequestTimedOut {}
         | EventKind::RequestEscalated { .. } => (ENTITY, 3, "Update"),
         EventKind::RequestCancelled {} => (ENTITY, 4, "Delete"),
+        EventKind::ReviewRecorded { .. } => (ENTITY, 3, "Update"),
         EventKind::GrantIssued { .. } => (ACCESS, 1, "Assign Privileges"),
         EventKind::GrantExpired { .. } | EventKind::GrantRevoked { .. } => {
             (ACCESS, 2, "Revoke Privileges")
@@ -122,7 +124,8 @@ fn classify(kind: &EventKind) -> (u32, u32, &'static str, u32, &'static str) {
         }
         EventKind::TokenCreated { .. }
         | EventKind::CredentialIssued { .. }
-        | EventKind::FindingOpened { .. } => (API, 1, "Create"),
+        | EventKind::FindingOpened { .. }
+        | EventKind::ReviewDue { .. } => (API, 1, "Create"),
         EventKind::PolicyLoaded { .. } | EventKind::FindingStatusChanged { .. } => {
             (API, 3, "Update")
         }
@@ -237,6 +240,23 @@ fn map(stored: &StoredEvent, context: &Context) -> Value {
                 EventKind::RequestDenied { reason } => put("comment", json!(reason)),
                 _ => {}
             }
+        }
+        EventKind::ReviewRecorded {
+            period,
+            resource,
+            outcome,
+            comment,
+        } => {
+            put(
+                "entity",
+                json!({
+                    "uid": event.subject,
+                    "name": format!("access review of {resource} for {period}"),
+                    "type": "access_review",
+                }),
+            );
+            put("comment", json!(comment));
+            put("status_detail", json!(outcome));
         }
         EventKind::GrantIssued {
             grant_id,

@@ -471,6 +471,27 @@ fn every_kind() -> Vec<StoredEvent> {
             comment: "expected".into(),
         },
     );
+    s.push(
+        18,
+        Actor::System,
+        "review/2026-Q3",
+        EventKind::ReviewDue {
+            period: "2026-Q3".into(),
+            pack_dir: "/var/lib/latch/reviews/2026-Q3".into(),
+            resources: vec!["payments-db".into()],
+        },
+    );
+    s.push(
+        19,
+        Actor::user("carol"),
+        "review/2026-Q3/payments-db",
+        EventKind::ReviewRecorded {
+            period: "2026-Q3".into(),
+            resource: "payments-db".into(),
+            outcome: "approved".into(),
+            comment: "every access had a ticket".into(),
+        },
+    );
     events.extend(s.0);
     events
 }
@@ -699,7 +720,7 @@ fn every_ocsf_record_satisfies_its_class_in_the_schema() {
     let schema = Schema::load();
     let events = every_kind();
     let kinds: BTreeSet<&str> = events.iter().map(|e| e.event.kind.type_name()).collect();
-    assert_eq!(kinds.len(), 21, "every event kind is exercised");
+    assert_eq!(kinds.len(), 23, "every event kind is exercised");
     assert_eq!(read("version.json")["version"], crate::OCSF_VERSION);
 
     let mut problems = Vec::new();

@@ -183,6 +183,10 @@ async fn enqueue_events(
                 queue(&notice, config, &catalog, &mut items);
                 queue_slack_updates(state, &notice, now, &mut items).await?;
             }
+            // A review period closed: each resource's owners hear about their section.
+            for notice in crate::review::due_notices(event, &catalog).await {
+                queue(&notice, config, &catalog, &mut items);
+            }
         }
         state
             .store

@@ -56,6 +56,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::audit::audit_run))
         .routes(routes!(crate::analytics::get_analytics))
         .routes(routes!(crate::notify::list_notifications))
+        .routes(routes!(
+            crate::review::record_review,
+            crate::review::list_reviews
+        ))
         .routes(routes!(crate::notify::retry_notification))
 }
 

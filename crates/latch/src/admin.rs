@@ -232,6 +232,23 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             shutdown.clone(),
         )));
     }
+    let mut review_task = None;
+    if let Some(reviews) = &config.reviews {
+        let settings = latch_server::review::ReviewSettings {
+            schedule: match reviews.schedule {
+                latch_config::ReviewSchedule::Monthly => latch_evidence::Schedule::Monthly,
+                latch_config::ReviewSchedule::Quarterly => latch_evidence::Schedule::Quarterly,
+            },
+            out_dir: reviews.out_dir.clone(),
+            policy_files: config.policy.files.clone(),
+            poll: std::time::Duration::from_secs(60),
+        };
+        review_task = Some(tokio::spawn(latch_server::review::run(
+            state.clone(),
+            settings,
+            shutdown.clone(),
+        )));
+    }
     let mut sink_task = None;
     if let Some(nats) = &config.nats_export {
         let sink = latch_server::sink::NatsSink {
@@ -271,6 +288,9 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         let _ = task.await;
     }
     if let Some(task) = sink_task {
+        let _ = task.await;
+    }
+    if let Some(task) = review_task {
         let _ = task.await;
     }
     served?;

@@ -518,6 +518,7 @@ async fn openapi_health_readiness_and_metrics() {
             "/api/v1/requests/{id}/break-glass",
             "/api/v1/requests/{id}/cancel",
             "/api/v1/requests/{id}/deny",
+            "/api/v1/reviews",
             "/api/v1/sessions",
             "/api/v1/sessions/{id}",
             "/api/v1/whoami",

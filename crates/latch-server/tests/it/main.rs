@@ -10,6 +10,7 @@
 mod analytics;
 mod api;
 mod ledger;
+mod reviews;
 mod sink;
 mod slack;
 

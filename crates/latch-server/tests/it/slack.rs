@@ -552,8 +552,11 @@ mod notifier {
             "{body}"
         );
         assert!(body.contains(&format!("latch approve {id}")), "{body}");
-        let sent = api.store.notifications("sent", 10).await.unwrap();
-        assert_eq!(sent.len(), 1, "{sent:?}");
+        // The relay has the mail before the notifier marks it sent.
+        until("the mail is marked sent", || async {
+            api.store.notifications("sent", 10).await.unwrap().len() == 1
+        })
+        .await;
         notifier.stop().await;
     }
 }

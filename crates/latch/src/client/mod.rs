@@ -70,6 +70,32 @@ pub enum FindingsCommand {
     },
 }
 
+/// How a review ended, as the CLI writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReviewOutcome {
+    Approved,
+    ChangesNeeded,
+}
+
+#[derive(Subcommand)]
+pub enum ReviewCommand {
+    /// Record your review of a resource's access over a closed period (leads of the resource's
+    /// owner team, and admins); kept in the ledger as `review.recorded`.
+    Record {
+        /// The period, e.g. `2026-Q3` (a quarter), `2026-07` (a month).
+        #[arg(long)]
+        period: String,
+        /// The resource, e.g. `payments-db`.
+        #[arg(long)]
+        resource: String,
+        #[arg(long, value_enum)]
+        outcome: ReviewOutcome,
+        /// What you checked, or what must change.
+        #[arg(long)]
+        comment: String,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum NotificationsCommand {
     /// Put a dead-lettered notification back in the queue.
@@ -249,6 +275,18 @@ pub enum ClientCommand {
         /// `pending`, `sent` or `dead`.
         #[arg(long, default_value = "dead")]
         status: String,
+    },
+    /// Access reviews of closed periods (`[reviews]`): record an outcome.
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// Reviews due and the outcomes recorded (auditors and admins; owner-team leads see their
+    /// resources').
+    Reviews {
+        /// Only this period, e.g. `2026-Q3`.
+        #[arg(long)]
+        period: Option<String>,
     },
     /// Make the server re-read its organisation and policy files (admins); the same as sending
     /// it SIGHUP. A policy set that does not load is refused and the one in force stays.
@@ -489,6 +527,33 @@ pub async fn run(options: &GlobalOptions, command: ClientCommand) -> anyhow::Res
                 emit(output, list.notifications.as_slice(), render::notifications)
             }
         },
+        ClientCommand::Review {
+            command:
+                ReviewCommand::Record {
+                    period,
+                    resource,
+                    outcome,
+                    comment,
+                },
+        } => {
+            let outcome = match outcome {
+                ReviewOutcome::Approved => "approved",
+                ReviewOutcome::ChangesNeeded => "changes_needed",
+            };
+            let body = latch_api::RecordReviewBody {
+                period,
+                resource,
+                outcome: outcome.to_owned(),
+                comment,
+            };
+            let recorded: latch_api::ReviewOutcomeView = api.post("reviews", &body).await?;
+            emit(output, &recorded, render::review_recorded)
+        }
+        ClientCommand::Reviews { period } => {
+            let query: Vec<(&str, String)> = period.map(|p| ("period", p)).into_iter().collect();
+            let list: latch_api::ReviewList = api.get("reviews", &query).await?;
+            emit(output, list.reviews.as_slice(), render::reviews)
+        }
         ClientCommand::Reload => {
             let outcome: latch_api::ReloadView = api.post_empty("admin/reload").await?;
             emit(output, &outcome, render::reloaded)

@@ -214,6 +214,42 @@ pub fn findings(findings: &[latch_api::FindingView]) -> String {
     )
 }
 
+/// `latch reviews`: one line per resource and period, with the latest outcome.
+pub fn reviews(reviews: &[latch_api::ReviewView]) -> String {
+    if reviews.is_empty() {
+        return "no reviews".to_owned();
+    }
+    table(
+        &[
+            "PERIOD", "RESOURCE", "STATUS", "REVIEWER", "RECORDED", "COMMENT",
+        ],
+        reviews.iter().map(|r| {
+            let last = r.outcomes.last();
+            vec![
+                cell(&r.period),
+                cell(&r.resource),
+                cell(&r.status),
+                last.map_or("-".to_owned(), |o| {
+                    cell(o.reviewer.strip_prefix("user:").unwrap_or(&o.reviewer))
+                }),
+                last.map_or("-".to_owned(), |o| short_time(&o.at)),
+                last.map_or("-".to_owned(), |o| truncate(&cell(&o.comment), 70)),
+            ]
+        }),
+    )
+}
+
+/// `latch review record`.
+pub fn review_recorded(o: &latch_api::ReviewOutcomeView) -> String {
+    format!(
+        "review of {} for {} recorded: {} (ledger event {})",
+        cell(&o.resource),
+        cell(&o.period),
+        cell(&o.outcome),
+        o.seq
+    )
+}
+
 /// `latch findings ack|resolve`.
 pub fn finding_changed(f: &latch_api::FindingView) -> String {
     format!(

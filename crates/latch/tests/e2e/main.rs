@@ -21,6 +21,7 @@ mod browser;
 mod evidence;
 mod notify;
 mod replicas;
+mod reviews;
 
 const LATCH: &str = env!("CARGO_BIN_EXE_latch");
 const QUICKSTART: &str = include_str!("../../../../examples/quickstart/latch.toml");
