@@ -169,6 +169,8 @@ pub struct AppState {
     pub audit: Option<audit::AuditConfig>,
     /// Notification channels and routes when configured (`[notify]`).
     pub notify: Option<Arc<notify::NotifyConfig>>,
+    /// The config's Cedar policy files, copied into evidence packs made by the server.
+    pub policy_files: Arc<Vec<std::path::PathBuf>>,
     /// Slack interactions already seen (a captured request cannot be replayed).
     pub slack_replays: Arc<std::sync::Mutex<latch_notify::ReplayGuard>>,
     reloading: Arc<tokio::sync::Mutex<()>>,
@@ -196,6 +198,7 @@ impl AppState {
             gateway: None,
             audit: None,
             notify: None,
+            policy_files: Arc::new(Vec::new()),
             slack_replays: Arc::new(std::sync::Mutex::new(latch_notify::ReplayGuard::new(
                 10_000,
             ))),

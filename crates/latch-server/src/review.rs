@@ -221,6 +221,24 @@ async fn all_of_type(store: &dyn Store, event_type: &str) -> Result<Vec<StoredEv
     }
 }
 
+/// The policy files' text, as a pack copies them (the set in force when the pack is made).
+pub async fn read_policy_files(paths: &[PathBuf]) -> Result<Vec<PolicyFile>, ReviewError> {
+    let mut policy = Vec::new();
+    for path in paths {
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|source| ReviewError::Policy {
+                path: path.display().to_string(),
+                source,
+            })?;
+        policy.push(PolicyFile {
+            path: path.display().to_string(),
+            text,
+        });
+    }
+    Ok(policy)
+}
+
 /// One pass: when the schedule's last closed period has no `review.due` yet, writes its pack
 /// into `out_dir/<period>/` (unless that directory is already there: an earlier pass wrote it
 /// and stopped before recording) and records `review.due` naming every resource.
@@ -250,20 +268,7 @@ pub async fn review_pass(
         if state.ledger.checkpoint().await?.is_none() {
             return Ok(ReviewPass::EmptyLedger);
         }
-        let mut policy = Vec::new();
-        for path in &settings.policy_files {
-            let text =
-                tokio::fs::read_to_string(path)
-                    .await
-                    .map_err(|source| ReviewError::Policy {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-            policy.push(PolicyFile {
-                path: path.display().to_string(),
-                text,
-            });
-        }
+        let policy = read_policy_files(&settings.policy_files).await?;
         let pack = make_pack(&*state.store, &state.ledger, &period, &policy, now).await?;
         // Written beside and renamed into place, so that `dir` exists only whole.
         let partial = settings.out_dir.join(format!(".{}.partial", period.label));

@@ -214,6 +214,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
     };
     // `latch audit run` works either way; `[audit] enabled` turns the live checkpoints on.
     state.audit = Some(audit.clone());
+    state.policy_files = Arc::new(config.policy.files.clone());
     let mut audit_task = None;
     if config.audit.enabled {
         audit_task = Some(tokio::spawn(latch_server::audit::run(

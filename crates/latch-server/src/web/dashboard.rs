@@ -136,6 +136,10 @@ pub(crate) async fn dashboard(
     for (name, value) in query.filters() {
         api_query[name] = serde_json::Value::from(value);
     }
+    let last_quarter = latch_evidence::Schedule::Quarterly
+        .last_closed(state.clock.now())
+        .map(|period| period.label)
+        .unwrap_or_default();
     let catalog = state.catalog.get();
     let teams: Vec<String> = catalog.teams.keys().cloned().collect();
     let resources: Vec<String> = catalog.resources.keys().cloned().collect();
@@ -188,6 +192,17 @@ pub(crate) async fn dashboard(
             a href={ "/ui/reports/access.html?" (links) } download { "HTML (printable)" }
             " · "
             a href={ "/ui/reports/access.pdf?" (links) } download { "PDF" }
+        }
+        form.filters method="get" action="/ui/evidence.tar" {
+            div.field {
+                label for="e-period" { "Evidence pack for" }
+                input #e-period name="period" value=(last_quarter) size="10" aria-describedby="evidence-help";
+            }
+            div.actions { button type="submit" { "Download evidence pack" } }
+            p #evidence-help .help {
+                "A quarter (2026-Q3), a month (2026-07) or a year (2026). Unpack it and check it with "
+                code { "latch ledger verify --bundle DIR --key KEY" } "."
+            }
         }
         (dashboard_body(&analytics))
     };
@@ -321,4 +336,93 @@ async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: Repor
         ),
     );
     response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EvidenceQuery {
+    #[serde(default)]
+    period: String,
+}
+
+/// The evidence pack of a period as one tar archive (`latch-evidence-<period>/…`), made as
+/// `latch evidence` makes it, after signing a checkpoint that covers the latest events. The
+/// auditor unpacks it and runs `latch ledger verify --bundle DIR --key KEY`.
+pub(crate) async fn evidence(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<EvidenceQuery>,
+) -> Response {
+    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    match evidence_tar(&state, &viewer, &query).await {
+        Ok((label, tar)) => {
+            let mut response = tar.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
+            if let Ok(disposition) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"latch-evidence-{label}.tar\""
+            )) {
+                headers.insert(header::CONTENT_DISPOSITION, disposition);
+            }
+            response
+        }
+        Err(err) => page::error(Some(&shell), err),
+    }
+}
+
+async fn evidence_tar(
+    state: &AppState,
+    viewer: &Viewer,
+    query: &EvidenceQuery,
+) -> Result<(String, Vec<u8>), ApiError> {
+    crate::routes::require_auditor(
+        state,
+        &viewer.caller,
+        "download evidence",
+        "download evidence packs",
+        "/ui/evidence",
+    )
+    .await?;
+    let period = latch_evidence::Period::parse(query.period.trim())
+        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    state
+        .ledger
+        .checkpoint()
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("cannot sign a checkpoint: {err}")))?;
+    let policy = crate::review::read_policy_files(&state.policy_files)
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let pack = crate::review::make_pack(
+        &*state.store,
+        &state.ledger,
+        &period,
+        &policy,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+    let root = format!("latch-evidence-{}", period.label);
+    let tar = tar_of(&root, &pack.files)
+        .map_err(|err| ApiError::Internal(format!("cannot archive the pack: {err}")))?;
+    Ok((period.label, tar))
+}
+
+/// The pack's files under `root/`, in a tar archive with fixed times and modes, so the same
+/// pack is the same archive.
+fn tar_of(
+    root: &str,
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        builder.append_data(&mut header, format!("{root}/{path}"), bytes.as_slice())?;
+    }
+    builder.into_inner()
 }

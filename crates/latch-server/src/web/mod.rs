@@ -59,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/reports/access.csv", get(dashboard::report_csv))
         .route("/ui/reports/access.html", get(dashboard::report_html))
         .route("/ui/reports/access.pdf", get(dashboard::report_pdf))
+        .route("/ui/evidence.tar", get(dashboard::evidence))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -650,4 +650,34 @@ async fn auditor_pages_are_for_auditors_and_reports_download() {
         )
         .await;
     assert_eq!(nobody.status, StatusCode::BAD_REQUEST);
+
+    // The evidence pack of the year, as an archive that verifies offline.
+    let tar = ui.get(Some("dave"), "/ui/evidence.tar?period=2026").await;
+    assert_eq!(tar.status, StatusCode::OK, "{}", tar.body);
+    assert_eq!(tar.headers[header::CONTENT_TYPE], "application/x-tar");
+    assert_eq!(
+        tar.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"latch-evidence-2026.tar\""
+    );
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(tar.body.as_bytes());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        let inside = path
+            .strip_prefix("latch-evidence-2026/")
+            .unwrap()
+            .to_owned();
+        files.insert(inside, bytes);
+    }
+    assert!(files.contains_key("report.csv"), "{:?}", files.keys());
+    latch_evidence::verify(&files, &ui.state.ledger.verifier_key()).unwrap();
+    let refused = ui.get(Some("alice"), "/ui/evidence.tar?period=2026").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = ui
+        .get(Some("dave"), "/ui/evidence.tar?period=2026-Q5")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
