@@ -295,7 +295,10 @@ pub async fn review_pass(
             resources,
         },
     };
-    state.store.record(vec![event]).await?;
+    // Another replica may have recorded it since the check above: the store appends it once.
+    if state.store.record_once(event).await?.is_none() {
+        return Ok(ReviewPass::Nothing);
+    }
     tracing::info!(period = %period.label, "review due: owners notified");
     Ok(ReviewPass::Due {
         period: period.label,

@@ -157,6 +157,11 @@ pub trait Store: Send + Sync + 'static {
     /// Appends events that change no projection: refusals worth keeping as evidence.
     async fn record(&self, events: Vec<Event>) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Appends `event` unless the ledger already holds an event of its type and subject; the
+    /// check runs under the ledger's write lock, so replicas sharing the store cannot both
+    /// append it. `None` when it was already there.
+    async fn record_once(&self, event: Event) -> Result<Option<StoredEvent>, StoreError>;
+
     /// Appends gateway session events (`session.*`) and updates the sessions they open and
     /// close. Concurrent calls are committed in groups, one fsync for all of them: the
     /// gateway's strict recording waits on this for every statement.

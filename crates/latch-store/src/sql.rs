@@ -774,6 +774,23 @@ impl Store for SqlStore {
         Ok(stored)
     }
 
+    async fn record_once(&self, event: Event) -> Result<Option<StoredEvent>, StoreError> {
+        let mut w = self.begin_write().await?;
+        let present = sqlx::query("SELECT 1 FROM events WHERE type = $1 AND subject = $2 LIMIT 1")
+            .bind(event.kind.type_name())
+            .bind(event.subject.as_str())
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some();
+        if present {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Ok(None);
+        }
+        let stored = w.append(vec![event]).await?.pop();
+        w.commit().await?;
+        Ok(stored)
+    }
+
     async fn append_session_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());

@@ -32,4 +32,5 @@ macro_rules! on_both_stores {
     };
 }
 mod findings;
+mod once;
 mod sessions;
