@@ -1,6 +1,7 @@
 //! RFC 4180 CSV of access rows, safe to open in a spreadsheet.
 
 use latch_core::Timestamp;
+use std::borrow::Cow;
 
 use crate::AccessRow;
 
@@ -77,7 +78,7 @@ pub(crate) fn statements_text(row: &AccessRow) -> String {
 /// The rows as CSV: one header row, CRLF line ends, UTF-8, times in RFC 3339 UTC, lists
 /// joined with `; `.
 pub fn to_csv(rows: &[AccessRow]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(rows.len() * 256);
     for (i, name) in HEADER.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -86,25 +87,26 @@ pub fn to_csv(rows: &[AccessRow]) -> String {
     }
     out.push_str("\r\n");
     for row in rows {
-        let fields: [String; 18] = [
-            row.request_id.clone(),
-            row.requester.clone(),
-            row.resource.clone(),
-            row.role.clone(),
-            row.reason.clone(),
-            row.ticket.clone().unwrap_or_default(),
-            approvers_text(&row.approvers),
-            row.requested_at.to_string(),
-            opt_time(row.decided_at),
-            opt_time(row.granted_at),
-            opt_time(row.ended_at),
-            opt_num(row.duration_granted_secs),
-            opt_num(row.duration_used_secs),
-            row.outcome.clone(),
-            row.break_glass.to_string(),
-            row.sessions.to_string(),
-            statements_text(row),
-            row.findings.join("; "),
+        // Borrowed where the row already holds the text: this runs once per access.
+        let fields: [Cow<'_, str>; 18] = [
+            Cow::Borrowed(&row.request_id),
+            Cow::Borrowed(&row.requester),
+            Cow::Borrowed(&row.resource),
+            Cow::Borrowed(&row.role),
+            Cow::Borrowed(&row.reason),
+            Cow::Borrowed(row.ticket.as_deref().unwrap_or_default()),
+            Cow::Owned(approvers_text(&row.approvers)),
+            Cow::Owned(row.requested_at.to_string()),
+            Cow::Owned(opt_time(row.decided_at)),
+            Cow::Owned(opt_time(row.granted_at)),
+            Cow::Owned(opt_time(row.ended_at)),
+            Cow::Owned(opt_num(row.duration_granted_secs)),
+            Cow::Owned(opt_num(row.duration_used_secs)),
+            Cow::Borrowed(&row.outcome),
+            Cow::Borrowed(if row.break_glass { "true" } else { "false" }),
+            Cow::Owned(row.sessions.to_string()),
+            Cow::Owned(statements_text(row)),
+            Cow::Owned(row.findings.join("; ")),
         ];
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {

@@ -1,8 +1,7 @@
 //! The fold: ledger events → one `AccessRow` per request created in the period.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use latch_core::lifecycle::request_id_for;
 use latch_core::{Actor, EventKind, StoredEvent, Timestamp};
 use serde_json::{Value, json};
 
@@ -70,6 +69,16 @@ struct Building {
     last_session_end: Option<Timestamp>,
 }
 
+/// The row key of a request id: what follows `req_` (or the whole id).
+fn row_key(request_id: &str) -> &str {
+    request_id.strip_prefix("req_").unwrap_or(request_id)
+}
+
+/// The row key of a grant id (`grt_X` → `X`); `None` for what is not a grant id.
+fn grant_key(grant_id: &str) -> Option<&str> {
+    grant_id.strip_prefix("grt_")
+}
+
 fn actor_name(actor: &Actor) -> String {
     match actor {
         Actor::User(name) => name.clone(),
@@ -85,10 +94,13 @@ fn secs_between(start: Timestamp, end: Timestamp) -> Option<u64> {
 /// passes the filter, in the order the requests were created. Events about other requests
 /// (created before the period, or filtered out) are ignored.
 pub fn access_rows(events: &[StoredEvent], filter: &ReportFilter) -> Vec<AccessRow> {
+    // Rows are keyed by what a request id and its grant id share (`req_X` / `grt_X` → `X`), so
+    // the events of a grant and its sessions find their row without building an id each time:
+    // this fold runs over every statement of a period.
     let mut order: Vec<String> = Vec::new();
-    let mut rows: BTreeMap<String, Building> = BTreeMap::new();
-    // Session id → request id, learnt from `session.started`.
-    let mut sessions: BTreeMap<String, String> = BTreeMap::new();
+    let mut rows: HashMap<String, Building> = HashMap::new();
+    // Session id → row key, learnt from `session.started`.
+    let mut sessions: HashMap<String, String> = HashMap::new();
 
     for stored in events {
         let event = &stored.event;
@@ -104,10 +116,11 @@ pub fn access_rows(events: &[StoredEvent], filter: &ReportFilter) -> Vec<AccessR
             ..
         } = &event.kind
         {
-            if filter.admits(at, requester, resource) && !rows.contains_key(subject) {
-                order.push(subject.to_owned());
+            let key = row_key(subject);
+            if filter.admits(at, requester, resource) && !rows.contains_key(key) {
+                order.push(key.to_owned());
                 rows.insert(
-                    subject.to_owned(),
+                    key.to_owned(),
                     Building {
                         row: AccessRow {
                             request_id: subject.to_owned(),
@@ -137,38 +150,38 @@ pub fn access_rows(events: &[StoredEvent], filter: &ReportFilter) -> Vec<AccessR
             continue;
         }
 
-        let request_id = match &event.kind {
+        let key: &str = match &event.kind {
             EventKind::GrantIssued { grant_id, .. }
             | EventKind::GrantExpired { grant_id }
-            | EventKind::GrantRevoked { grant_id, .. } => {
-                request_id_for(grant_id).unwrap_or_else(|| subject.to_owned())
-            }
+            | EventKind::GrantRevoked { grant_id, .. } => grant_key(grant_id).unwrap_or(subject),
             EventKind::SessionStarted { grant_id, .. } => {
-                let Some(request_id) = request_id_for(grant_id) else {
+                let Some(key) = grant_key(grant_id) else {
                     continue;
                 };
-                sessions.insert(subject.to_owned(), request_id.clone());
-                request_id
+                if rows.contains_key(key) {
+                    sessions.insert(subject.to_owned(), key.to_owned());
+                }
+                key
             }
             EventKind::SessionStatement { grant_id, .. }
-            | EventKind::SessionEnded { grant_id, .. } => match request_id_for(grant_id) {
-                Some(request_id) => request_id,
+            | EventKind::SessionEnded { grant_id, .. } => match grant_key(grant_id) {
+                Some(key) => key,
                 None => continue,
             },
             EventKind::FindingOpened { about, .. } => {
                 if about.starts_with("req_") {
-                    about.clone()
-                } else if let Some(request_id) = request_id_for(about) {
-                    request_id
-                } else if let Some(request_id) = sessions.get(about) {
-                    request_id.clone()
+                    row_key(about)
+                } else if let Some(key) = grant_key(about) {
+                    key
+                } else if let Some(key) = sessions.get(about.as_str()) {
+                    key.as_str()
                 } else {
                     continue;
                 }
             }
-            _ => subject.to_owned(),
+            _ => subject,
         };
-        let Some(building) = rows.get_mut(&request_id) else {
+        let Some(building) = rows.get_mut(row_key(key)) else {
             continue;
         };
         let row = &mut building.row;
@@ -229,7 +242,12 @@ pub fn access_rows(events: &[StoredEvent], filter: &ReportFilter) -> Vec<AccessR
                     Some(building.last_session_end.map_or(at, |last| last.max(at)));
             }
             EventKind::SessionStatement { class, .. } => {
-                *row.statements_by_class.entry(class.clone()).or_insert(0) += 1;
+                match row.statements_by_class.get_mut(class.as_str()) {
+                    Some(count) => *count += 1,
+                    None => {
+                        row.statements_by_class.insert(class.clone(), 1);
+                    }
+                }
             }
             EventKind::FindingOpened { .. } if !row.findings.iter().any(|id| id == subject) => {
                 row.findings.push(subject.to_owned());
