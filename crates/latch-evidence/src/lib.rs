@@ -1,5 +1,5 @@
-//! Evidence packs for SOC 2 and ISO/IEC 27001 auditors: the access report, findings and policy
-//! set of a period, a control mapping, and the ledger events they cite with a signed checkpoint
+//! Evidence packs for SOC 2 and ISO/IEC 27001 auditors: the access report, findings, policy
+//! set and owners' review outcomes of a period, a control mapping, and the ledger events they cite with a signed checkpoint
 //! and an inclusion proof for each, all checkable offline with nothing but the verifier key.
 //!
 //! Pure: no IO, no clock. The binary reads the store and writes the files; [`plan`] chooses what
@@ -18,11 +18,14 @@ pub use controls::{CONTROLS, Control, controls_json, controls_markdown};
 pub use manifest::{Manifest, sha256_hex};
 pub use pack::{BuildError, PackInput, PolicyFile, build};
 pub use period::{Period, PeriodError, Schedule};
-pub use plan::{FindingRecord, Plan, PolicyRecord, StatusChange, plan, policy_hash};
+pub use plan::{
+    FindingRecord, Plan, PolicyRecord, ReviewDueRecord, ReviewRecord, StatusChange, plan,
+    policy_hash,
+};
 pub use verify::{VerifyError, verify};
 
 /// The `format` of a pack's `manifest.json`: bump it when the layout changes.
-pub const PACK_FORMAT: &str = "latch-evidence/1";
+pub const PACK_FORMAT: &str = "latch-evidence/2";
 
 /// The files of a pack, relative to its directory.
 pub mod files {
@@ -34,6 +37,8 @@ pub mod files {
     pub const FINDINGS_CSV: &str = "findings.csv";
     pub const FINDINGS_JSON: &str = "findings.json";
     pub const POLICY_SETS: &str = "policy/policy-sets.json";
+    pub const REVIEWS_CSV: &str = "reviews.csv";
+    pub const REVIEWS_JSON: &str = "reviews.json";
     pub const POLICY_README: &str = "policy/README.md";
     pub const POLICY_FILES: &str = "policy/files.json";
     pub const CONTROLS_MD: &str = "controls.md";
@@ -46,7 +51,7 @@ pub mod files {
     pub const POLICY_DIR: &str = "policy/files/";
 
     /// Every fixed file (the `.cedar` copies come on top).
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 18] = [
         README,
         MANIFEST,
         REPORT_HTML,
@@ -55,6 +60,8 @@ pub mod files {
         FINDINGS_CSV,
         FINDINGS_JSON,
         POLICY_SETS,
+        REVIEWS_CSV,
+        REVIEWS_JSON,
         POLICY_README,
         POLICY_FILES,
         CONTROLS_MD,

@@ -160,8 +160,8 @@ fn readme(input: &PackInput<'_>, checkpoint_root: &str) -> String {
          ```\nlatch ledger verify --bundle . --key '<verifier key obtained independently>'\n```\n\n\
          It checks the checkpoint's signature; that every event in `{events}` is canonical, \
          hashes to its leaf and is in the signed tree (its inclusion proof); that every event \
-         the report, the findings and the policy sets cite is there; that the report, findings \
-         and policy sets are exactly what those events give; and the SHA-256 of every file in \
+         the report, the findings, the policy sets and the reviews cite is there; that the \
+         report, findings, policy sets and reviews are exactly what those events give; and the SHA-256 of every file in \
          `{manifest}`. Any difference exits non-zero naming the file or event.\n\n\
          The pack proves that what it shows is in the signed ledger, unaltered. To check that \
          nothing of the period was left out, verify the whole ledger (`latch ledger export`, \
@@ -173,6 +173,7 @@ fn readme(input: &PackInput<'_>, checkpoint_root: &str) -> String {
          | `{report_json}` | the same as data, each access with the ledger events (`seq`) it was made from |\n\
          | `{findings_csv}`, `{findings_json}` | audit findings opened or handled in the period, or about its accesses: checkpoint, severity, subject, and status history (who, when, comment) |\n\
          | `{policy_sets}` | the Cedar policy sets in force during the period, as the ledger recorded them |\n\
+         | `{reviews_csv}`, `{reviews_json}` | the resource owners' review of the period's access: for each resource the outcome (approved, changes needed), who recorded it, when and why, or that it is still pending; reviews recorded up to the checkpoint, so a pack made as the period closes has none yet (make it again once the owners have answered) |\n\
          | `{policy_readme}`, `{policy_dir}` | the config's policy files, and whether they are the ones recorded |\n\
          | `{controls_md}`, `{controls_json}` | which file evidences which SOC 2 and ISO/IEC 27001:2022 control |\n\
          | `{events}` | every cited event: its ledger index and its canonical JSON (the Merkle leaf) |\n\
@@ -196,6 +197,8 @@ fn readme(input: &PackInput<'_>, checkpoint_root: &str) -> String {
         findings_csv = files::FINDINGS_CSV,
         findings_json = files::FINDINGS_JSON,
         policy_sets = files::POLICY_SETS,
+        reviews_csv = files::REVIEWS_CSV,
+        reviews_json = files::REVIEWS_JSON,
         policy_readme = files::POLICY_README,
         policy_dir = files::POLICY_DIR,
         controls_md = files::CONTROLS_MD,

@@ -61,6 +61,35 @@ impl FindingRecord {
     }
 }
 
+/// A `review.due` of the period: the owners of `resources` were asked to review its access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewDueRecord {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub period: String,
+    pub resources: Vec<String>,
+}
+
+/// A `review.recorded` of the period: an owner's outcome for one resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewRecord {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub period: String,
+    pub resource: String,
+    /// `approved` or `changes_needed`.
+    pub outcome: String,
+    pub by: String,
+    pub comment: String,
+}
+
+/// Whether a review filed under `label` belongs to the pack of `period`: its own label, or a
+/// period that lies within it (the quarters of a year's pack, the months of a quarter's).
+fn review_of(label: &str, period: &Period) -> bool {
+    label == period.label
+        || Period::parse(label).is_ok_and(|p| p.from >= period.from && p.to <= period.to)
+}
+
 /// A pack's content before it is rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -71,6 +100,10 @@ pub struct Plan {
     pub findings: Vec<FindingRecord>,
     /// The set in force when the period began, then each set loaded during it.
     pub policies: Vec<PolicyRecord>,
+    /// The period's `review.due` events, whenever recorded (up to the checkpoint).
+    pub reviews_due: Vec<ReviewDueRecord>,
+    /// The period's `review.recorded` events, in ledger order, whenever recorded.
+    pub reviews: Vec<ReviewRecord>,
     /// Every event the above cite: the pack proves each of them.
     pub cited: BTreeSet<u64>,
 }
@@ -80,7 +113,9 @@ pub struct Plan {
 ///
 /// The accesses are the requests created in the period; the findings are those opened or
 /// changed in the period or about one of its accesses, each with its whole history; the policy
-/// sets are the one in force at the period's start and those loaded during it.
+/// sets are the one in force at the period's start and those loaded during it; the reviews are
+/// the `review.due` and `review.recorded` filed under the period (or a period within it), which
+/// come after it closes.
 pub fn plan(events: &[StoredEvent], period: &Period) -> Plan {
     let rows = latch_report::access_rows(
         events,
@@ -101,6 +136,8 @@ pub fn plan(events: &[StoredEvent], period: &Period) -> Plan {
     let mut findings: BTreeMap<String, FindingRecord> = BTreeMap::new();
     let mut finding_order: Vec<String> = Vec::new();
     let mut changed_in_period: BTreeSet<String> = BTreeSet::new();
+    let mut reviews_due: Vec<ReviewDueRecord> = Vec::new();
+    let mut reviews: Vec<ReviewRecord> = Vec::new();
     for stored in events {
         let event = &stored.event;
         let subject = event.subject.as_str();
@@ -188,6 +225,40 @@ pub fn plan(events: &[StoredEvent], period: &Period) -> Plan {
                 }
                 None
             }
+            EventKind::ReviewDue {
+                period: label,
+                resources,
+                ..
+            } => {
+                if review_of(label, period) {
+                    reviews_due.push(ReviewDueRecord {
+                        seq: stored.seq,
+                        at: event.at,
+                        period: label.clone(),
+                        resources: resources.clone(),
+                    });
+                }
+                None
+            }
+            EventKind::ReviewRecorded {
+                period: label,
+                resource,
+                outcome,
+                comment,
+            } => {
+                if review_of(label, period) {
+                    reviews.push(ReviewRecord {
+                        seq: stored.seq,
+                        at: event.at,
+                        period: label.clone(),
+                        resource: resource.clone(),
+                        outcome: outcome.clone(),
+                        by: event.actor.user_name().unwrap_or("system").to_owned(),
+                        comment: comment.clone(),
+                    });
+                }
+                None
+            }
             EventKind::AccessRefused { .. }
             | EventKind::TokenCreated { .. }
             | EventKind::TokenRevoked { .. } => None,
@@ -220,12 +291,16 @@ pub fn plan(events: &[StoredEvent], period: &Period) -> Plan {
         cited.extend(finding.evidence.iter().copied());
     }
     cited.extend(policies.iter().map(|p| p.seq));
+    cited.extend(reviews_due.iter().map(|d| d.seq));
+    cited.extend(reviews.iter().map(|r| r.seq));
     Plan {
         period: period.clone(),
         rows,
         row_events,
         findings,
         policies,
+        reviews_due,
+        reviews,
         cited,
     }
 }
@@ -279,6 +354,23 @@ fn seqs(list: impl IntoIterator<Item = u64>) -> String {
         .map(|s| s.to_string())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One resource's review over one period, as `reviews.csv` and `reviews.json` show it.
+struct ReviewEntry<'a> {
+    period: &'a str,
+    resource: &'a str,
+    due: Option<&'a ReviewDueRecord>,
+    outcomes: Vec<&'a ReviewRecord>,
+}
+
+impl ReviewEntry<'_> {
+    /// The latest outcome, or `pending`.
+    fn status(&self) -> &str {
+        self.outcomes
+            .last()
+            .map_or("pending", |r| r.outcome.as_str())
+    }
 }
 
 impl Plan {
@@ -407,6 +499,127 @@ impl Plan {
         serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
     }
 
+    /// Each resource under review, by period then resource: when its review was due (the
+    /// `review.due` event, if any), its outcomes in ledger order, and its status (the latest
+    /// outcome, or `pending`).
+    fn review_entries(&self) -> Vec<ReviewEntry<'_>> {
+        let mut entries: BTreeMap<(&str, &str), ReviewEntry<'_>> = BTreeMap::new();
+        for due in &self.reviews_due {
+            for resource in &due.resources {
+                entries
+                    .entry((due.period.as_str(), resource.as_str()))
+                    .or_insert_with(|| ReviewEntry {
+                        period: &due.period,
+                        resource,
+                        due: Some(due),
+                        outcomes: Vec::new(),
+                    });
+            }
+        }
+        for review in &self.reviews {
+            entries
+                .entry((review.period.as_str(), review.resource.as_str()))
+                .or_insert_with(|| ReviewEntry {
+                    period: &review.period,
+                    resource: &review.resource,
+                    due: None,
+                    outcomes: Vec::new(),
+                })
+                .outcomes
+                .push(review);
+        }
+        entries.into_values().collect()
+    }
+
+    fn reviews_json(&self) -> String {
+        let due: Vec<Value> = self
+            .reviews_due
+            .iter()
+            .map(|d| {
+                json!({
+                    "period": d.period,
+                    "due_at": d.at.to_string(),
+                    "resources": d.resources,
+                    "event": d.seq,
+                })
+            })
+            .collect();
+        let reviews: Vec<Value> = self
+            .review_entries()
+            .iter()
+            .map(|e| {
+                json!({
+                    "period": e.period,
+                    "resource": e.resource,
+                    "due_at": e.due.map(|d| d.at.to_string()),
+                    "status": e.status(),
+                    "outcomes": e.outcomes.iter().map(|r| json!({
+                        "outcome": r.outcome,
+                        "by": r.by,
+                        "at": r.at.to_string(),
+                        "comment": r.comment,
+                        "event": r.seq,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let value = json!({ "due": due, "reviews": reviews });
+        serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    }
+
+    fn reviews_csv(&self) -> String {
+        let mut out = String::new();
+        let header = [
+            "period",
+            "resource",
+            "due_at",
+            "status",
+            "outcome",
+            "reviewer",
+            "recorded_at",
+            "comment",
+            "ledger_events",
+        ];
+        csv_line(&mut out, &header.map(str::to_owned));
+        for entry in self.review_entries() {
+            let due_at = entry.due.map(|d| d.at.to_string()).unwrap_or_default();
+            let due_seq = entry.due.map(|d| d.seq);
+            if entry.outcomes.is_empty() {
+                csv_line(
+                    &mut out,
+                    &[
+                        entry.period.to_owned(),
+                        entry.resource.to_owned(),
+                        due_at.clone(),
+                        entry.status().to_owned(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        seqs(due_seq),
+                    ],
+                );
+            }
+            for review in &entry.outcomes {
+                csv_line(
+                    &mut out,
+                    &[
+                        entry.period.to_owned(),
+                        entry.resource.to_owned(),
+                        due_at.clone(),
+                        entry.status().to_owned(),
+                        review.outcome.clone(),
+                        review.by.clone(),
+                        review.at.to_string(),
+                        review.comment.clone(),
+                        seqs(due_seq.into_iter().chain([review.seq])),
+                    ],
+                );
+            }
+        }
+        out
+    }
+
     /// The files that follow from the plan alone (and so from the cited events alone): the
     /// verifier renders them again and compares them byte for byte.
     pub fn derived_files(&self) -> Vec<(&'static str, String)> {
@@ -420,6 +633,8 @@ impl Plan {
             (files::FINDINGS_CSV, self.findings_csv()),
             (files::FINDINGS_JSON, self.findings_json()),
             (files::POLICY_SETS, self.policy_sets_json()),
+            (files::REVIEWS_CSV, self.reviews_csv()),
+            (files::REVIEWS_JSON, self.reviews_json()),
             (files::CONTROLS_MD, crate::controls_markdown()),
             (files::CONTROLS_JSON, crate::controls_json()),
         ]
@@ -433,13 +648,17 @@ impl Plan {
             .iter()
             .filter(|f| f.status() == "resolved")
             .count();
+        let entries = self.review_entries();
+        let pending = entries.iter().filter(|e| e.outcomes.is_empty()).count();
         let _ = write!(
             out,
-            "accesses: {}, findings: {} ({} resolved), policy sets in force: {}, ledger events cited: {}",
+            "accesses: {}, findings: {} ({} resolved), policy sets in force: {}, resources reviewed: {} ({} pending), ledger events cited: {}",
             self.rows.len(),
             self.findings.len(),
             resolved,
             self.policies.len(),
+            entries.len().saturating_sub(pending),
+            pending,
             self.cited.len()
         );
         out

@@ -420,6 +420,138 @@ fn the_manifest_reads_back_what_it_wrote_and_refuses_another_format() {
     let other = manifest.to_json().replace(PACK_FORMAT, "latch-evidence/9");
     assert_eq!(
         Manifest::parse(&other).unwrap_err(),
-        "format `latch-evidence/9` is not one this latch reads (`latch-evidence/1`)"
+        "format `latch-evidence/9` is not one this latch reads (`latch-evidence/2`)"
     );
+}
+
+/// The ledger, then Q3's review: due on 1 October for two resources, payments-db approved by
+/// dave (event 15), and a late review of Q2 by erin (event 16).
+fn ledger_with_reviews() -> Vec<StoredEvent> {
+    let mut events = ledger();
+    let more: Vec<(&str, &str, &str, EventKind)> = vec![
+        (
+            "2026-10-01T00:00:05Z",
+            "system",
+            "review/2026-Q3",
+            EventKind::ReviewDue {
+                period: "2026-Q3".into(),
+                pack_dir: "/var/lib/latch/reviews/2026-Q3".into(),
+                resources: vec!["payments-db".into(), "orders-db".into()],
+            },
+        ),
+        (
+            "2026-10-03T10:00:00Z",
+            "user:dave",
+            "review/2026-Q3/payments-db",
+            EventKind::ReviewRecorded {
+                period: "2026-Q3".into(),
+                resource: "payments-db".into(),
+                outcome: "approved".into(),
+                comment: "two accesses, both \"on call\", fine".into(),
+            },
+        ),
+        (
+            "2026-10-04T10:00:00Z",
+            "user:erin",
+            "review/2026-Q2/payments-db",
+            EventKind::ReviewRecorded {
+                period: "2026-Q2".into(),
+                resource: "payments-db".into(),
+                outcome: "changes_needed".into(),
+                comment: "late".into(),
+            },
+        ),
+    ];
+    for (time, actor, subject, kind) in more {
+        events.push(StoredEvent {
+            seq: events.len() as u64 + 1,
+            event: Event {
+                at: at(time),
+                actor: Actor::parse(actor).unwrap(),
+                subject: subject.into(),
+                kind,
+            },
+        });
+    }
+    events
+}
+
+#[test]
+fn a_pack_holds_the_review_outcomes_of_its_period_and_verifies() {
+    let events = ledger_with_reviews();
+    let plan = plan(&events, &Period::parse("2026-Q3").unwrap());
+    assert!(plan.cited.contains(&14) && plan.cited.contains(&15));
+    let pack = pack_of(&events);
+    let checked = verify(&pack, &key().verifier_key()).unwrap().join("\n");
+    assert!(
+        checked.contains("resources reviewed: 1 (1 pending)"),
+        "{checked}"
+    );
+    let csv = text(&pack, files::REVIEWS_CSV);
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(
+        lines,
+        [
+            "period,resource,due_at,status,outcome,reviewer,recorded_at,comment,ledger_events",
+            "2026-Q3,orders-db,2026-10-01T00:00:05.000Z,pending,,,,,14",
+            "2026-Q3,payments-db,2026-10-01T00:00:05.000Z,approved,approved,dave,2026-10-03T10:00:00.000Z,\"two accesses, both \"\"on call\"\", fine\",14 15",
+            "",
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(&text(&pack, files::REVIEWS_JSON)).unwrap();
+    assert_eq!(json["due"][0]["resources"][1], "orders-db");
+    assert_eq!(json["reviews"][1]["status"], "approved");
+    assert_eq!(json["reviews"][1]["outcomes"][0]["by"], "dave");
+    assert_eq!(json["reviews"][1]["outcomes"][0]["event"], 15);
+    let controls = text(&pack, files::CONTROLS_MD);
+    let a518 = controls.lines().find(|l| l.contains("**A.5.18**")).unwrap();
+    assert!(a518.contains("`reviews.csv`"), "{a518}");
+    let readme = text(&pack, files::README);
+    assert!(
+        readme.contains("| `reviews.csv`, `reviews.json` |"),
+        "{readme}"
+    );
+}
+
+#[test]
+fn an_edited_review_or_a_removed_review_event_is_named() {
+    let pack = pack_of(&ledger_with_reviews());
+    let check = |pack: &BTreeMap<String, Vec<u8>>| {
+        verify(pack, &key().verifier_key()).unwrap_err().to_string()
+    };
+    let csv = edited(&pack, files::REVIEWS_CSV, |t| {
+        t.replacen(",pending,,,,,14", ",approved,approved,dave,,,14", 1)
+    });
+    let got = check(&csv);
+    assert!(
+        got.starts_with(
+            "`reviews.csv` is not what the events in `ledger/events.jsonl` give: line 2 is `2026-Q3,orders-db,2026-10-01T00:00:05.000Z,approved"
+        ),
+        "{got}"
+    );
+    let no_event = edited(&pack, files::EVENTS, |t| {
+        t.lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["index"] != 14)
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    assert_eq!(
+        check(&no_event),
+        "`reviews.json` cites event 15 (the review of payments-db for 2026-Q3), which is not in `ledger/events.jsonl`"
+    );
+}
+
+#[test]
+fn a_review_of_another_period_is_left_out_and_a_year_holds_its_quarters() {
+    let events = ledger_with_reviews();
+    let q3 = plan(&events, &Period::parse("2026-Q3").unwrap());
+    let periods: Vec<&str> = q3.reviews.iter().map(|r| r.period.as_str()).collect();
+    assert_eq!(periods, ["2026-Q3"], "the Q2 review is not Q3's evidence");
+    assert!(!q3.cited.contains(&16));
+    let q4 = plan(&events, &Period::parse("2026-Q4").unwrap());
+    assert!(q4.reviews.is_empty() && q4.reviews_due.is_empty());
+    assert!(q4.summary().contains("resources reviewed: 0 (0 pending)"));
+    let year = plan(&events, &Period::parse("2026").unwrap());
+    let periods: Vec<&str> = year.reviews.iter().map(|r| r.period.as_str()).collect();
+    assert_eq!(periods, ["2026-Q3", "2026-Q2"], "in ledger order");
 }

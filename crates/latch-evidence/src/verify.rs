@@ -1,5 +1,5 @@
 //! The offline check of a pack: the checkpoint's signature, each event's leaf and inclusion
-//! proof, the events the documents cite, the documents derived again from the events, and the
+//! proof, the events the documents (report, findings, policy sets, reviews) cite, the documents derived again from the events, and the
 //! manifest's digests. The first problem is returned, naming the file or event.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,6 +144,48 @@ fn citations(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<(String, u64, Stri
             ));
         }
     }
+    let reviews = parse(files::REVIEWS_JSON)?;
+    for due in reviews
+        .get("due")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let period = due.get("period").and_then(Value::as_str).unwrap_or("?");
+        if let Some(seq) = due.get("event").and_then(Value::as_u64) {
+            out.push((
+                files::REVIEWS_JSON.to_owned(),
+                seq,
+                format!("the review of {period} due"),
+            ));
+        }
+    }
+    for review in reviews
+        .get("reviews")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let period = review.get("period").and_then(Value::as_str).unwrap_or("?");
+        let resource = review
+            .get("resource")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        for outcome in review
+            .get("outcomes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(seq) = outcome.get("event").and_then(Value::as_u64) {
+                out.push((
+                    files::REVIEWS_JSON.to_owned(),
+                    seq,
+                    format!("the review of {resource} for {period}"),
+                ));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -281,10 +323,11 @@ pub fn verify(
     }
     let distinct: BTreeSet<u64> = cited.iter().map(|(_, seq, _)| *seq).collect();
     checked.push(format!(
-        "every event cited by `{}`, `{}` and `{}` ({} events) is among them",
+        "every event cited by `{}`, `{}`, `{}` and `{}` ({} events) is among them",
         files::REPORT_JSON,
         files::FINDINGS_JSON,
         files::POLICY_SETS,
+        files::REVIEWS_JSON,
         distinct.len()
     ));
 

@@ -4,7 +4,8 @@
 //! user's API token, and a CSRF field on every state-changing form.
 //!
 //! **Architecture Invariant:** no page decides anything. Writes call the `/api/v1` handlers
-//! (`routes::approve_request`, `routes::revoke_grant`, `audit::ack_finding`, …); reads apply
+//! (`routes::approve_request`, `routes::revoke_grant`, `audit::ack_finding`,
+//! `review::record_review`, …); reads apply
 //! the same visibility and role checks as the API (`Catalog::visibility`,
 //! `routes::require_auditor`).
 
@@ -12,6 +13,7 @@ mod access;
 mod audit;
 mod dashboard;
 mod page;
+mod reviews;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/findings", get(audit::findings))
         .route("/ui/findings/{id}/ack", post(audit::ack))
         .route("/ui/findings/{id}/resolve", post(audit::resolve))
+        .route("/ui/reviews", get(reviews::reviews).post(reviews::record))
         .route("/ui/dashboard", get(dashboard::dashboard))
         .route("/ui/reports/access.csv", get(dashboard::report_csv))
         .route("/ui/reports/access.html", get(dashboard::report_html))

@@ -19,6 +19,17 @@ pub(crate) enum Nav {
     Audit,
     Findings,
     Dashboard,
+    Reviews,
+}
+
+/// Who sees a navigation entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Audience {
+    Everyone,
+    /// Auditors and admins.
+    Auditors,
+    /// Auditors, admins and the leads of a resource's owner team (`GET /api/v1/reviews`).
+    Reviewers,
 }
 
 /// Who is signed in, as the shell shows it.
@@ -27,6 +38,8 @@ pub(crate) struct Shell<'a> {
     pub csrf: &'a str,
     /// Shows the auditor-only entries.
     pub sees_everything: bool,
+    /// Shows the reviews entry: auditors, admins and owner teams' leads.
+    pub reviews: bool,
 }
 
 impl<'a> Shell<'a> {
@@ -35,19 +48,36 @@ impl<'a> Shell<'a> {
             user: &viewer.caller.user,
             csrf: &viewer.csrf,
             sees_everything,
+            reviews: sees_everything || viewer.leads_owner_team,
         }
     }
 }
 
 /// The whole page around `body`.
 pub(crate) fn layout(shell: Option<&Shell<'_>>, current: Nav, title: &str, body: Markup) -> Markup {
-    let entries: &[(Nav, &str, &str, bool)] = &[
-        (Nav::Inbox, "/ui/inbox", "Inbox", false),
-        (Nav::Access, "/ui/access", "My access", false),
-        (Nav::Grants, "/ui/grants", "Grants & sessions", false),
-        (Nav::Audit, "/ui/audit", "Audit", true),
-        (Nav::Findings, "/ui/findings", "Findings", true),
-        (Nav::Dashboard, "/ui/dashboard", "Dashboard", true),
+    let entries: &[(Nav, &str, &str, Audience)] = &[
+        (Nav::Inbox, "/ui/inbox", "Inbox", Audience::Everyone),
+        (Nav::Access, "/ui/access", "My access", Audience::Everyone),
+        (
+            Nav::Grants,
+            "/ui/grants",
+            "Grants & sessions",
+            Audience::Everyone,
+        ),
+        (Nav::Audit, "/ui/audit", "Audit", Audience::Auditors),
+        (
+            Nav::Findings,
+            "/ui/findings",
+            "Findings",
+            Audience::Auditors,
+        ),
+        (Nav::Reviews, "/ui/reviews", "Reviews", Audience::Reviewers),
+        (
+            Nav::Dashboard,
+            "/ui/dashboard",
+            "Dashboard",
+            Audience::Auditors,
+        ),
     ];
     html! {
         (DOCTYPE)
@@ -65,8 +95,12 @@ pub(crate) fn layout(shell: Option<&Shell<'_>>, current: Nav, title: &str, body:
                     @if let Some(shell) = shell {
                         nav aria-label="Main" {
                             ul {
-                                @for (nav, href, label, auditors_only) in entries {
-                                    @if !auditors_only || shell.sees_everything {
+                                @for (nav, href, label, audience) in entries {
+                                    @if match audience {
+                                        Audience::Everyone => true,
+                                        Audience::Auditors => shell.sees_everything,
+                                        Audience::Reviewers => shell.reviews,
+                                    } {
                                         li {
                                             a href=(href) aria-current=[(*nav == current).then_some("page")] { (label) }
                                         }
@@ -149,6 +183,7 @@ pub(crate) fn notice(code: Option<&str>) -> Markup {
         Some("revoked") => "Grant revoked: its live sessions were ended.",
         Some("acknowledged") => "Finding acknowledged.",
         Some("resolved") => "Finding resolved.",
+        Some("reviewed") => "Review recorded in the ledger.",
         _ => return html! {},
     };
     html! { div.alert.ok role="status" { (text) } }

@@ -34,6 +34,8 @@ pub(crate) struct Viewer {
     pub caller: Caller,
     /// What every form of this session must carry back.
     pub csrf: String,
+    /// Leads a resource's owner team, so reviews its access (shows the Reviews page).
+    pub leads_owner_team: bool,
 }
 
 impl Viewer {
@@ -164,10 +166,18 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_signin(parts, false));
         };
         match auth::authenticate(state, &secret).await {
-            Ok(caller) => Ok(Viewer {
-                csrf: csrf_for(&secret),
-                caller,
-            }),
+            Ok(caller) => {
+                let catalog = state.catalog.get();
+                let leads_owner_team = catalog
+                    .resources
+                    .values()
+                    .any(|r| catalog.leads_team(&caller.user, &r.owner_team));
+                Ok(Viewer {
+                    csrf: csrf_for(&secret),
+                    caller,
+                    leads_owner_team,
+                })
+            }
             // Revoked, or the user left the organisation: sign in again.
             Err(ApiError::Unauthorized(_)) => Err(to_signin(parts, true)),
             Err(other) => Err(page::error(None, other)),

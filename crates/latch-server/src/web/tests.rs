@@ -681,3 +681,149 @@ async fn auditor_pages_are_for_auditors_and_reports_download() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
+
+/// Q3 2026 closed (the clock is in November): its review is due for payments-db.
+async fn review_due(ui: &Ui) {
+    ui.store
+        .record(vec![Event {
+            at: T0,
+            actor: Actor::System,
+            subject: "review/2026-Q3".into(),
+            kind: EventKind::ReviewDue {
+                period: "2026-Q3".into(),
+                pack_dir: "/var/lib/latch/reviews/2026-Q3".into(),
+                resources: vec!["payments-db".into()],
+            },
+        }])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_owner_lead_records_a_review_through_the_page() {
+    let ui = Ui::new().await;
+    review_due(&ui).await;
+    // bob leads payments, which owns payments-db: the page offers him the form.
+    let page = ui.get(Some("bob"), "/ui/reviews").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(">Reviews</a>"), "the nav names the page");
+    assert!(page.body.contains("payments-db, 2026-Q3"), "{}", page.body);
+    assert!(
+        page.body.contains("action=\"/ui/reviews\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<label for=\"comment-2026-Q3-payments-db\">Comment</label>")
+    );
+    let sent = ui
+        .post(
+            "bob",
+            "/ui/reviews",
+            &[
+                ("period", "2026-Q3"),
+                ("resource", "payments-db"),
+                ("outcome", "changes_needed"),
+                ("comment", "alice holds write too often: <make it a role>"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    assert_eq!(sent.location(), "/ui/reviews?ok=reviewed");
+    let last = ui.events().await.pop().unwrap();
+    assert_eq!(last.actor.to_string(), "user:bob");
+    assert_eq!(last.subject, "review/2026-Q3/payments-db");
+    assert!(
+        matches!(&last.kind, EventKind::ReviewRecorded { period, resource, outcome, comment }
+            if period == "2026-Q3" && resource == "payments-db" && outcome == "changes_needed"
+                && comment.starts_with("alice holds write")),
+        "{last:?}"
+    );
+    let page = ui.get(Some("bob"), "/ui/reviews?ok=reviewed").await;
+    assert!(page.body.contains("Review recorded in the ledger."));
+    assert!(
+        page.body
+            .contains("<strong>Changes needed</strong> by user:bob"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("&lt;make it a role&gt;"),
+        "the comment is shown as text"
+    );
+}
+
+#[tokio::test]
+async fn others_get_no_review_form_and_a_forged_one_is_refused() {
+    let ui = Ui::new().await;
+    review_due(&ui).await;
+    // The auditor sees the review, and may download the pack, but records nothing.
+    let page = ui.get(Some("dave"), "/ui/reviews").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("payments-db, 2026-Q3"), "{}", page.body);
+    assert!(page.body.contains("/ui/evidence.tar?period=2026-Q3"));
+    assert!(
+        !page.body.contains("action=\"/ui/reviews\""),
+        "{}",
+        page.body
+    );
+    // alice is no lead: no Reviews entry, and the page is refused with the reason.
+    let inbox = ui.get(Some("alice"), "/ui/inbox").await;
+    assert!(!inbox.body.contains(">Reviews</a>"));
+    let page = ui.get(Some("alice"), "/ui/reviews").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("may not read reviews"), "{}", page.body);
+    assert!(!page.body.contains("action=\"/ui/reviews\""));
+    // A form she makes up herself, with her own session's CSRF token, is refused and recorded.
+    let forged = ui
+        .post(
+            "alice",
+            "/ui/reviews",
+            &[
+                ("period", "2026-Q3"),
+                ("resource", "payments-db"),
+                ("outcome", "approved"),
+                ("comment", "all fine"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    assert!(
+        forged
+            .body
+            .contains("`alice` may not record the review of `payments-db`"),
+        "{}",
+        forged.body
+    );
+    let last = ui.events().await.pop().unwrap();
+    assert!(
+        matches!(&last.kind, EventKind::AccessRefused { action, .. } if action == "record review"),
+        "{last:?}"
+    );
+    // Without the session's CSRF token nothing is recorded, even for bob.
+    let before = ui.events().await.len();
+    let stale = ui
+        .post(
+            "bob",
+            "/ui/reviews",
+            &[
+                ("period", "2026-Q3"),
+                ("resource", "payments-db"),
+                ("outcome", "approved"),
+                ("comment", "ok"),
+            ],
+            Some("0000"),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(ui.events().await.len(), before);
+    assert!(
+        !ui.events()
+            .await
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ReviewRecorded { .. }))
+    );
+}
