@@ -190,6 +190,16 @@ impl SqlStore {
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
         begin_write(&self.pool, self.dialect, &self.write_queue).await
     }
+
+    /// The turn of a write that does not touch the ledger (the outbox): on SQLite it waits in
+    /// the same queue as the ledger's writers instead of in SQLite's busy handler, whose
+    /// sleeps would stall the notifier behind a burst of appends.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.write_queue.lock().await),
+            Dialect::Postgres => None,
+        }
+    }
 }
 
 pub(crate) async fn begin_write_tx<'a>(
@@ -1106,6 +1116,7 @@ impl Store for SqlStore {
         after_seq: u64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         insert_outbox(&mut tx, self.dialect, &items, now).await?;
@@ -1149,30 +1160,8 @@ impl Store for SqlStore {
         now: Timestamp,
         outcome: Result<(), (String, Option<Timestamp>)>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        match outcome {
-            Ok(()) => {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at_ms = $1, last_error = NULL WHERE id = $2",
-                )
-                .bind(now.as_millis())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Err((error, next)) => {
-                sqlx::query(
-                    "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, last_error = $3 WHERE id = $4",
-                )
-                .bind(if next.is_some() { "pending" } else { "dead" })
-                .bind(next.unwrap_or(now).as_millis())
-                .bind(error)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        Ok(())
+        self.notifications_attempted(vec![(id.to_owned(), outcome)], now)
+            .await
     }
 
     async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
@@ -1197,6 +1186,7 @@ impl Store for SqlStore {
         if outcomes.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         for (id, outcome) in outcomes {
@@ -1246,6 +1236,7 @@ impl Store for SqlStore {
         digest: OutboxItem,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         for id in held {
