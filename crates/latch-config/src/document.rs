@@ -266,10 +266,13 @@ impl Decoder<'_, '_> {
                     "secret",
                     "the webhook's signing key",
                 );
+                let inline_bot_token =
+                    self.refuse_inline_secret(&mut item, &path, "bot_token", "the Slack bot token");
                 let raw = self
                     .decode(item, &path, span.clone())
                     .map(|raw| RawChannel {
                         inline_secret,
+                        inline_bot_token,
                         ..raw
                     });
                 Entry {

@@ -418,6 +418,8 @@ pub struct SmtpSettings {
 pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(10 * 60);
 /// The largest `notify.digest_minutes`: one day.
 pub const MAX_DIGEST_MINUTES: u32 = 1440;
+/// `api_base` of a Slack channel with a bot token when not given.
+pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
 /// The values `min_severity` of a route may take, from least to most severe.
 pub const SEVERITIES: [&str; 4] = ["info", "warning", "high", "critical"];
 
@@ -438,6 +440,20 @@ pub enum ChannelKind {
     ///
     /// INVARIANT: `url` is never [`SecretRef::None`].
     Slack { url: SecretRef },
+    /// `kind = "slack"` with a bot token instead of a webhook: messages are posted with
+    /// `chat.postMessage` to `channel_id`, and replaced with `chat.update` once their request is
+    /// decided, wherever it was decided. The token is a secret, from `bot_token_env` or
+    /// `bot_token_file`.
+    ///
+    /// INVARIANT: `token` is never [`SecretRef::None`].
+    SlackBot {
+        token: SecretRef,
+        /// `channel_id`: Slack's id of the channel (`C0123ABCD`), not its name.
+        channel_id: String,
+        /// `api_base`: Slack's Web API without a trailing `/`; [`DEFAULT_SLACK_API_BASE`] unless
+        /// set (for tests or a proxy).
+        api_base: String,
+    },
     /// `kind = "teams"`: a Microsoft Teams incoming webhook (or Workflows webhook) taking
     /// Adaptive Cards; its URL is a secret, like Slack's.
     ///
@@ -457,7 +473,7 @@ impl ChannelKind {
     /// The config's spelling: `slack`, `teams`, `webhook` or `email`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Self::Slack { .. } => "slack",
+            Self::Slack { .. } | Self::SlackBot { .. } => "slack",
             Self::Teams { .. } => "teams",
             Self::Webhook { .. } => "webhook",
             Self::Email { .. } => "email",

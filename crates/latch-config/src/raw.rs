@@ -199,7 +199,8 @@ pub(crate) struct RawNotify {
 /// `[[notify.channels]]`: every key any kind may take; `validate` checks which ones this kind
 /// needs and refuses the others.
 ///
-/// An inline `secret` never reaches this type: `document` refuses it and removes it first. A
+/// An inline `secret` or `bot_token` never reaches this type: `document` refuses it and
+/// removes it first. A
 /// plain `url` does, because a webhook may have one; `validate` refuses it for Slack and Teams
 /// without echoing it.
 #[derive(Debug, Deserialize)]
@@ -213,9 +214,16 @@ pub(crate) struct RawChannel {
     pub secret_env: Option<Spanned<String>>,
     pub secret_file: Option<Spanned<String>>,
     pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    pub bot_token_env: Option<Spanned<String>>,
+    pub bot_token_file: Option<Spanned<String>>,
+    pub channel_id: Option<Spanned<String>>,
+    pub api_base: Option<Spanned<String>>,
     /// An inline `secret` was refused (by `document`): its absence is not reported again.
     #[serde(skip)]
     pub inline_secret: bool,
+    /// An inline `bot_token` was refused (by `document`): the channel still meant a bot token.
+    #[serde(skip)]
+    pub inline_bot_token: bool,
 }
 
 /// `[[notify.routes]]`; the lists keep their own position so that an empty one can be pointed

@@ -389,8 +389,15 @@ fn the_quickstart_notify_example_is_valid() {
         .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
     let notify = config.notify.unwrap();
     let names: Vec<&str> = notify.channels.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["approvals", "siem", "security-mail"]);
-    assert_eq!(notify.routes.len(), 3);
+    assert_eq!(
+        names,
+        ["approvals", "payments-approvals", "siem", "security-mail"]
+    );
+    assert!(matches!(
+        notify.channels[1].kind,
+        ChannelKind::SlackBot { .. }
+    ));
+    assert_eq!(notify.routes.len(), 4);
     assert!(notify.slack_signing_secret.is_some());
     assert!(notify.smtp.is_some());
 }
@@ -1496,7 +1503,7 @@ kind = "pagerduty"
         text,
         expect![[r#"
             /etc/latch/latch.toml:10:7: notify.channels[0].url: the URL of a slack channel is a secret (whoever has it may post to the channel) and is never written inline in the config: use `url_env` (the name of an environment variable) or `url_file` (the path of a file) to say where it is
-            /etc/latch/latch.toml:11:6: notify.channels[0].to: `to` does not apply to a slack channel (expected `url_env` or `url_file`)
+            /etc/latch/latch.toml:11:6: notify.channels[0].to: `to` does not apply to a slack channel (expected `url_env` or `url_file`, or `bot_token_env` or `bot_token_file` with `channel_id`)
             /etc/latch/latch.toml:13:1: notify.channels[1]: a teams channel needs `url_env` or `url_file` (where its webhook URL is found; the URL is a secret, never written in the config)
             /etc/latch/latch.toml:16:14: notify.channels[1].secret_env: `secret_env` does not apply to a teams channel (expected `url_env` or `url_file`)
             /etc/latch/latch.toml:21:7: notify.channels[2].url: invalid URL (expected one starting with `https://` or `http://`, e.g. `https://hooks.example.com/latch`)
@@ -1509,6 +1516,106 @@ kind = "pagerduty"
             /etc/latch/latch.toml:44:6: notify.channels[6].to: expected at least one address, e.g. `to = ["security@example.com"]`
             /etc/latch/latch.toml:49:31: notify.channels[7].to: invalid email address `security` (expected one like `alice@example.com`)
             /etc/latch/latch.toml:53:8: notify.channels[8].kind: unknown channel kind `pagerduty` (expected `slack`, `teams`, `webhook` or `email`)"#]],
+    );
+    let error = parse(&format!("{BASE}{text}")).unwrap_err().to_string();
+    assert!(!error.contains("SECRETTOKEN"), "{error}");
+}
+
+#[test]
+fn a_slack_channel_may_use_a_bot_token_instead_of_a_webhook() {
+    let text = format!(
+        r#"{BASE}
+[[notify.channels]]
+name = "approvals"
+kind = "slack"
+bot_token_env = "LATCH_SLACK_BOT_TOKEN"
+channel_id = "C0123ABCD"
+
+[[notify.channels]]
+name = "proxied"
+kind = "slack"
+bot_token_file = "secrets/slack-bot"
+channel_id = "G01ABC"
+api_base = "http://127.0.0.1:9000/api/"
+"#
+    );
+    let notify = parse(&text).unwrap().notify.unwrap();
+    assert_eq!(
+        notify.channels,
+        [
+            ChannelSettings {
+                name: "approvals".to_owned(),
+                kind: ChannelKind::SlackBot {
+                    token: SecretRef::Env("LATCH_SLACK_BOT_TOKEN".to_owned()),
+                    channel_id: "C0123ABCD".to_owned(),
+                    api_base: "https://slack.com/api".to_owned(),
+                },
+            },
+            ChannelSettings {
+                name: "proxied".to_owned(),
+                kind: ChannelKind::SlackBot {
+                    token: SecretRef::File(PathBuf::from("/etc/latch/secrets/slack-bot")),
+                    channel_id: "G01ABC".to_owned(),
+                    api_base: "http://127.0.0.1:9000/api".to_owned(),
+                },
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_slack_channel_takes_a_webhook_or_a_bot_token_and_never_a_token_inline() {
+    let text = r##"[[notify.channels]]
+name = "both"
+kind = "slack"
+url_env = "LATCH_SLACK_URL"
+bot_token_env = "LATCH_SLACK_BOT_TOKEN"
+channel_id = "C0123ABCD"
+
+[[notify.channels]]
+name = "neither"
+kind = "slack"
+
+[[notify.channels]]
+name = "inline"
+kind = "slack"
+bot_token = "xoxb-1-SECRETTOKEN"
+channel_id = "C0123ABCD"
+
+[[notify.channels]]
+name = "by-name"
+kind = "slack"
+bot_token_env = "LATCH_SLACK_BOT_TOKEN"
+channel_id = "#payments-approvals"
+
+[[notify.channels]]
+name = "no-channel"
+kind = "slack"
+bot_token_file = "slack-bot"
+
+[[notify.channels]]
+name = "no-token"
+kind = "slack"
+channel_id = "C0123ABCD"
+api_base = "slack.com/api"
+
+[[notify.channels]]
+name = "teams"
+kind = "teams"
+url_env = "LATCH_TEAMS_URL"
+bot_token_env = "LATCH_SLACK_BOT_TOKEN"
+"##;
+    check_err(
+        text,
+        expect![[r#"
+            /etc/latch/latch.toml:11:17: notify.channels[0].bot_token_env: a slack channel posts through an incoming webhook (`url_env` or `url_file`) or with a bot token (`bot_token_env` or `bot_token_file`, with `channel_id`), not both (expected the keys of one of them)
+            /etc/latch/latch.toml:14:1: notify.channels[1]: a slack channel needs `url_env` or `url_file` (where its incoming-webhook URL is found), or `bot_token_env` or `bot_token_file` with `channel_id` (a bot token, which also lets latch update a request's messages once it is decided)
+            /etc/latch/latch.toml:21:1: notify.channels[2].bot_token: secrets are never written inline in the config: use `bot_token_env` (the name of an environment variable) or `bot_token_file` (the path of a file) to say where the Slack bot token is
+            /etc/latch/latch.toml:28:14: notify.channels[3].channel_id: invalid Slack channel id `#payments-approvals` (expected `C`, `G` or `D` followed by uppercase letters and digits, e.g. `C0123ABCD`: the id at the bottom of the channel's details in Slack, not its name)
+            /etc/latch/latch.toml:30:1: notify.channels[4]: a slack channel with a bot token needs `channel_id` (Slack's id of the channel to post to, e.g. `C0123ABCD`)
+            /etc/latch/latch.toml:35:1: notify.channels[5]: a slack channel with a `channel_id` needs `bot_token_env` or `bot_token_file` (where its bot token is found; the token is a secret, never written in the config)
+            /etc/latch/latch.toml:39:12: notify.channels[5].api_base: invalid URL `slack.com/api` (expected Slack's Web API starting with `https://` or `http://`; leave it out for `https://slack.com/api`, and set it only for tests or a proxy)
+            /etc/latch/latch.toml:45:17: notify.channels[6].bot_token_env: `bot_token_env` does not apply to a teams channel (expected `url_env` or `url_file`)"#]],
     );
     let error = parse(&format!("{BASE}{text}")).unwrap_err().to_string();
     assert!(!error.contains("SECRETTOKEN"), "{error}");

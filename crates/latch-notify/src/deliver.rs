@@ -1,5 +1,6 @@
-//! Delivery: one POST per rendered notice, and what to do when it fails. The only module here
-//! that touches the network (and the clock, to sign webhooks at the moment they are sent).
+//! Delivery: one POST per rendered notice, and what to do when it fails. With `slack_api`, the
+//! only module here that touches the network (and the clock, to sign webhooks at the moment
+//! they are sent).
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,6 +47,18 @@ pub enum DeliveryError {
     },
     #[error("no SMTP relay is configured (set `notify.smtp_url` and `notify.smtp_from`)")]
     NoMailer,
+    /// Slack's Web API answered `ok: false` (HTTP 200 nonetheless): `error` is Slack's code,
+    /// e.g. `invalid_auth` or `ratelimited`.
+    #[error("Slack refused: `{error}`{}", crate::slack_api::hint(error))]
+    Slack {
+        error: String,
+        /// The answer's `Retry-After` (seconds form), if it had one.
+        retry_after: Option<Duration>,
+    },
+    /// A replacement of a bot-token channel's messages: only the server, which remembers each
+    /// message's `ts`, can deliver it.
+    #[error("a Slack update needs the `ts` of the messages it replaces")]
+    SlackUpdateNeedsMessages,
 }
 
 impl DeliveryError {
@@ -56,17 +69,19 @@ impl DeliveryError {
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             Self::Timeout | Self::Connect(_) | Self::Transport(_) => true,
             Self::Smtp { permanent, .. } => !permanent,
+            Self::Slack { error, .. } => crate::slack_api::transient(error),
             Self::Invalid(_)
             | Self::EmailNotSent
             | Self::FormatMismatch { .. }
-            | Self::NoMailer => false,
+            | Self::NoMailer
+            | Self::SlackUpdateNeedsMessages => false,
         }
     }
 
     /// How long the receiver asked us to wait.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Status { retry_after, .. } => *retry_after,
+            Self::Status { retry_after, .. } | Self::Slack { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -145,8 +160,22 @@ pub async fn deliver_at(
                 .post(response_url.as_str())
                 .header(CONTENT_TYPE, "application/json")
                 .body(body);
-            return answer(request).await;
+            return answer(request).await.map(|_| ());
         }
+        Rendered::SlackPost { body, .. } => match channel {
+            Channel::SlackBot {
+                token,
+                channel_id,
+                api_base,
+            } => {
+                return crate::slack_api::post_message(client, api_base, token, channel_id, body)
+                    .await
+                    .map(|_| ());
+            }
+            // The channel became an incoming webhook since: the same blocks go there.
+            _ => serde_json::to_vec(body).map_err(|err| DeliveryError::Invalid(err.to_string()))?,
+        },
+        Rendered::SlackUpdate { .. } => return Err(DeliveryError::SlackUpdateNeedsMessages),
         Rendered::Email { .. } => {
             return Err(match channel {
                 Channel::Email { .. } => DeliveryError::EmailNotSent,
@@ -159,6 +188,17 @@ pub async fn deliver_at(
     let (url, secret) = match channel {
         Channel::Slack { webhook_url } | Channel::Teams { webhook_url } => (webhook_url, None),
         Channel::Webhook { url, secret } => (url, Some(secret)),
+        Channel::SlackBot {
+            token,
+            channel_id,
+            api_base,
+        } => {
+            let body: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|err| DeliveryError::Invalid(err.to_string()))?;
+            return crate::slack_api::post_message(client, api_base, token, channel_id, &body)
+                .await
+                .map(|_| ());
+        }
         Channel::Email { .. } => return Err(DeliveryError::EmailNotSent),
     };
     let mut request = client
@@ -169,15 +209,17 @@ pub async fn deliver_at(
             .header(TIMESTAMP_HEADER, now_unix.to_string())
             .header(SIGNATURE_HEADER, sign_webhook(secret, now_unix, &body));
     }
-    answer(request.body(body)).await
+    answer(request.body(body)).await.map(|_| ())
 }
 
-/// Sends `request` and reads the receiver's answer.
-async fn answer(request: reqwest::RequestBuilder) -> Result<(), DeliveryError> {
+/// Sends `request`: the receiver's answer when it is a 2xx, else the error it makes.
+pub(crate) async fn answer(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, DeliveryError> {
     let response = request.send().await.map_err(DeliveryError::from_reqwest)?;
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(response);
     }
     let retry_after = response
         .headers()

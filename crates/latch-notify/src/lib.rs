@@ -2,7 +2,7 @@
 //! channel, in which format; verifying Slack's interactive requests; and delivering with
 //! retries.
 //!
-//! Everything but [`deliver`] is pure: notices are built from events the caller passes
+//! Everything but [`deliver`] and [`slack_api`]'s calls is pure: notices are built from events the caller passes
 //! ([`Notice::from_event`]), routed by the configured [`Route`]s ([`route`]), rendered per
 //! [`Channel`] ([`render()`]), and batched by a [`Digest`]; time is always passed in. The server
 //! keeps the outbox (what was rendered, attempts, dead letters); this crate never touches the
@@ -20,6 +20,7 @@ pub mod retry;
 mod route;
 mod signature;
 mod slack_action;
+pub mod slack_api;
 mod smtp;
 
 pub use deliver::{
@@ -39,6 +40,7 @@ pub use signature::{
     verify_slack_request, verify_webhook,
 };
 pub use slack_action::{Decision, InteractionError, SlackAction, parse_slack_action};
+pub use slack_api::SlackPosted;
 pub use smtp::{Mailer, SmtpSettings};
 
 #[cfg(test)]

@@ -12,6 +12,17 @@ use crate::{Notice, Severity};
 pub enum Channel {
     /// A Slack incoming webhook.
     Slack { webhook_url: String },
+    /// A Slack channel posted to with a bot token (`chat.postMessage`), so that latch learns
+    /// each message's `ts` and can replace it (`chat.update`) once the request is decided.
+    SlackBot {
+        /// The bot token (`xoxb-…`), a secret: sent only in the `Authorization` header, never
+        /// shown by `Debug`, never written to the outbox.
+        token: String,
+        /// Slack's id of the channel (`C0123ABCD`).
+        channel_id: String,
+        /// Slack's Web API, without a trailing `/`: `https://slack.com/api`, or a proxy's.
+        api_base: String,
+    },
     /// A Microsoft Teams incoming webhook (or Workflows "post to a channel when a webhook request
     /// is received") that takes Adaptive Cards.
     Teams { webhook_url: String },
@@ -26,7 +37,7 @@ impl Channel {
     /// `slack`, `teams`, `webhook` or `email`: the config's `kind`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Slack { .. } => "slack",
+            Self::Slack { .. } | Self::SlackBot { .. } => "slack",
             Self::Teams { .. } => "teams",
             Self::Webhook { .. } => "webhook",
             Self::Email { .. } => "email",
@@ -45,6 +56,15 @@ impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Slack { webhook_url } => write!(f, "Slack({})", host_only(webhook_url)),
+            Self::SlackBot {
+                channel_id,
+                api_base,
+                ..
+            } => write!(
+                f,
+                "SlackBot({channel_id} via {}, token: …)",
+                host_only(api_base)
+            ),
             Self::Teams { webhook_url } => write!(f, "Teams({})", host_only(webhook_url)),
             Self::Webhook { url, .. } => write!(f, "Webhook({}, secret: …)", host_only(url)),
             Self::Email { to } => write!(f, "Email({})", to.join(", ")),
@@ -183,6 +203,15 @@ mod tests {
         assert_eq!(
             format!("{channel:?}"),
             "Webhook(hooks.example.com/…, secret: …)"
+        );
+        let bot = Channel::SlackBot {
+            token: "xoxb-1-secret".into(),
+            channel_id: "C0123ABCD".into(),
+            api_base: "https://slack.com/api".into(),
+        };
+        assert_eq!(
+            format!("{bot:?}"),
+            "SlackBot(C0123ABCD via slack.com/…, token: …)"
         );
     }
 }

@@ -1782,3 +1782,122 @@ fn rendered_round_trips_through_json_for_the_outbox() {
         assert_eq!(serde_json::from_str::<Rendered>(&stored).unwrap(), rendered);
     }
 }
+
+fn slack_bot() -> Channel {
+    Channel::SlackBot {
+        token: "xoxb-1-SECRETTOKEN".into(),
+        channel_id: "C0123ABCD".into(),
+        api_base: "https://slack.com/api".into(),
+    }
+}
+
+/// A bot-token channel posts what a webhook would, and names the request when the message has
+/// buttons: only those messages are remembered, and replaced once the request is decided.
+#[test]
+fn a_bot_token_channel_names_the_request_of_messages_with_buttons() {
+    let with_buttons = |name: &str| match render(&notice(name), &slack_bot()) {
+        Rendered::SlackPost { request_id, body } => {
+            let Rendered::Json { body: webhook } = render(&notice(name), &slack()) else {
+                panic!("a Slack webhook renders JSON");
+            };
+            assert_eq!(body, webhook, "{name}: the same message either way");
+            request_id
+        }
+        other => panic!("expected a Slack post: {other:?}"),
+    };
+    assert_eq!(with_buttons("created").as_deref(), Some("req_01"));
+    assert_eq!(with_buttons("approved"), None);
+    assert_eq!(with_buttons("grant issued"), None);
+    let digest = render_digest(&[notice("approved"), notice("grant issued")], &slack_bot());
+    assert!(
+        matches!(
+            digest,
+            Rendered::SlackPost {
+                request_id: None,
+                ..
+            }
+        ),
+        "{digest:?}"
+    );
+    // What the outbox stores: never the token.
+    let stored = serde_json::to_string(&render(&notice("created"), &slack_bot())).unwrap();
+    assert!(!stored.contains("SECRETTOKEN"), "{stored}");
+    assert_eq!(
+        serde_json::from_str::<Rendered>(&stored).unwrap(),
+        render(&notice("created"), &slack_bot())
+    );
+    assert_eq!(slack_bot().kind(), "slack");
+}
+
+#[test]
+fn web_api_bodies_for_posting_and_updating() {
+    let message = render::slack::message(&notice("created"));
+    let post = slack_api::post_message_body("C0123ABCD", &message);
+    assert_eq!(post["channel"], "C0123ABCD");
+    assert_eq!(post["blocks"], message["blocks"]);
+    assert_eq!(post["text"], message["text"]);
+    let update = slack_update(&notice("approved")).unwrap();
+    let body = slack_api::update_body("C0123ABCD", "1795000000.000100", &update);
+    let text = pretty(&body);
+    assert!(!text.contains("replace_original"), "{text}");
+    assert!(!text.contains("latch_approve"), "{text}");
+    expect![[r#"
+        C0123ABCD 1795000000.000100
+        carol approved alice's request for read on payments-db
+        :white_check_mark: Approved by *carol*"#]]
+    .assert_eq(&format!(
+        "{} {}\n{}\n{}",
+        body["channel"].as_str().unwrap(),
+        body["ts"].as_str().unwrap(),
+        body["text"].as_str().unwrap(),
+        body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|block| block["text"]["text"].as_str())
+            .filter(|text| text.contains("Approved"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ));
+}
+
+#[test]
+fn slack_refusals_say_what_to_fix_and_only_transient_ones_are_retried() {
+    let refused = |error: &str| DeliveryError::Slack {
+        error: error.into(),
+        retry_after: None,
+    };
+    let table: Vec<String> = [
+        "invalid_auth",
+        "channel_not_found",
+        "not_in_channel",
+        "ratelimited",
+        "internal_error",
+        "something_new",
+    ]
+    .into_iter()
+    .map(|error| {
+        let err = refused(error);
+        format!(
+            "{} {err}",
+            if err.is_retryable() { "retry" } else { "dead " }
+        )
+    })
+    .collect();
+    expect![[r#"
+        dead  Slack refused: `invalid_auth` (the bot token is not valid: check the channel's `bot_token_env` or `bot_token_file`)
+        dead  Slack refused: `channel_not_found` (the bot sees no channel with the configured `channel_id`: check the id, and invite the bot to a private channel)
+        dead  Slack refused: `not_in_channel` (the bot is not a member of the channel: invite it, e.g. `/invite @latch`)
+        retry Slack refused: `ratelimited` (rate limited; latch tries again later)
+        retry Slack refused: `internal_error`
+        dead  Slack refused: `something_new`"#]]
+    .assert_eq(&table.join("\n"));
+    let limited = DeliveryError::Slack {
+        error: "ratelimited".into(),
+        retry_after: Some(std::time::Duration::from_secs(30)),
+    };
+    assert_eq!(
+        limited.retry_after(),
+        Some(std::time::Duration::from_secs(30))
+    );
+}

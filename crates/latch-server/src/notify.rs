@@ -103,11 +103,14 @@ fn queue(notice: &Notice, config: &NotifyConfig, catalog: &Catalog, items: &mut 
     }
 }
 
-/// The replacement of a request's Slack message, once per `response_url` a click on it left
-/// (Slack accepts them for 30 minutes): whoever decided, in Slack or elsewhere, nobody else
-/// clicks a stale button.
+/// The replacement of a request's Slack messages once it is decided, wherever it was decided,
+/// so that nobody clicks a stale button: on every bot-token channel, one `chat.update` of each
+/// message with buttons it posted about the request (which ones is looked up at delivery,
+/// after the channel's earlier messages); and once per `response_url` a click left (Slack
+/// accepts them for 30 minutes), which is all an incoming webhook allows.
 async fn queue_slack_updates(
     state: &AppState,
+    config: &NotifyConfig,
     notice: &Notice,
     now: Timestamp,
     items: &mut Vec<OutboxItem>,
@@ -118,6 +121,28 @@ async fn queue_slack_updates(
     let Some(body) = latch_notify::slack_update(notice) else {
         return Ok(());
     };
+    let mut bots: Vec<&String> = config
+        .channels
+        .iter()
+        .filter(|(_, channel)| matches!(channel, Channel::SlackBot { .. }))
+        .map(|(name, _)| name)
+        .collect();
+    bots.sort();
+    for name in bots {
+        let rendered = Rendered::SlackUpdate {
+            request_id: request.id.clone(),
+            body: body.clone(),
+        };
+        match serde_json::to_string(&rendered) {
+            Ok(payload) => items.push(OutboxItem {
+                notice_id: format!("upd_{}", notice.id),
+                channel: name.clone(),
+                payload,
+                held: false,
+            }),
+            Err(err) => tracing::warn!(%err, notice = %notice.id, "cannot render a Slack update"),
+        }
+    }
     let since = Timestamp::from_millis(now.as_millis().saturating_sub(RESPONSE_URL_LIFETIME_MS));
     for (index, response_url) in state
         .store
@@ -181,7 +206,7 @@ async fn enqueue_events(
             };
             if let Some(notice) = Notice::from_event(event, &context) {
                 queue(&notice, config, &catalog, &mut items);
-                queue_slack_updates(state, &notice, now, &mut items).await?;
+                queue_slack_updates(state, config, &notice, now, &mut items).await?;
             }
             // A review period closed: each resource's owners hear about their section.
             for notice in crate::review::due_notices(event, &catalog).await {
@@ -339,9 +364,13 @@ async fn send_digests(
     Ok(())
 }
 
+/// How long to wait before trying a message again when the store could not be read.
+const STORE_RETRY_MS: i64 = 5_000;
+
 /// Sends one message; `Err((error, next))` as [`latch_store::Store::notification_attempted`]
 /// takes it.
 async fn deliver_row(
+    state: &AppState,
     config: &NotifyConfig,
     client: &reqwest::Client,
     row: &OutboxRow,
@@ -350,6 +379,80 @@ async fn deliver_row(
     let rendered = serde_json::from_str::<Rendered>(&row.payload)
         .map_err(|err| (format!("unreadable message: {err}"), None))?;
     let result = match (config.channels.get(&row.channel), &rendered) {
+        (
+            Some(Channel::SlackBot {
+                token,
+                channel_id,
+                api_base,
+            }),
+            Rendered::SlackPost { request_id, body },
+        ) => {
+            match latch_notify::slack_api::post_message(client, api_base, token, channel_id, body)
+                .await
+            {
+                Ok(posted) => {
+                    if let Some(request_id) = request_id
+                        && let Err(err) = state
+                            .store
+                            .record_slack_message(
+                                request_id,
+                                &row.channel,
+                                &posted.channel,
+                                &posted.ts,
+                                now,
+                            )
+                            .await
+                    {
+                        // Posting again would leave a second message: this one stays as it is.
+                        tracing::warn!(%err, id = %row.id, "cannot remember a Slack message; it will not be updated");
+                    }
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
+        }
+        (
+            Some(Channel::SlackBot {
+                token, api_base, ..
+            }),
+            Rendered::SlackUpdate { request_id, body },
+        ) => {
+            let messages = state
+                .store
+                .slack_messages(request_id, &row.channel)
+                .await
+                .map_err(|err| {
+                    (
+                        format!("cannot read the Slack messages to update: {err}"),
+                        Some(Timestamp::from_millis(
+                            now.as_millis().saturating_add(STORE_RETRY_MS),
+                        )),
+                    )
+                })?;
+            let mut result = Ok(());
+            for (slack_channel, ts) in &messages {
+                let updated = latch_notify::slack_api::update_message(
+                    client,
+                    api_base,
+                    token,
+                    slack_channel,
+                    ts,
+                    body,
+                )
+                .await;
+                match updated {
+                    // Someone deleted the message: nothing is left to update.
+                    Err(latch_notify::DeliveryError::Slack { error, .. })
+                        if error == "message_not_found" => {}
+                    Err(err) => {
+                        result = Err(err);
+                        break;
+                    }
+                    Ok(()) => {}
+                }
+            }
+            result
+        }
         (_, Rendered::SlackResponse { .. }) => {
             // The URL travels with the message; any channel will do for the call.
             let any = Channel::Email { to: Vec::new() };
@@ -403,7 +506,7 @@ async fn deliver_once(
     let lanes = by_channel.into_values().map(|rows| async move {
         let mut outcomes = Vec::new();
         for row in rows {
-            let outcome = deliver_row(config, client, row, now).await;
+            let outcome = deliver_row(state, config, client, row, now).await;
             // INVARIANT: a channel's later message never overtakes one that will be retried.
             let wait = matches!(outcome, Err((_, Some(_))));
             outcomes.push((row.id.clone(), outcome));

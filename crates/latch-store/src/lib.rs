@@ -276,6 +276,25 @@ pub trait Store: Send + Sync + 'static {
         since: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
 
+    /// Remembers a message with Approve and Deny buttons that the bot-token channel `channel`
+    /// posted about `request_id`: Slack's channel id and the message's `ts`, which
+    /// `chat.update` needs to replace it.
+    async fn record_slack_message(
+        &self,
+        request_id: &str,
+        channel: &str,
+        slack_channel: &str,
+        ts: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The messages `channel` posted about `request_id`, `(slack_channel, ts)`, oldest first.
+    async fn slack_messages(
+        &self,
+        request_id: &str,
+        channel: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Messages in `status` (`pending`, `sent`, `dead`), newest first.
     async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
 

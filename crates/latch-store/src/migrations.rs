@@ -189,6 +189,21 @@ CREATE TABLE slack_responses (
 )
 "#,
     ),
+    (
+        7,
+        "Slack messages posted with a bot token",
+        r#"
+CREATE TABLE slack_messages (
+    request_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    slack_channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (slack_channel, ts)
+);
+CREATE INDEX slack_messages_request ON slack_messages (request_id, channel)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -1288,6 +1288,48 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn record_slack_message(
+        &self,
+        request_id: &str,
+        channel: &str,
+        slack_channel: &str,
+        ts: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO slack_messages (request_id, channel, slack_channel, ts, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (slack_channel, ts) DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(channel)
+        .bind(slack_channel)
+        .bind(ts)
+        .bind(now.as_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn slack_messages(
+        &self,
+        request_id: &str,
+        channel: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT slack_channel, ts FROM slack_messages WHERE request_id = $1 AND channel = $2 \
+             ORDER BY created_at_ms, ts",
+        )
+        .bind(request_id)
+        .bind(channel)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)))
+            .collect()
+    }
+
     async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(

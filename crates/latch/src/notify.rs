@@ -28,6 +28,15 @@ pub fn config(config: &Config) -> anyhow::Result<Option<NotifyConfig>> {
             ChannelKind::Slack { url } => Channel::Slack {
                 webhook_url: secret(&what, url)?,
             },
+            ChannelKind::SlackBot {
+                token,
+                channel_id,
+                api_base,
+            } => Channel::SlackBot {
+                token: secret(&what, token)?,
+                channel_id: channel_id.clone(),
+                api_base: api_base.clone(),
+            },
             ChannelKind::Teams { url } => Channel::Teams {
                 webhook_url: secret(&what, url)?,
             },

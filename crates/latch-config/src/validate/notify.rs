@@ -337,7 +337,19 @@ impl Checker<'_, '_> {
     fn channel_kind(&mut self, entry: &Entry<RawChannel>, raw: &RawChannel) -> Option<ChannelKind> {
         let kind = raw.kind.get_ref().as_str();
         let (takes, expected): (&[&str], &str) = match kind {
-            "slack" | "teams" => (&["url_env", "url_file"], "`url_env` or `url_file`"),
+            "slack" => (
+                &[
+                    "url_env",
+                    "url_file",
+                    "bot_token_env",
+                    "bot_token_file",
+                    "channel_id",
+                    "api_base",
+                ],
+                "`url_env` or `url_file`, or `bot_token_env` or `bot_token_file` with \
+                 `channel_id`",
+            ),
+            "teams" => (&["url_env", "url_file"], "`url_env` or `url_file`"),
             "webhook" => (
                 &["url", "url_env", "url_file", "secret_env", "secret_file"],
                 "`url`, `url_env` or `url_file`, and `secret_env` or `secret_file`",
@@ -355,13 +367,23 @@ impl Checker<'_, '_> {
                 return None;
             }
         };
-        let given: [(&str, Option<Range<usize>>); 6] = [
+        let given: [(&str, Option<Range<usize>>); 10] = [
             ("url", raw.url.as_ref().map(Spanned::span)),
             ("url_env", raw.url_env.as_ref().map(Spanned::span)),
             ("url_file", raw.url_file.as_ref().map(Spanned::span)),
             ("secret_env", raw.secret_env.as_ref().map(Spanned::span)),
             ("secret_file", raw.secret_file.as_ref().map(Spanned::span)),
             ("to", raw.to.as_ref().map(Spanned::span)),
+            (
+                "bot_token_env",
+                raw.bot_token_env.as_ref().map(Spanned::span),
+            ),
+            (
+                "bot_token_file",
+                raw.bot_token_file.as_ref().map(Spanned::span),
+            ),
+            ("channel_id", raw.channel_id.as_ref().map(Spanned::span)),
+            ("api_base", raw.api_base.as_ref().map(Spanned::span)),
         ];
         let mut refused = false;
         for (key, span) in given {
@@ -386,14 +408,10 @@ impl Checker<'_, '_> {
                 .report(Some(span), key_path(&entry.path, key), message);
         }
         let channel = match kind {
-            "slack" | "teams" => {
-                let url = self.channel_url_secret(entry, raw, kind).ok()?;
-                if kind == "slack" {
-                    ChannelKind::Slack { url }
-                } else {
-                    ChannelKind::Teams { url }
-                }
-            }
+            "slack" => self.slack_channel(entry, raw).ok()?,
+            "teams" => ChannelKind::Teams {
+                url: self.channel_url_secret(entry, raw, kind).ok()?,
+            },
             "webhook" => {
                 let url = self.webhook_url(entry, raw);
                 let secret = self.secret(
@@ -448,16 +466,135 @@ impl Checker<'_, '_> {
             // A plain `url` is refused with its own message, which says what to write instead.
             None if raw.url.is_some() => Err(Reported),
             None => {
-                self.missing(
-                    entry,
-                    raw,
+                let message = if kind == "slack" {
+                    "a slack channel needs `url_env` or `url_file` (where its incoming-webhook \
+                     URL is found), or `bot_token_env` or `bot_token_file` with `channel_id` (a \
+                     bot token, which also lets latch update a request's messages once it is \
+                     decided)"
+                        .to_owned()
+                } else {
                     format!(
                         "a {kind} channel needs `url_env` or `url_file` (where its webhook URL is \
                          found; the URL is a secret, never written in the config)"
-                    ),
-                );
+                    )
+                };
+                self.missing(entry, raw, message);
                 Err(Reported)
             }
+        }
+    }
+
+    /// A Slack channel: an incoming webhook (`url_env`, `url_file`) or a bot token
+    /// (`bot_token_env`, `bot_token_file`, `channel_id`, `api_base`), not both.
+    fn slack_channel(
+        &mut self,
+        entry: &Entry<RawChannel>,
+        raw: &RawChannel,
+    ) -> Result<ChannelKind, Reported> {
+        let bot_keys = [
+            ("bot_token_env", &raw.bot_token_env),
+            ("bot_token_file", &raw.bot_token_file),
+            ("channel_id", &raw.channel_id),
+            ("api_base", &raw.api_base),
+        ];
+        let first_bot_key = bot_keys
+            .iter()
+            .find_map(|(key, value)| value.as_ref().map(|value| (*key, value.span())));
+        let bot = first_bot_key.is_some() || raw.inline_bot_token;
+        if !bot {
+            let url = self.channel_url_secret(entry, raw, "slack")?;
+            return Ok(ChannelKind::Slack { url });
+        }
+        if raw.url_env.is_some() || raw.url_file.is_some() {
+            let message = "a slack channel posts through an incoming webhook (`url_env` or \
+                           `url_file`) or with a bot token (`bot_token_env` or `bot_token_file`, \
+                           with `channel_id`), not both (expected the keys of one of them)";
+            match first_bot_key {
+                Some((key, span)) => {
+                    self.diagnostics
+                        .report(Some(span), key_path(&entry.path, key), message)
+                }
+                None => self.missing(entry, raw, message.to_owned()),
+            }
+            return Err(Reported);
+        }
+        let token = self.secret(
+            &raw.bot_token_env,
+            &raw.bot_token_file,
+            &entry.path,
+            "bot_token",
+            "expected one of them",
+        );
+        let token = match token {
+            Ok(Some(token)) => Some(token),
+            // An inline token was refused with a message saying what to write instead.
+            Ok(None) if raw.inline_bot_token => None,
+            Ok(None) => {
+                self.missing(
+                    entry,
+                    raw,
+                    "a slack channel with a `channel_id` needs `bot_token_env` or \
+                     `bot_token_file` (where its bot token is found; the token is a secret, never \
+                     written in the config)"
+                        .to_owned(),
+                );
+                None
+            }
+            Err(Reported) => None,
+        };
+        let channel_id = match &raw.channel_id {
+            None => {
+                self.missing(
+                    entry,
+                    raw,
+                    "a slack channel with a bot token needs `channel_id` (Slack's id of the \
+                     channel to post to, e.g. `C0123ABCD`)"
+                        .to_owned(),
+                );
+                None
+            }
+            Some(id) if !is_slack_channel_id(id.get_ref()) => {
+                self.report(
+                    id,
+                    &key_path(&entry.path, "channel_id"),
+                    format!(
+                        "invalid Slack channel id `{}` (expected `C`, `G` or `D` followed by \
+                         uppercase letters and digits, e.g. `C0123ABCD`: the id at the bottom of \
+                         the channel's details in Slack, not its name)",
+                        id.get_ref()
+                    ),
+                );
+                None
+            }
+            Some(id) => Some(id.get_ref().clone()),
+        };
+        let api_base = match &raw.api_base {
+            None => Some(crate::DEFAULT_SLACK_API_BASE.to_owned()),
+            Some(url) if is_http_url(url.get_ref()) => {
+                let text = url.get_ref();
+                Some(text.strip_suffix('/').unwrap_or(text).to_owned())
+            }
+            Some(url) => {
+                self.report(
+                    url,
+                    &key_path(&entry.path, "api_base"),
+                    format!(
+                        "invalid URL `{}` (expected Slack's Web API starting with `https://` or \
+                         `http://`; leave it out for `{}`, and set it only for tests or a proxy)",
+                        url.get_ref(),
+                        crate::DEFAULT_SLACK_API_BASE
+                    ),
+                );
+                None
+            }
+        };
+        match (token, channel_id, api_base) {
+            (Some(token), Some(channel_id), Some(api_base)) => Ok(ChannelKind::SlackBot {
+                token,
+                channel_id,
+                api_base,
+            }),
+            _ => Err(Reported),
         }
     }
 
@@ -700,6 +837,17 @@ fn is_slack_user_id(id: &str) -> bool {
     })
 }
 
+/// `C` (public), `G` (private) or `D` (direct message), then uppercase ASCII letters and
+/// digits: Slack's conversation ids.
+fn is_slack_channel_id(id: &str) -> bool {
+    id.strip_prefix(['C', 'G', 'D']).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit())
+    })
+}
+
 /// `http://` or `https://`, a host, and no whitespace.
 fn is_http_url(url: &str) -> bool {
     let rest = url
@@ -747,6 +895,24 @@ mod tests {
             "@alice",
         ] {
             assert!(!is_slack_user_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slack_channel_ids_start_with_c_g_or_d() {
+        for good in ["C0123ABCD", "G01ABC", "D024BE91L"] {
+            assert!(is_slack_channel_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "C",
+            "#general",
+            "general",
+            "c0123abcd",
+            "U012AB3CD",
+            "C01 23",
+        ] {
+            assert!(!is_slack_channel_id(bad), "{bad}");
         }
     }
 

@@ -22,12 +22,28 @@ pub enum Rendered {
     /// A replacement for a Slack message ([`slack::update`]), posted to the `response_url` of a
     /// click on it rather than to a channel's webhook.
     SlackResponse { response_url: String, body: Value },
+    /// A message for a Slack channel with a bot token, sent with `chat.postMessage` (the body
+    /// is [`slack::message`]'s). `request_id` names the request when the message has Approve
+    /// and Deny buttons: the server then remembers the message's `ts` to replace it later.
+    SlackPost {
+        request_id: Option<String>,
+        body: Value,
+    },
+    /// The replacement ([`slack::update`]) of every message with buttons a bot-token channel
+    /// posted about `request_id`, each sent with `chat.update`. Which messages those are is
+    /// looked up when it is delivered, after the channel's earlier messages, so that a message
+    /// posted late (its channel was down) is replaced too.
+    SlackUpdate { request_id: String, body: Value },
 }
 
 /// Renders `notice` in the format `channel` takes.
 pub fn render(notice: &Notice, channel: &Channel) -> Rendered {
     match channel {
         Channel::Slack { .. } => Rendered::Json {
+            body: slack::message(notice),
+        },
+        Channel::SlackBot { .. } => Rendered::SlackPost {
+            request_id: notice.decision_request_id().map(str::to_owned),
             body: slack::message(notice),
         },
         Channel::Teams { .. } => Rendered::Json {
@@ -51,6 +67,10 @@ pub fn render_digest(notices: &[Notice], channel: &Channel) -> Rendered {
     }
     match channel {
         Channel::Slack { .. } => Rendered::Json {
+            body: slack::digest(notices),
+        },
+        Channel::SlackBot { .. } => Rendered::SlackPost {
+            request_id: None,
             body: slack::digest(notices),
         },
         Channel::Teams { .. } => Rendered::Json {

@@ -1,5 +1,6 @@
-//! Slack Block Kit messages for incoming webhooks, and the replacement message posted to an
-//! interaction's `response_url` once a request is decided.
+//! Slack Block Kit messages (for incoming webhooks and `chat.postMessage` alike), and the
+//! replacement message posted to an interaction's `response_url` or sent with `chat.update` once
+//! a request is decided.
 //!
 //! Everything people typed (reasons, comments, names) is escaped for mrkdwn (`&`, `<`, `>`), so a
 //! reason cannot mention `@channel` or disguise a link. Slack's limits are respected by
@@ -167,7 +168,8 @@ pub fn message(notice: &Notice) -> Value {
 }
 
 /// The message that replaces a request's Slack message (posted to the interaction's
-/// `response_url`) once `decision` happened to it: the request as before, what became of it,
+/// `response_url`, or sent with `chat.update` by a bot-token channel) once `decision` happened
+/// to it: the request as before, what became of it,
 /// and no buttons, unless the request still awaits approvals (a partial approval or an
 /// escalation). `None` for notices that are not about a request's decision.
 pub fn update(decision: &Notice) -> Option<Value> {

@@ -424,6 +424,265 @@ mod notifier {
         }
     }
 
+    /// A call Slack's Web API got: method, `Authorization` header, JSON body.
+    #[derive(Clone, Debug)]
+    struct ApiCall {
+        method: String,
+        auth: String,
+        body: Value,
+    }
+
+    /// A scripted answer: HTTP status, `Retry-After` seconds, JSON body.
+    type Answer = (u16, Option<u64>, Value);
+
+    /// Slack's Web API as a test sees it: every call kept in arrival order, answered by the
+    /// scripted answers first (HTTP status, `Retry-After`, body) and then as Slack answers a
+    /// success, `ok: true` with the channel and a new `ts` for each posted message.
+    #[derive(Clone, Default)]
+    struct SlackApi {
+        calls: Arc<Mutex<Vec<ApiCall>>>,
+        script: Arc<Mutex<std::collections::VecDeque<Answer>>>,
+    }
+
+    impl SlackApi {
+        fn calls(&self, method: &str) -> Vec<ApiCall> {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|call| call.method == method)
+                .cloned()
+                .collect()
+        }
+    }
+
+    async fn slack_api(script: Vec<Answer>) -> (String, SlackApi) {
+        let api = SlackApi {
+            calls: Arc::default(),
+            script: Arc::new(Mutex::new(script.into())),
+        };
+        let state = api.clone();
+        let app = axum::Router::new().route(
+            "/api/{method}",
+            axum::routing::post(
+                move |axum::extract::Path(method): axum::extract::Path<String>,
+                      headers: axum::http::HeaderMap,
+                      body: axum::body::Bytes| {
+                    let state = state.clone();
+                    async move {
+                        use axum::response::IntoResponse;
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let count = {
+                            let mut calls = state.calls.lock().unwrap();
+                            calls.push(ApiCall {
+                                method: method.clone(),
+                                auth,
+                                body: body.clone(),
+                            });
+                            calls.len()
+                        };
+                        let scripted = state.script.lock().unwrap().pop_front();
+                        let (status, retry_after, answer) = scripted.unwrap_or_else(|| {
+                            let ts = match method.as_str() {
+                                "chat.postMessage" => format!("1795000000.{count:06}"),
+                                _ => body["ts"].as_str().unwrap_or_default().to_owned(),
+                            };
+                            let answer = serde_json::json!({
+                                "ok": true, "channel": body["channel"], "ts": ts,
+                            });
+                            (200, None, answer)
+                        });
+                        let mut response =
+                            (StatusCode::from_u16(status).unwrap(), axum::Json(answer))
+                                .into_response();
+                        if let Some(secs) = retry_after {
+                            response
+                                .headers_mut()
+                                .insert("retry-after", secs.to_string().parse().unwrap());
+                        }
+                        response
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}/api"), api)
+    }
+
+    const BOT_TOKEN: &str = "xoxb-1-SECRETTOKEN";
+
+    fn bot_channel(api_base: &str) -> NotifyConfig {
+        NotifyConfig {
+            channels: HashMap::from([(
+                "approvals".to_owned(),
+                Channel::SlackBot {
+                    token: BOT_TOKEN.to_owned(),
+                    channel_id: "C0123ABCD".to_owned(),
+                    api_base: api_base.to_owned(),
+                },
+            )]),
+            routes: vec![route(&["request.*"], "approvals")],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bot_token_channel_updates_the_request_message_when_it_is_decided_elsewhere() {
+        let api = TestApi::new(Backend::Sqlite).await;
+        let (api_base, slack) = slack_api(Vec::new()).await;
+        let notifier = start(&api, bot_channel(&api_base)).await;
+        let id = api.request_read("30m").await;
+        until("the request is posted", || async {
+            slack.calls("chat.postMessage").len() == 1
+        })
+        .await;
+        let post = slack.calls("chat.postMessage")[0].clone();
+        assert_eq!(post.auth, format!("Bearer {BOT_TOKEN}"));
+        assert_eq!(post.body["channel"], "C0123ABCD");
+        assert!(
+            post.body["blocks"]
+                .to_string()
+                .contains(&format!("latch_approve:{id}")),
+            "{}",
+            post.body
+        );
+        until("its ts is remembered", || async {
+            !api.store
+                .slack_messages(&id, "approvals")
+                .await
+                .unwrap()
+                .is_empty()
+        })
+        .await;
+        let messages = api.store.slack_messages(&id, "approvals").await.unwrap();
+        let ts = "1795000000.000001".to_owned();
+        assert_eq!(messages, [("C0123ABCD".to_owned(), ts.clone())]);
+
+        // bob approves through the API, not in Slack: the message loses its buttons all the same.
+        approve(&api, &id).await;
+        until("Slack is asked to update the message", || async {
+            !slack.calls("chat.update").is_empty()
+        })
+        .await;
+        two_ticks().await;
+        let updates = slack.calls("chat.update");
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        let update = &updates[0];
+        assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
+        assert_eq!(update.body["channel"], "C0123ABCD");
+        assert_eq!(update.body["ts"], ts);
+        let text = update.body["blocks"].to_string();
+        assert!(text.contains("Approved by *bob*"), "{text}");
+        assert!(!text.contains("latch_approve"), "no buttons left: {text}");
+        // The approval itself is announced too, as a message of its own, without buttons: only
+        // the request's message was remembered.
+        assert_eq!(slack.calls("chat.postMessage").len(), 2);
+        assert_eq!(
+            api.store.slack_messages(&id, "approvals").await.unwrap(),
+            messages
+        );
+        // The token is in the channel's config alone, never in the outbox.
+        let sent = api.store.notifications("sent", 100).await.unwrap();
+        assert!(sent.len() >= 3, "{sent:?}");
+        assert!(sent.iter().all(|row| !row.payload.contains("SECRETTOKEN")));
+        notifier.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_bot_token_is_dead_lettered_with_slacks_error() {
+        let api = TestApi::new(Backend::Sqlite).await;
+        let refused = serde_json::json!({ "ok": false, "error": "invalid_auth" });
+        let (api_base, slack) = slack_api(vec![(200, None, refused)]).await;
+        let notifier = start(&api, bot_channel(&api_base)).await;
+        api.request_read("30m").await;
+        until("the message is dead-lettered", || async {
+            !api.store
+                .notifications("dead", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        })
+        .await;
+        let dead = api.store.notifications("dead", 10).await.unwrap();
+        let error = dead[0].last_error.clone().unwrap();
+        assert!(error.contains("`invalid_auth`"), "{error}");
+        assert!(
+            error.contains("bot_token_env"),
+            "says what to check: {error}"
+        );
+        assert!(!error.contains("SECRETTOKEN"), "{error}");
+        assert_eq!(dead[0].attempts, 1, "a bad token is not tried again");
+        assert_eq!(slack.calls("chat.postMessage").len(), 1);
+        notifier.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_limited_post_is_retried_after_retry_after_and_its_update_follows_it() {
+        let api = TestApi::new(Backend::Sqlite).await;
+        let limited = serde_json::json!({ "ok": false, "error": "ratelimited" });
+        let (api_base, slack) = slack_api(vec![(429, Some(30), limited)]).await;
+        let notifier = start(&api, bot_channel(&api_base)).await;
+        let id = api.request_read("30m").await;
+        until("the first attempt is refused", || async {
+            api.store
+                .notifications("pending", 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|row| row.attempts == 1)
+        })
+        .await;
+        let pending = api.store.notifications("pending", 10).await.unwrap();
+        let error = pending[0].last_error.clone().unwrap();
+        assert!(error.contains("429"), "{error}");
+        // Decided while the message waits: its replacement queues behind it.
+        approve(&api, &id).await;
+        // Slack asked for 30 s: nothing is sent before.
+        api.clock.advance_secs(20);
+        two_ticks().await;
+        assert_eq!(slack.calls("chat.postMessage").len(), 1);
+        assert!(slack.calls("chat.update").is_empty());
+        api.clock.advance_secs(11);
+        until("the update follows the retried post", || async {
+            !slack.calls("chat.update").is_empty()
+        })
+        .await;
+        let methods: Vec<String> = slack
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|call| call.method.clone())
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                "chat.postMessage",
+                "chat.postMessage",
+                "chat.postMessage",
+                "chat.update"
+            ],
+            "in order: the refused post, its retry, the approval, the replacement"
+        );
+        let posted = api.store.slack_messages(&id, "approvals").await.unwrap();
+        assert_eq!(
+            posted,
+            [("C0123ABCD".to_owned(), "1795000000.000002".to_owned())]
+        );
+        assert_eq!(
+            slack.calls("chat.update")[0].body["ts"],
+            "1795000000.000002"
+        );
+        notifier.stop().await;
+    }
+
     /// What a [`smtp_receiver`] got: the envelope's recipients and the message.
     #[derive(Clone, Debug, Default)]
     struct Mail {
