@@ -1256,6 +1256,7 @@ impl Store for SqlStore {
         response_url: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
             "INSERT INTO slack_responses (request_id, response_url, created_at_ms) VALUES ($1, $2, $3) \
@@ -1296,6 +1297,7 @@ impl Store for SqlStore {
         ts: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
             "INSERT INTO slack_messages (request_id, channel, slack_channel, ts, created_at_ms) \
@@ -1331,6 +1333,7 @@ impl Store for SqlStore {
     }
 
     async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE outbox SET status = 'pending', next_attempt_ms = $1 WHERE id = $2 AND status = 'dead'",
@@ -1677,6 +1680,7 @@ impl Store for SqlStore {
                 batch::Val::Text(hash.to_string()),
             ]);
         }
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         batch::insert_rows(
             &mut conn,
@@ -1758,6 +1762,7 @@ impl Store for SqlStore {
     }
 
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         sqlx::query("INSERT INTO checkpoints (size, root, at_ms, note) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING")
             .bind(to_i64(checkpoint.size)?)
