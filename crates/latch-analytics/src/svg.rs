@@ -15,21 +15,9 @@ const MUTED: &str = "#595959";
 /// bar's tooltip).
 const LABEL_CHARS: usize = 24;
 
-/// Escapes text for HTML and SVG, in element content and in attribute values alike.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML and SVG, in element content and in attribute values alike: the
+/// access report's escape, one implementation for every page latch renders.
+pub use latch_report::html_escape as escape;
 
 /// One bar: its label, its value and how the value reads (`12`, `1h30m`, `40%`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use latch_core::lifecycle::request_id_for;
 use latch_core::{EventKind, StoredEvent, Timestamp};
-use latch_report::{AccessRow, ReportFilter};
+use latch_report::{AccessRow, ReportFilter, csv_line};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -320,35 +320,6 @@ pub fn policy_hash(files: &[(String, String)]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// One CSV field per RFC 4180, with a leading apostrophe on what a spreadsheet would run as a
-/// formula (as the access report does).
-fn push_field(out: &mut String, text: &str) {
-    let guarded;
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{text}");
-        guarded.as_str()
-    } else {
-        text
-    };
-    if text.contains([',', '"', '\r', '\n']) {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(text);
-    }
-}
-
-fn csv_line(out: &mut String, fields: &[String]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_field(out, field);
-    }
-    out.push_str("\r\n");
-}
-
 fn seqs(list: impl IntoIterator<Item = u64>) -> String {
     list.into_iter()
         .map(|s| s.to_string())
@@ -449,7 +420,7 @@ impl Plan {
             "evidence_events",
             "ledger_events",
         ];
-        csv_line(&mut out, &header.map(str::to_owned));
+        csv_line(&mut out, &header);
         for f in &self.findings {
             let history = f
                 .history
@@ -580,7 +551,7 @@ impl Plan {
             "comment",
             "ledger_events",
         ];
-        csv_line(&mut out, &header.map(str::to_owned));
+        csv_line(&mut out, &header);
         for entry in self.review_entries() {
             let due_at = entry.due.map(|d| d.at.to_string()).unwrap_or_default();
             let due_seq = entry.due.map(|d| d.seq);

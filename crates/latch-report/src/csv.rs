@@ -26,6 +26,18 @@ const HEADER: [&str; 18] = [
     "findings",
 ];
 
+/// One CSV record: the fields, each quoted and formula-guarded as [`push_field`] does,
+/// joined by commas and ended with CRLF. Every CSV latch writes goes through here.
+pub fn csv_line<S: AsRef<str>>(out: &mut String, fields: &[S]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_field(out, field.as_ref());
+    }
+    out.push_str("\r\n");
+}
+
 /// Writes one field: a text a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return) gets a leading apostrophe, then a field holding a comma, a
 /// quote, CR or LF is quoted with its quotes doubled.
@@ -79,13 +91,7 @@ pub(crate) fn statements_text(row: &AccessRow) -> String {
 /// joined with `; `.
 pub fn to_csv(rows: &[AccessRow]) -> String {
     let mut out = String::with_capacity(rows.len() * 256);
-    for (i, name) in HEADER.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_field(&mut out, name);
-    }
-    out.push_str("\r\n");
+    csv_line(&mut out, &HEADER);
     for row in rows {
         // Borrowed where the row already holds the text: this runs once per access.
         let fields: [Cow<'_, str>; 18] = [
@@ -108,13 +114,7 @@ pub fn to_csv(rows: &[AccessRow]) -> String {
             Cow::Owned(statements_text(row)),
             Cow::Owned(row.findings.join("; ")),
         ];
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_field(&mut out, field);
-        }
-        out.push_str("\r\n");
+        csv_line(&mut out, &fields);
     }
     out
 }

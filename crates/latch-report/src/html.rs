@@ -6,7 +6,7 @@ use crate::AccessRow;
 use crate::csv::{approvers_text, statements_text};
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {

@@ -9,8 +9,8 @@ mod ocsf;
 mod pdf;
 mod rows;
 
-pub use csv::to_csv;
-pub use html::to_html;
+pub use csv::{csv_line, to_csv};
+pub use html::{escape as html_escape, to_html};
 pub use ocsf::{OCSF_VERSION, ocsf, ocsf_all};
 pub use pdf::to_pdf;
 pub use rows::{AccessRow, ReportFilter, access_rows, to_json};
