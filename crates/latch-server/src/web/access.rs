@@ -32,10 +32,6 @@ pub(crate) struct CommentForm {
     pub comment: String,
 }
 
-fn shell_of<'a>(viewer: &'a Viewer, state: &AppState) -> Shell<'a> {
-    Shell::of(viewer, viewer.sees_everything(state))
-}
-
 /// Would the lifecycle accept `command` from this user now? A dry run of the same pure decision
 /// the store makes, to offer only the buttons that can work (the real call decides again).
 fn would_accept(
@@ -53,7 +49,7 @@ pub(crate) async fn inbox(
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     let catalog = state.catalog.get();
     let user = viewer.caller.user.clone();
     let filter = RequestFilter {
@@ -149,10 +145,11 @@ pub(crate) async fn approve(
         ApiJson(body),
     )
     .await;
-    match outcome {
-        Ok(_) => Redirect::to("/ui/inbox?ok=approved").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
-    }
+    page::after(
+        outcome,
+        &Shell::of(&viewer, &state),
+        "/ui/inbox?ok=approved",
+    )
 }
 
 pub(crate) async fn deny(
@@ -174,10 +171,7 @@ pub(crate) async fn deny(
         ApiJson(body),
     )
     .await;
-    match outcome {
-        Ok(_) => Redirect::to("/ui/inbox?ok=denied").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
-    }
+    page::after(outcome, &Shell::of(&viewer, &state), "/ui/inbox?ok=denied")
 }
 
 pub(crate) async fn cancel(
@@ -191,7 +185,7 @@ pub(crate) async fn cancel(
     }
     match routes::cancel_request(State(state.clone()), viewer.caller.clone(), Path(id)).await {
         Ok(_) => Redirect::to("/ui/access?ok=cancelled").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
+        Err(err) => page::error(Some(&Shell::of(&viewer, &state)), err),
     }
 }
 
@@ -201,7 +195,7 @@ pub(crate) async fn my_access(
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     let catalog = state.catalog.get();
     let user = viewer.caller.user.clone();
     let limit = match routes::check_limit(None) {
@@ -329,7 +323,7 @@ pub(crate) async fn create(
     if let Some(refused) = viewer.refuse_bad_csrf(&form.csrf) {
         return refused;
     }
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     let Some((resource, role)) = form.target.split_once('/') else {
         return page::error(
             Some(&shell),
@@ -358,7 +352,7 @@ pub(crate) async fn grants(
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     let catalog = state.catalog.get();
     let user = viewer.caller.user.clone();
     let visibility = catalog.visibility(&user);
@@ -512,8 +506,9 @@ pub(crate) async fn revoke(
         ApiJson(body),
     )
     .await;
-    match outcome {
-        Ok(_) => Redirect::to("/ui/grants?ok=revoked").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
-    }
+    page::after(
+        outcome,
+        &Shell::of(&viewer, &state),
+        "/ui/grants?ok=revoked",
+    )
 }

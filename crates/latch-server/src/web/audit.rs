@@ -24,10 +24,6 @@ const SCAN_BATCH: u32 = 1000;
 /// At most this many events are scanned for one page; the next page goes on from there.
 const SCAN_LIMIT: usize = 100_000;
 
-fn shell_of<'a>(viewer: &'a Viewer, state: &AppState) -> Shell<'a> {
-    Shell::of(viewer, viewer.sees_everything(state))
-}
-
 /// The explorer's filters, as typed (empty fields mean "any").
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct EventQuery {
@@ -82,7 +78,7 @@ pub(crate) async fn explorer(
     viewer: Viewer,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     if let Err(err) = crate::routes::require_auditor(
         &state,
         &viewer.caller,
@@ -210,7 +206,7 @@ pub(crate) async fn session(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     let detail =
         match crate::sessions::get_session(State(state.clone()), viewer.caller.clone(), Path(id))
             .await
@@ -287,7 +283,7 @@ pub(crate) async fn findings(
     viewer: Viewer,
     Query(query): Query<FindingsQuery>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     // The API's own query type, so that its validation (severity names, limits) applies.
     let mut api_query = serde_json::Map::new();
     if query.status != "all" {
@@ -408,7 +404,7 @@ async fn set_status(
     match outcome {
         Ok(_) if resolve => Redirect::to("/ui/findings?ok=resolved").into_response(),
         Ok(_) => Redirect::to("/ui/findings?ok=acknowledged").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
+        Err(err) => page::error(Some(&Shell::of(&viewer, &state)), err),
     }
 }
 

@@ -123,7 +123,7 @@ pub(crate) async fn dashboard(
     viewer: Viewer,
     Query(query): Query<PeriodQuery>,
 ) -> Response {
-    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    let shell = Shell::of(&viewer, &state);
     let period = match Period::read(&query, state.clock.now()) {
         Ok(period) => period,
         Err(err) => return page::error(Some(&shell), err),
@@ -250,7 +250,7 @@ enum ReportKind {
 }
 
 async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: ReportKind) -> Response {
-    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    let shell = Shell::of(&viewer, &state);
     let period = match Period::read(&query, state.clock.now()) {
         Ok(period) => period,
         Err(err) => return page::error(Some(&shell), err),
@@ -352,7 +352,7 @@ pub(crate) async fn evidence(
     viewer: Viewer,
     Query(query): Query<EvidenceQuery>,
 ) -> Response {
-    let shell = Shell::of(&viewer, viewer.sees_everything(&state));
+    let shell = Shell::of(&viewer, &state);
     match evidence_tar(&state, &viewer, &query).await {
         Ok((label, tar)) => {
             let mut response = tar.into_response();

@@ -43,7 +43,8 @@ pub(crate) struct Shell<'a> {
 }
 
 impl<'a> Shell<'a> {
-    pub fn of(viewer: &'a Viewer, sees_everything: bool) -> Self {
+    pub fn of(viewer: &'a Viewer, state: &crate::AppState) -> Self {
+        let sees_everything = viewer.sees_everything(state);
         Self {
             user: &viewer.caller.user,
             csrf: &viewer.csrf,
@@ -140,6 +141,15 @@ pub(crate) fn message(
 
 /// What a failed read or action shows: the API's own status and message. Internal details go
 /// to the log, as in the API.
+/// Where a form lands after the API handler it called: the page `done` on success, the
+/// refusal's page (with the API's status and reason) otherwise.
+pub(crate) fn after<T>(outcome: Result<T, ApiError>, shell: &Shell<'_>, done: &str) -> Response {
+    match outcome {
+        Ok(_) => Redirect::to(done).into_response(),
+        Err(err) => error(Some(shell), err),
+    }
+}
+
 pub(crate) fn error(shell: Option<&Shell<'_>>, err: ApiError) -> Response {
     let (status, _) = err.status_and_code();
     let (title, text) = match &err {

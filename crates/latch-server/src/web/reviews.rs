@@ -17,10 +17,6 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 
-fn shell_of<'a>(viewer: &'a Viewer, state: &AppState) -> Shell<'a> {
-    Shell::of(viewer, viewer.sees_everything(state))
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReviewsQuery {
     ok: Option<String>,
@@ -47,7 +43,7 @@ pub(crate) async fn reviews(
     viewer: Viewer,
     Query(query): Query<ReviewsQuery>,
 ) -> Response {
-    let shell = shell_of(&viewer, &state);
+    let shell = Shell::of(&viewer, &state);
     // The API's own query type (every period), so that its checks and visibility apply.
     let api_query: crate::review::ListReviewsQuery =
         match serde_json::from_value(serde_json::json!({})) {
@@ -188,6 +184,6 @@ pub(crate) async fn record(
     });
     match crate::review::record_review(State(state.clone()), viewer.caller.clone(), body).await {
         Ok(_) => Redirect::to("/ui/reviews?ok=reviewed").into_response(),
-        Err(err) => page::error(Some(&shell_of(&viewer, &state)), err),
+        Err(err) => page::error(Some(&Shell::of(&viewer, &state)), err),
     }
 }
