@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{RequestView, Server, latch, wait_until};
+use super::{Server, latch, wait_until};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -39,24 +39,7 @@ fn an_evidence_pack_verifies_offline_and_names_tampering() {
     let alice = server.token("alice");
     let bob = server.token("bob");
     let dave = server.token("dave");
-    let request: RequestView = server
-        .run_as(
-            &alice,
-            &[
-                "request",
-                "payments-db",
-                "--role",
-                "read",
-                "--for",
-                "30m",
-                "--reason",
-                "test",
-                "--output",
-                "json",
-            ],
-        )
-        .success()
-        .json();
+    let request = server.pending_request(&alice, "test");
     server
         .run_as(&bob, &["approve", &request.id, "--comment", "looks fine"])
         .success();

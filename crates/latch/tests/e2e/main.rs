@@ -2367,24 +2367,7 @@ fn weak_reasons_and_writes_under_read_grants_become_findings() {
     let alice = server.token("alice");
     let bob = server.token("bob");
     let dave = server.token("dave");
-    let run = server
-        .run_as(
-            &alice,
-            &[
-                "request",
-                "payments-db",
-                "--role",
-                "read",
-                "--for",
-                "30m",
-                "--reason",
-                "test",
-                "--output",
-                "json",
-            ],
-        )
-        .success();
-    let request: RequestView = run.json();
+    let request = server.pending_request(&alice, "test");
     server.run_as(&bob, &["approve", &request.id]).success();
     let out = spawn_connect(&server, &alice, &["-c", "delete from pg_class where false"])
         .wait_with_output()
