@@ -7,6 +7,7 @@
 //! `latch_core::lifecycle::apply` derives from them.
 
 mod batch;
+mod bulk;
 mod findings;
 mod migrations;
 mod outbox;
@@ -20,6 +21,7 @@ use latch_core::{
     AccessRequest, Catalog, Command, Event, Refusal, RequestState, StoredEvent, Timestamp,
 };
 
+pub use bulk::{EventPages, PageSource, RawPage, RawRow, raw_event_pages};
 pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id, severity_rank};
 pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};

@@ -14,7 +14,7 @@ use latch_api::{CheckpointView, ConsistencyProofView, InclusionProofView, Ledger
 use crate::client::Output;
 use crate::client::api::Api;
 use crate::exit::{Failed, Usage};
-use crate::verify::{Replay, Verifier};
+use crate::verify::{PreparedRow, Replay, Verifier, parse_hex};
 
 #[derive(Subcommand)]
 pub enum LedgerCommand {
@@ -247,7 +247,7 @@ pub async fn run(
                     },
                 )?)?,
             };
-            verify_bundle(&dir, &key, &read_trusted(&trusted, &key)?)
+            verify_bundle(&dir, &key, &read_trusted(&trusted, &key)?).await
         }
         LedgerCommand::Verify {
             bundle: None,
@@ -351,19 +351,6 @@ fn progress(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn parse_hex(hex: &str) -> Option<Hash> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..32)
-        .map(|i| {
-            hex.get(2 * i..2 * i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect();
-    Hash::from_slice(&bytes?).ok()
-}
-
 fn failed(failure: crate::verify::Failure) -> anyhow::Error {
     Failed(format!("ledger verification failed: {failure}")).into()
 }
@@ -386,12 +373,46 @@ fn read_trusted(files: &[PathBuf], key: &VerifierKey) -> anyhow::Result<Vec<(u64
         .collect()
 }
 
+/// Events per page read from the store; a page is also the window of projections compared.
+const PAGE: usize = 5000;
+
+/// Pages decoded and hashed at once on the blocking pool while the verifier checks the page
+/// before them: with the reader's thread, every core has work.
+const PREPARING: usize = 2;
+
+/// Pages being prepared ([`crate::verify::prepare_rows`] and the like) on the blocking pool,
+/// handed back in order.
+#[derive(Default)]
+struct Preparing {
+    pages: std::collections::VecDeque<tokio::task::JoinHandle<Vec<PreparedRow>>>,
+}
+
+impl Preparing {
+    fn is_full(&self) -> bool {
+        self.pages.len() >= PREPARING
+    }
+
+    fn start(&mut self, work: impl FnOnce() -> Vec<PreparedRow> + Send + 'static) {
+        self.pages.push_back(tokio::task::spawn_blocking(work));
+    }
+
+    /// The oldest page, once prepared; `None` when none is being prepared.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<PreparedRow>>> {
+        match self.pages.pop_front() {
+            Some(page) => Ok(Some(
+                page.await.context("preparing a page of events failed")?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
 async fn verify_store(
     config: &latch_config::Config,
     key: &VerifierKey,
     trusted: &[(u64, String)],
 ) -> anyhow::Result<()> {
-    let store = crate::admin::open_store(config).await?;
+    let store = std::sync::Arc::new(crate::admin::open_store(config).await?);
     let mut checkpoints: Vec<(u64, String)> = store
         .checkpoints()
         .await?
@@ -407,23 +428,45 @@ async fn verify_store(
     let mut replay = Replay::default();
     let mut sessions = crate::verify::SessionReplay::default();
     let mut first_drift: Option<crate::verify::Failure> = None;
+    // Three things at once: the rows are read (on a thread of their own), the next pages are
+    // decoded and hashed (on the blocking pool), and the page before them is checked here.
+    let mut pages = latch_store::raw_event_pages(page_source(config, &store), 0, PAGE);
+    let mut preparing = Preparing::default();
+    // A read that fails is reported after the pages before it are checked, as when reading
+    // one page at a time: damage in those is the first thing wrong.
+    let mut read_error = None;
+    let mut read_all = false;
     let mut after = 0;
     loop {
-        let page = store.raw_events(after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        let window = (after, last.seq);
-        after = last.seq;
+        while !read_all && !preparing.is_full() {
+            match pages.next().await {
+                Some(Ok(rows)) => preparing.start(move || crate::verify::prepare_rows(&rows)),
+                Some(Err(err)) => {
+                    read_error = Some(err);
+                    read_all = true;
+                }
+                None => read_all = true,
+            }
+        }
+        let Some(page) = preparing.next().await? else {
+            break;
+        };
+        let Some(last) = page.last() else { continue };
+        let window = (after, last.stored_seq);
+        after = last.stored_seq;
         if first_drift.is_none() {
             replay.expect(store.requests_finished_between(window.0, window.1).await?);
         }
-        for event in &page {
-            // A malformed stored hash is itself a mismatch: compare against something that
-            // cannot equal the recomputed hash.
-            let stored = parse_hex(&event.leaf_hash).unwrap_or(Hash::from_bytes([0; 32]));
+        let count = page.len() as u64;
+        for row in page {
             let index = verifier.size();
-            let decoded = verifier
-                .push(event.seq, &event.body, Some(&stored))
-                .map_err(failed)?;
+            // Only the events the replays need were kept (`verify::replayed`).
+            let Some(decoded) = verifier
+                .push_prepared(row.stored_seq, row.prepared, row.stored_leaf.as_ref())
+                .map_err(failed)?
+            else {
+                continue;
+            };
             sessions.push(&decoded);
             if first_drift.is_none()
                 && let Err(failure) = replay.push(index, &decoded)
@@ -436,7 +479,11 @@ async fn verify_store(
         {
             first_drift = Some(failure);
         }
-        bar.inc(page.len() as u64);
+        bar.inc(count);
+    }
+    drop(pages);
+    if let Some(err) = read_error {
+        return Err(err.into());
     }
     verifier.finish().map_err(failed)?;
     bar.finish_and_clear();
@@ -483,6 +530,19 @@ async fn verify_store(
     Ok(())
 }
 
+/// Where the bulk read of the events goes: the SQLite file itself, or the store.
+fn page_source(
+    config: &latch_config::Config,
+    store: &std::sync::Arc<latch_store::SqlStore>,
+) -> latch_store::PageSource {
+    match &config.server.database {
+        latch_config::Database::Sqlite { path } => {
+            latch_store::PageSource::SqliteFile(path.clone())
+        }
+        latch_config::Database::Postgres { .. } => latch_store::PageSource::Store(store.clone()),
+    }
+}
+
 fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
     println!(
         "ledger ok: {} events, tree size {}, root {}",
@@ -511,7 +571,11 @@ fn report(verifier: &Verifier, key: &VerifierKey, extra: &[&str]) {
     }
 }
 
-fn verify_bundle(dir: &Path, key: &VerifierKey, trusted: &[(u64, String)]) -> anyhow::Result<()> {
+async fn verify_bundle(
+    dir: &Path,
+    key: &VerifierKey,
+    trusted: &[(u64, String)],
+) -> anyhow::Result<()> {
     let checkpoints_path = dir.join(CHECKPOINTS_FILE);
     let text = std::fs::read_to_string(&checkpoints_path)
         .with_context(|| format!("cannot read `{}`", checkpoints_path.display()))?;
@@ -551,16 +615,44 @@ fn verify_bundle(dir: &Path, key: &VerifierKey, trusted: &[(u64, String)]) -> an
         .lines()
         .count() as u64;
     let bar = progress(total);
-    for (line_no, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read `{}`", events_path.display()))?;
-        // A bundle has no position column: an event is where its own `seq` says, so a gap or a
-        // swap is named as such; a line that does not even parse is caught as undecodable.
-        let claimed = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|event| event.get("seq").and_then(serde_json::Value::as_u64))
-            .unwrap_or(line_no as u64 + 1);
-        verifier.push(claimed, &line, None).map_err(failed)?;
-        bar.inc(1);
+    let mut lines = std::io::BufReader::new(file).lines();
+    let mut preparing = Preparing::default();
+    // As in `verify_store`: a line that cannot be read is reported after the lines before it.
+    let mut read_error = None;
+    let mut read_all = false;
+    let mut line_no = 0u64;
+    loop {
+        while !read_all && !preparing.is_full() {
+            let mut page = Vec::with_capacity(PAGE);
+            for line in lines.by_ref().take(PAGE) {
+                match line {
+                    Ok(line) => page.push(line),
+                    Err(err) => {
+                        read_error = Some(err);
+                        break;
+                    }
+                }
+            }
+            read_all = page.len() < PAGE;
+            if !page.is_empty() {
+                let first = line_no;
+                line_no += page.len() as u64;
+                preparing.start(move || crate::verify::prepare_lines(first, page));
+            }
+        }
+        let Some(page) = preparing.next().await? else {
+            break;
+        };
+        let count = page.len() as u64;
+        for row in page {
+            verifier
+                .push_prepared(row.stored_seq, row.prepared, None)
+                .map_err(failed)?;
+        }
+        bar.inc(count);
+    }
+    if let Some(err) = read_error {
+        return Err(err).with_context(|| format!("cannot read `{}`", events_path.display()));
     }
     verifier.finish().map_err(failed)?;
     bar.finish_and_clear();
@@ -583,17 +675,15 @@ async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let key = configured_key(&config)?;
-    let store = crate::admin::open_store(&config).await?;
+    let store = std::sync::Arc::new(crate::admin::open_store(&config).await?);
     let mut events = std::io::BufWriter::new(std::fs::File::create(out.join(EVENTS_FILE))?);
     let total = store.counts().await?.events;
     let bar = progress(total);
     bar.set_message("exporting");
-    let mut after = 0;
-    loop {
-        let page = store.raw_events(after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for event in &page {
+    let mut pages = latch_store::raw_event_pages(page_source(&config, &store), 0, PAGE);
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        for event in page.iter() {
             // Canonical JSON has no raw newlines (they are escaped), so one event is one line.
             writeln!(events, "{}", event.body)?;
         }

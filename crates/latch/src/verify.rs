@@ -3,6 +3,7 @@
 //! No IO here: `ledger.rs` reads a store or a bundle and feeds it.
 
 use latch_core::StoredEvent;
+use latch_core::event::{DecodeError, Decoder};
 use latch_ledger::{Checkpoint, CompactRange, Hash, VerifierKey};
 
 /// What is wrong, and where: the ledger index (`seq - 1`) of the first bad event when it can be
@@ -68,6 +69,128 @@ pub enum Failure {
     Truncated { index: u64, size: u64 },
 }
 
+/// What can be worked out about an event before its turn: its decoding and its leaf hash.
+/// Pure, so that a page of events is prepared on another thread while the verifier checks the
+/// one before it; [`Verifier::push_prepared`] still names what is wrong in the order it always
+/// did: the position first, then the decoding, the event's own number, the leaf hash.
+pub struct Prepared {
+    /// The event's own `seq`, and the event when the caller keeps events of its kind.
+    decoded: Result<(u64, Option<StoredEvent>), DecodeError>,
+    leaf: Hash,
+}
+
+impl Prepared {
+    /// Decodes and hashes `body`; keeps the decoded event when `keep` says so (the others
+    /// are dropped here, on the preparing thread).
+    pub fn new(decoder: &mut Decoder, body: &str, keep: fn(&StoredEvent) -> bool) -> Self {
+        Self {
+            decoded: decoder
+                .decode(body)
+                .map(|event| (event.seq, keep(&event).then_some(event))),
+            leaf: latch_ledger::leaf_hash(body.as_bytes()),
+        }
+    }
+
+    /// The event's own sequence number, when it decodes.
+    pub fn claimed_seq(&self) -> Option<u64> {
+        self.decoded.as_ref().ok().map(|(seq, _)| *seq)
+    }
+}
+
+/// The events the store's replays need: request transitions and session starts and ends.
+pub fn replayed(event: &StoredEvent) -> bool {
+    use latch_core::EventKind;
+    event.event.kind.is_request_transition()
+        || matches!(
+            event.event.kind,
+            EventKind::SessionStarted { .. } | EventKind::SessionEnded { .. }
+        )
+}
+
+/// An event row as the verifier takes it: where the store (or bundle) keeps it, the leaf hash
+/// kept beside it if any, and its prepared bytes.
+pub struct PreparedRow {
+    pub stored_seq: u64,
+    pub stored_leaf: Option<Hash>,
+    pub prepared: Prepared,
+}
+
+/// Prepares a page of store rows, keeping the events [`replayed`] needs. A malformed stored
+/// hash is itself a mismatch: it is compared as something that cannot equal the recomputed
+/// hash.
+pub fn prepare_rows(page: &latch_store::RawPage) -> Vec<PreparedRow> {
+    let mut decoder = Decoder::default();
+    page.iter()
+        .map(|row| PreparedRow {
+            stored_seq: row.seq,
+            stored_leaf: Some(parse_hex(row.leaf_hash).unwrap_or(Hash::from_bytes([0; 32]))),
+            prepared: Prepared::new(&mut decoder, row.body, replayed),
+        })
+        .collect()
+}
+
+/// Prepares a page of bundle lines, the first being line `first` (0-based). A bundle has no
+/// position column: an event is where its own `seq` says, so a gap or a swap is named as
+/// such; a line that does not even parse is caught as undecodable at its line's place.
+pub fn prepare_lines(first: u64, lines: Vec<String>) -> Vec<PreparedRow> {
+    let mut decoder = Decoder::default();
+    (first..)
+        .zip(lines)
+        .map(|(line_no, line)| {
+            let prepared = Prepared::new(&mut decoder, &line, |_| false);
+            let stored_seq = prepared.claimed_seq().unwrap_or_else(|| {
+                serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|event| event.get("seq").and_then(serde_json::Value::as_u64))
+                    .unwrap_or(line_no + 1)
+            });
+            PreparedRow {
+                stored_seq,
+                stored_leaf: None,
+                prepared,
+            }
+        })
+        .collect()
+}
+
+/// A SHA-256 hash from its 64 hex digits.
+pub fn parse_hex(hex: &str) -> Option<Hash> {
+    /// Each byte's value as a hex digit; `0xff` for a byte that is not one.
+    const DIGITS: [u8; 256] = {
+        let mut table = [0xff; 256];
+        let mut i = 0;
+        while i < 10 {
+            table[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            table[b'a' as usize + i] = 10 + i as u8;
+            table[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        table
+    };
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let (high, low) = match pair {
+            [high, low] => (DIGITS[usize::from(*high)], DIGITS[usize::from(*low)]),
+            _ => return None,
+        };
+        *byte = if (high | low) < 16 {
+            high << 4 | low
+        } else {
+            // What `u8::from_str_radix` makes of the pair (it takes `+a` for 10, say), as
+            // stored hashes were always read.
+            u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?
+        };
+    }
+    Some(Hash::from_bytes(bytes))
+}
+
 /// Streams events through the tree and checks checkpoints as their sizes are reached.
 pub struct Verifier {
     range: CompactRange,
@@ -122,14 +245,15 @@ impl Verifier {
         self.range.root()
     }
 
-    /// Feeds the next event: `stored_seq` is where the store (or bundle) keeps it, `body` its
-    /// bytes, `stored_leaf` the leaf hash kept beside it, if any.
-    pub fn push(
+    /// Feeds the next event: `stored_seq` is where the store (or bundle) keeps it, `prepared`
+    /// its bytes decoded and hashed, `stored_leaf` the leaf hash kept beside it, if any. Gives
+    /// back the event if it was kept when prepared.
+    pub fn push_prepared(
         &mut self,
         stored_seq: u64,
-        body: &str,
+        prepared: Prepared,
         stored_leaf: Option<&Hash>,
-    ) -> Result<StoredEvent, Failure> {
+    ) -> Result<Option<StoredEvent>, Failure> {
         let index = self.range.size();
         let expected = index + 1;
         if stored_seq > expected {
@@ -146,23 +270,17 @@ impl Verifier {
                 found: stored_seq,
             });
         }
-        let event = StoredEvent::decode(body).map_err(|err| Failure::Undecodable {
+        let (claimed, event) = prepared.decoded.map_err(|err| Failure::Undecodable {
             index,
             reason: err.to_string(),
         })?;
-        if event.seq > expected {
-            return Err(Failure::Moved {
-                index,
-                claimed: event.seq,
-            });
+        if claimed > expected {
+            return Err(Failure::Moved { index, claimed });
         }
-        if event.seq < expected {
-            return Err(Failure::MovedBack {
-                index,
-                claimed: event.seq,
-            });
+        if claimed < expected {
+            return Err(Failure::MovedBack { index, claimed });
         }
-        let leaf = latch_ledger::leaf_hash(body.as_bytes());
+        let leaf = prepared.leaf;
         if stored_leaf.is_some_and(|stored| *stored != leaf) {
             return Err(Failure::LeafHash { index });
         }
@@ -424,6 +542,18 @@ mod tests {
 
     use super::*;
 
+    impl Verifier {
+        fn push(
+            &mut self,
+            stored_seq: u64,
+            body: &str,
+            stored_leaf: Option<&Hash>,
+        ) -> Result<Option<StoredEvent>, Failure> {
+            let prepared = Prepared::new(&mut Decoder::default(), body, |_| true);
+            self.push_prepared(stored_seq, prepared, stored_leaf)
+        }
+    }
+
     fn body(seq: u64, reason: &str) -> String {
         StoredEvent {
             seq,
@@ -650,6 +780,38 @@ mod tests {
             run(&numbered(&bodies), &checkpoints, &other).err(),
             Some(Failure::Signature { size: 4, .. })
         ));
+    }
+
+    /// The hex reader reads every stored hash as the former one (`u8::from_str_radix` on each
+    /// pair) did, odd ones included.
+    #[test]
+    fn stored_hashes_read_as_they_always_did() {
+        let former = |hex: &str| -> Option<Hash> {
+            if hex.len() != 64 {
+                return None;
+            }
+            let bytes: Option<Vec<u8>> = (0..32)
+                .map(|i| {
+                    hex.get(2 * i..2 * i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect();
+            Hash::from_slice(&bytes?).ok()
+        };
+        let good = latch_ledger::leaf_hash(b"x").to_string();
+        assert_eq!(parse_hex(&good), Some(latch_ledger::leaf_hash(b"x")));
+        let odd = ["+", "-", " ", "g", "G", "é", "0", "a", "F", "\u{0}"];
+        for first in odd {
+            for second in odd {
+                for at in [0, 2, 62] {
+                    let mut hex = good.clone();
+                    hex.replace_range(at..at + 2, &format!("{first}{second}"));
+                    assert_eq!(parse_hex(&hex), former(&hex), "{hex}");
+                    assert_eq!(parse_hex(&hex.to_uppercase()), former(&hex.to_uppercase()));
+                }
+            }
+        }
+        assert_eq!(parse_hex(&good[1..]), None);
     }
 
     fn session_event(seq: u64, at: i64, kind: EventKind) -> StoredEvent {
