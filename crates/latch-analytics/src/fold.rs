@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use latch_core::lifecycle::grant_id_for;
-use latch_core::{Catalog, EventKind, StoredEvent, TicketPattern, Timestamp};
-use latch_report::{AccessRow, ReportFilter, access_rows};
+use latch_core::{Catalog, StoredEvent, TicketPattern, Timestamp};
+use latch_report::{AccessRow, AccessSummary};
 
 use crate::model::{
     Analytics, ApproverStats, Count, DayVolume, Durations, FindingCount, GrantUsage, NamedLatency,
@@ -18,22 +18,6 @@ const DAY_MS: i64 = 86_400_000;
 /// Longest volume series zero-filled over the whole filter period; a longer period (`from`
 /// the beginning of time, say) is shown from its first request's day to its last's.
 const MAX_FILLED_DAYS: i64 = 1000;
-
-/// One approver's decision on a request.
-#[derive(Clone, Debug)]
-pub(crate) struct Decision {
-    pub approver: String,
-    pub at: Timestamp,
-    pub approved: bool,
-}
-
-/// What the second pass learns about a row that the row does not carry.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Extra {
-    pub decisions: Vec<Decision>,
-    /// Object → statements touching it.
-    pub objects: BTreeMap<String, u64>,
-}
 
 /// How a request ended, as the rates count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +43,10 @@ pub(crate) fn ending(row: &AccessRow) -> Ending {
     }
 }
 
-/// A row with what the second pass found, as the figures and recommendations read it.
+/// An access as the figures and recommendations read it.
 pub(crate) struct Access<'a> {
     pub row: &'a AccessRow,
-    pub extra: &'a Extra,
+    pub extra: &'a AccessSummary,
 }
 
 impl Access<'_> {
@@ -105,9 +89,9 @@ pub fn analyze(
     )
 }
 
-/// The analytics of the requests `filter` selects among `events` (in `seq` order: the whole
-/// ledger, or at least every event from the first request of the period on). The teams of a
-/// requester come from `catalog`; `ticket_patterns` are the resources' configured patterns.
+/// The analytics of the requests `filter` selects among `events` (in `seq` order, from the
+/// first). The teams of a requester come from `catalog`; `ticket_patterns` are the resources'
+/// configured patterns.
 pub fn analyze_with(
     events: &[StoredEvent],
     catalog: &Catalog,
@@ -115,43 +99,31 @@ pub fn analyze_with(
     filter: &AnalyticsFilter,
     settings: &Settings,
 ) -> Analytics {
-    // Nothing before the first request of the period can be about one of its requests: every
-    // event about a request, its grant or its sessions comes after its `request.created`.
-    let first = events
-        .iter()
-        .position(|stored| {
-            matches!(stored.event.kind, EventKind::RequestCreated { .. })
-                && stored.event.at >= filter.from
-                && stored.event.at < filter.to
-        })
-        .unwrap_or(events.len());
-    let events = events.get(first..).unwrap_or_default();
-    let rows = access_rows(
-        events,
-        &ReportFilter {
-            from: filter.from,
-            to: filter.to,
-            team: filter.team.clone(),
-            resource: filter.resource.clone(),
-        },
-    );
-    let (extras, finding_kinds) = second_pass(events, &rows);
-    let accesses: Vec<Access<'_>> = rows
-        .iter()
-        .zip(&extras)
-        .map(|(row, extra)| Access { row, extra })
-        .filter(|access| {
-            filter
-                .principal
-                .as_deref()
-                .is_none_or(|who| access.row.requester == who)
-                && filter.approver.as_deref().is_none_or(|who| {
-                    access
-                        .extra
-                        .decisions
-                        .iter()
-                        .any(|decision| decision.approver == who)
-                })
+    let summaries = latch_report::summarize(events);
+    analyze_summaries(
+        summaries.iter().filter(|summary| filter.admits(summary)),
+        catalog,
+        ticket_patterns,
+        filter,
+        settings,
+    )
+}
+
+/// The analytics of `summaries`, which the caller has already chosen with
+/// [`AnalyticsFilter::admits`] (the store's access-summary projection reads them by period), in
+/// the order their requests were created.
+pub fn analyze_summaries<'s>(
+    summaries: impl IntoIterator<Item = &'s AccessSummary>,
+    catalog: &Catalog,
+    ticket_patterns: &BTreeMap<String, TicketPattern>,
+    filter: &AnalyticsFilter,
+    settings: &Settings,
+) -> Analytics {
+    let accesses: Vec<Access<'_>> = summaries
+        .into_iter()
+        .map(|summary| Access {
+            row: &summary.row,
+            extra: summary,
         })
         .collect();
 
@@ -238,12 +210,17 @@ pub fn analyze_with(
         usage.sessions += row.sessions;
         for (class, count) in &row.statements_by_class {
             usage.statements += count;
-            *usage.statements_by_class.entry(class.clone()).or_insert(0) += count;
-        }
-        for id in &row.findings {
-            if let Some((checkpoint, severity)) = finding_kinds.get(id.as_str()) {
-                *findings.entry((checkpoint, severity)).or_insert(0) += 1;
+            match usage.statements_by_class.get_mut(class.as_str()) {
+                Some(total) => *total += count,
+                None => {
+                    usage.statements_by_class.insert(class.clone(), *count);
+                }
             }
+        }
+        for (checkpoint, severity) in &access.extra.finding_kinds {
+            *findings
+                .entry((checkpoint.as_str(), severity.as_str()))
+                .or_insert(0) += 1;
         }
         *requesters.entry(row.requester.as_str()).or_insert(0) += 1;
         *resources.entry(row.resource.as_str()).or_insert(0) += 1;
@@ -344,79 +321,6 @@ pub fn analyze_with(
         grants,
         recommendations,
     }
-}
-
-/// Who decided what and when, the objects each grant touched, and every finding's checkpoint
-/// and severity; indexed like `rows`.
-fn second_pass<'e>(
-    events: &'e [StoredEvent],
-    rows: &[AccessRow],
-) -> (Vec<Extra>, HashMap<&'e str, (&'e str, &'e str)>) {
-    let mut extras = vec![Extra::default(); rows.len()];
-    let by_request: HashMap<&str, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| (row.request_id.as_str(), i))
-        .collect();
-    let by_grant: HashMap<String, usize> = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.granted_at.is_some())
-        .map(|(i, row)| (grant_id_for(&row.request_id), i))
-        .collect();
-    let mut finding_kinds = HashMap::new();
-    for stored in events {
-        let event = &stored.event;
-        let approved = match &event.kind {
-            EventKind::ApprovalRecorded { .. } => true,
-            // A break-glass self-approval is not a decision by an approver.
-            EventKind::RequestApproved { break_glass, .. } if *break_glass => continue,
-            EventKind::RequestApproved { .. } => true,
-            EventKind::RequestDenied { .. } => false,
-            EventKind::SessionStatement {
-                grant_id, objects, ..
-            } => {
-                if !objects.is_empty()
-                    && let Some(extra) = by_grant
-                        .get(grant_id.as_str())
-                        .and_then(|&i| extras.get_mut(i))
-                {
-                    for object in objects {
-                        match extra.objects.get_mut(object) {
-                            Some(count) => *count += 1,
-                            None => {
-                                extra.objects.insert(object.clone(), 1);
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            EventKind::FindingOpened {
-                checkpoint,
-                severity,
-                ..
-            } => {
-                finding_kinds.insert(
-                    event.subject.as_str(),
-                    (checkpoint.as_str(), severity.as_str()),
-                );
-                continue;
-            }
-            _ => continue,
-        };
-        if let Some(extra) = by_request
-            .get(event.subject.as_str())
-            .and_then(|&i| extras.get_mut(i))
-        {
-            extra.decisions.push(Decision {
-                approver: event.actor.user_name().unwrap_or("system").to_owned(),
-                at: event.at,
-                approved,
-            });
-        }
-    }
-    (extras, finding_kinds)
 }
 
 fn grant_usage(access: &Access<'_>) -> Option<GrantUsage> {

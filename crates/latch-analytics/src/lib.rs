@@ -3,10 +3,10 @@
 //! recommendations (standing access, shorter defaults, slow approval paths, approvers who never
 //! deny), each with the evidence that supports it. Charts are rendered here as SVG.
 //!
-//! Pure: no IO, no clock. The caller reads the events (in `seq` order) and passes them in, with
-//! the organisation and the resources' ticket patterns; [`analyze`] folds them through
-//! [`latch_report::access_rows`] (one row per request) and a second pass for what a row does not
-//! carry (who decided when, the objects each grant's statements touched, the findings' kinds).
+//! Pure: no IO, no clock. The caller passes the accesses of the period
+//! ([`latch_report::AccessSummary`], which the store keeps up to date as the ledger grows) to
+//! [`analyze_summaries`], or the events (in `seq` order) to [`analyze`], which folds them into
+//! summaries first; with the organisation and the resources' ticket patterns.
 
 mod fold;
 mod html;
@@ -16,7 +16,7 @@ mod stats;
 pub mod svg;
 mod text;
 
-pub use fold::{analyze, analyze_with};
+pub use fold::{analyze, analyze_summaries, analyze_with};
 pub use html::dashboard_html;
 pub use model::{
     Analytics, ApproverStats, Count, DayVolume, Durations, FindingCount, GrantUsage, LatencyStats,
@@ -46,6 +46,33 @@ pub struct AnalyticsFilter {
     /// Only requests this person approved or denied (an approval that did not yet reach the
     /// required count included).
     pub approver: Option<String>,
+}
+
+impl AnalyticsFilter {
+    /// Whether the analytics cover this access.
+    pub fn admits(&self, summary: &latch_report::AccessSummary) -> bool {
+        let row = &summary.row;
+        row.requested_at >= self.from
+            && row.requested_at < self.to
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|(_, members)| members.contains(&row.requester))
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|only| only == row.resource)
+            && self
+                .principal
+                .as_deref()
+                .is_none_or(|who| row.requester == who)
+            && self.approver.as_deref().is_none_or(|who| {
+                summary
+                    .decisions
+                    .iter()
+                    .any(|decision| decision.approver == who)
+            })
+    }
 }
 
 /// The thresholds of the recommendations and the sizes of the lists, with documented defaults.

@@ -105,7 +105,10 @@ fn overlong_durations(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recom
             .or_default();
         group.0.push(row.duration_granted_secs.unwrap_or(0));
         group.1.push(access.used_secs());
-        group.2.push(grant_id_for(&row.request_id));
+        // Only the cited ids are kept (an id is built per grant otherwise).
+        if group.2.len() < settings.max_evidence_ids {
+            group.2.push(grant_id_for(&row.request_id));
+        }
     }
     let mut out = Vec::new();
     for ((resource, role), (mut granted, mut used, ids)) in groups {
@@ -144,7 +147,7 @@ fn overlong_durations(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recom
                 median_used_secs: median_used,
                 used_ratio,
                 suggested_secs: suggested,
-                grant_ids: capped(ids, settings),
+                grant_ids: ids,
             },
         ));
     }

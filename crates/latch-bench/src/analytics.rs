@@ -1,22 +1,29 @@
 //! `latch-bench analytics`: the dashboard's analytics and the access report over a large
-//! synthesized history, in process (no store: the figures are the fold and the rendering, not
-//! the database read).
+//! synthesized history in a real store, SQLite and PostgreSQL side by side.
 //!
 //! The history: `--accesses` requests spread evenly over `--days` days, by 2,000 people in 50
 //! teams on 200 resources. 80% are approved and used (one session of seven statements),
-//! 10% approved and never used, 5% denied, 5% timed out: about 10 events per access, so the
-//! default million accesses are about ten million events. Then, timed one after the other:
-//! `latch_analytics::analyze` over the last 90 days and over the whole period, and the
-//! full-period report (`latch_report::access_rows` then `to_csv`), with the peak resident
-//! memory (`VmHWM`) after each step.
+//! 10% approved and never used, 5% denied, 5% timed out: about 11 events per access, so the
+//! default million accesses are about eleven million events. They are appended to a fresh
+//! store (`Store::record`, 5,000 accesses per transaction; the bench never holds more), then,
+//! timed one after the other: the access-summary projection folding the whole ledger
+//! (`latch_accesses::catch_up`, what a server does once after upgrading), the full-period CSV
+//! report streamed to a file (`latch_accesses::write_csv`, as `latch report` does), and the
+//! dashboard's analytics for the last 90 days and for the whole period (read the summaries,
+//! then `latch_analytics::analyze_summaries`, as `GET /api/v1/analytics` does), each with the
+//! peak resident memory (`VmHWM`, reset before each step; the CSV comes before the analytics,
+//! whose memory the allocator keeps afterwards).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::ops::Range;
 use std::time::Instant;
 
 use anyhow::Context;
-use latch_core::{
-    Actor, Catalog, Event, EventKind, StoredEvent, Team, TicketPattern, Timestamp, User,
-};
+use latch_core::{Actor, Catalog, Event, EventKind, Team, TicketPattern, Timestamp, User};
+use latch_store::Store;
+
+use crate::backend::{self, BackendChoice};
 
 const TEAMS: usize = 50;
 const PEOPLE: usize = 2000;
@@ -33,7 +40,16 @@ pub struct Options {
     /// Days the history spans (the requests are spread evenly over them).
     #[arg(long, default_value_t = 365)]
     days: i64,
+    /// Which databases.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
+    backend: BackendChoice,
+    /// Timed runs of each analytics window (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
+
+/// Accesses appended per transaction.
+const CHUNK: u64 = 5000;
 
 fn catalog() -> Catalog {
     let team = |t: usize| format!("team-{t:02}");
@@ -85,22 +101,20 @@ fn mix(i: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
 }
 
-fn history(accesses: u64, start: Timestamp, days: i64) -> Vec<StoredEvent> {
-    let mut events = Vec::with_capacity(usize::try_from(accesses * 10).unwrap_or(0));
+/// The events of accesses `range` of a history of `accesses` over `days` from `start`.
+fn history(range: Range<u64>, accesses: u64, start: Timestamp, days: i64) -> Vec<Event> {
+    let mut events =
+        Vec::with_capacity(usize::try_from((range.end - range.start) * 11).unwrap_or(0));
     let mut push = |at: i64, actor: Actor, subject: &str, kind: EventKind| {
-        let seq = events.len() as u64 + 1;
-        events.push(StoredEvent {
-            seq,
-            event: Event {
-                at: Timestamp::from_millis(at),
-                actor,
-                subject: subject.to_owned(),
-                kind,
-            },
+        events.push(Event {
+            at: Timestamp::from_millis(at),
+            actor,
+            subject: subject.to_owned(),
+            kind,
         });
     };
     let step = (days * DAY) / i64::try_from(accesses.max(1)).unwrap_or(i64::MAX);
-    for i in 0..accesses {
+    for i in range {
         let h = mix(i);
         let person = (h % PEOPLE as u64) as usize;
         let requester = format!("user-{person:04}");
@@ -238,7 +252,7 @@ fn history(accesses: u64, start: Timestamp, days: i64) -> Vec<StoredEvent> {
     events
 }
 
-/// Peak resident memory of this process so far, in MiB.
+/// Peak resident memory of this process since the last [`reset_peak_rss`], in MiB.
 fn peak_rss_mib() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc")?;
     let kib: u64 = status
@@ -249,77 +263,151 @@ fn peak_rss_mib() -> anyhow::Result<u64> {
     Ok(kib / 1024)
 }
 
-pub fn run(options: &Options) -> anyhow::Result<()> {
+/// Starts the peak over from the current resident memory (Linux: `clear_refs` 5); returns
+/// that memory in MiB, which a step that streams should barely exceed.
+fn reset_peak_rss() -> anyhow::Result<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak RSS")?;
+    peak_rss_mib()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<()> {
     let catalog = catalog();
     let patterns = patterns()?;
     let start = Timestamp::parse("2026-01-01T00:00:00Z").map_err(anyhow::Error::msg)?;
     let end = Timestamp::from_millis(start.as_millis() + options.days * DAY);
+    let mut summary = Vec::new();
+    for backend in options.backend.backends() {
+        let opened = backend::open(backend).await?;
+        let store: &dyn Store = opened.store.as_ref();
 
-    let began = Instant::now();
-    let events = history(options.accesses, start, options.days);
-    println!(
-        "history: {} accesses, {} events over {} days, synthesized in {:.1} s; peak RSS {} MiB",
-        options.accesses,
-        events.len(),
-        options.days,
-        began.elapsed().as_secs_f64(),
-        peak_rss_mib()?
-    );
-
-    let analyze = |from: Timestamp, label: &str| -> anyhow::Result<()> {
-        let filter = latch_analytics::AnalyticsFilter {
-            from,
-            to: end,
-            team: None,
-            resource: None,
-            principal: None,
-            approver: None,
-        };
         let began = Instant::now();
-        let analytics = latch_analytics::analyze(&events, &catalog, &patterns, &filter);
-        let elapsed = began.elapsed().as_secs_f64();
+        let mut events = 0;
+        let mut first = 0;
+        while first < options.accesses {
+            let last = (first + CHUNK).min(options.accesses);
+            let chunk = history(first..last, options.accesses, start, options.days);
+            events += chunk.len();
+            store.record(chunk).await?;
+            first = last;
+        }
         println!(
-            "analytics, {label}: {} requests ({} grants, {} recommendations) in {:.3} s; \
-             peak RSS {} MiB",
-            analytics.requests,
-            analytics.grants_total,
-            analytics.recommendations.len(),
-            elapsed,
+            "{backend}: {} accesses, {events} events over {} days appended in {:.1} s",
+            options.accesses,
+            options.days,
+            began.elapsed().as_secs_f64()
+        );
+
+        let fold_base = reset_peak_rss()?;
+        let began = Instant::now();
+        let folded_to = latch_accesses::catch_up(store).await?;
+        let fold_secs = began.elapsed().as_secs_f64();
+        println!(
+            "{backend}: access summaries folded from the whole ledger ({folded_to} events) in \
+             {fold_secs:.1} s ({:.0} events/s); peak RSS {} MiB (from {fold_base} MiB before it)",
+            folded_to as f64 / fold_secs,
             peak_rss_mib()?
         );
-        Ok(())
-    };
-    analyze(
-        Timestamp::from_millis(end.as_millis() - 90 * DAY),
-        "last 90 days",
-    )?;
-    analyze(start, "full period")?;
 
-    let began = Instant::now();
-    let rows = latch_report::access_rows(
-        &events,
-        &latch_report::ReportFilter {
-            from: start,
-            to: end,
-            team: None,
-            resource: None,
-        },
-    );
-    let folded = began.elapsed().as_secs_f64();
-    let began = Instant::now();
-    let csv = latch_report::to_csv(&rows);
-    let rendered = began.elapsed().as_secs_f64();
-    let total = folded + rendered;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("access.csv");
+        let csv_base = reset_peak_rss()?;
+        let began = Instant::now();
+        let mut sink = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let range = latch_accesses::range(start, end, None, None, None);
+        latch_accesses::catch_up(store).await?;
+        let rows = latch_accesses::write_csv(store, &range, &mut sink).await?;
+        sink.flush()?;
+        let csv_secs = began.elapsed().as_secs_f64();
+        let csv_peak = peak_rss_mib()?;
+        let bytes = std::fs::metadata(&path)?.len();
+        println!(
+            "{backend}: report CSV, full period: {rows} rows, {} MiB in {csv_secs:.3} s = {:.0} \
+             rows/s; peak RSS {csv_peak} MiB (from {csv_base} MiB before it)",
+            bytes / (1024 * 1024),
+            rows as f64 / csv_secs,
+        );
+        let mut windows = Vec::new();
+        for (label, from) in [
+            (
+                "last 90 days",
+                Timestamp::from_millis(end.as_millis() - 90 * DAY),
+            ),
+            ("full period", start),
+        ] {
+            let filter = latch_analytics::AnalyticsFilter {
+                from,
+                to: end,
+                team: None,
+                resource: None,
+                principal: None,
+                approver: None,
+            };
+            let range = latch_accesses::range(from, end, None, None, None);
+            let mut times = Vec::new();
+            let mut requests = 0;
+            reset_peak_rss()?;
+            for _ in 0..options.rounds.max(1) {
+                let began = Instant::now();
+                let accesses = latch_accesses::read_all(store, &range).await?;
+                let read = began.elapsed().as_secs_f64();
+                let analytics = latch_analytics::analyze_summaries(
+                    accesses.iter().filter(|summary| filter.admits(summary)),
+                    &catalog,
+                    &patterns,
+                    &filter,
+                    &latch_analytics::Settings::default(),
+                );
+                let total = began.elapsed().as_secs_f64();
+                requests = analytics.requests;
+                println!(
+                    "{backend}: analytics, {label}: {requests} requests ({} grants, {} \
+                     recommendations) in {total:.3} s (read {read:.3} s + figures {:.3} s)",
+                    analytics.grants_total,
+                    analytics.recommendations.len(),
+                    total - read,
+                );
+                times.push(total);
+            }
+            let peak = peak_rss_mib()?;
+            println!("{backend}: analytics, {label}: peak RSS {peak} MiB");
+            windows.push((label, requests, median(times), peak));
+        }
+
+        summary.push((
+            backend,
+            fold_secs,
+            folded_to,
+            windows,
+            rows,
+            csv_secs,
+            (csv_base, csv_peak),
+        ));
+    }
+    println!();
     println!(
-        "report CSV, full period: {} rows, {} MiB: fold {:.3} s + render {:.3} s = {:.0} rows/s \
-         (render alone {:.0} rows/s); peak RSS {} MiB",
-        rows.len(),
-        csv.len() / (1024 * 1024),
-        folded,
-        rendered,
-        rows.len() as f64 / total,
-        rows.len() as f64 / rendered,
-        peak_rss_mib()?
+        "| database | summaries folded (events/s) | 90 days: requests, median s, peak RSS | full period: requests, median s, peak RSS | CSV rows/s, peak RSS |"
     );
+    println!("|---|---:|---:|---:|---:|");
+    for (backend, fold_secs, folded, windows, rows, csv_secs, (csv_base, csv_peak)) in summary {
+        let cell = |i: usize| {
+            windows
+                .get(i)
+                .map_or(String::new(), |(_, requests, secs, peak)| {
+                    format!("{requests}, {secs:.3} s, {peak} MiB")
+                })
+        };
+        println!(
+            "| {backend} | {fold_secs:.1} s ({:.0}/s) | {} | {} | {:.0}, {csv_peak} MiB (from {csv_base}) |",
+            folded as f64 / fold_secs,
+            cell(0),
+            cell(1),
+            rows as f64 / csv_secs,
+        );
+    }
     Ok(())
 }

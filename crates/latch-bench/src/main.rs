@@ -45,7 +45,8 @@ enum Bench {
     Expiry(expiry::Options),
     /// The PostgreSQL gateway against PostgreSQL and pgbouncer, side by side (pgbench).
     Gateway(gateway::Options),
-    /// Analytics (90 days, full period) and the CSV report over a synthesized history.
+    /// Analytics (90 days, full period) and the CSV report over a synthesized history in a real
+    /// store, SQLite and PostgreSQL side by side.
     Analytics(analytics::Options),
     /// Event-to-alert latency: events at a steady rate, a webhook route to a local receiver.
     Alerts(alerts::Options),
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
             Bench::Lifecycle(options) => lifecycle::run(options).await,
             Bench::Expiry(options) => expiry::run(options).await,
             Bench::Gateway(options) => gateway::run(options).await,
-            Bench::Analytics(options) => analytics::run(&options),
+            Bench::Analytics(options) => analytics::run(&options).await,
             Bench::Alerts(options) => alerts::run(options).await,
             Bench::Ledger(bench) => ledger::run(bench).await,
         }

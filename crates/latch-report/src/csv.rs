@@ -91,30 +91,40 @@ pub(crate) fn statements_text(row: &AccessRow) -> String {
 /// joined with `; `.
 pub fn to_csv(rows: &[AccessRow]) -> String {
     let mut out = String::with_capacity(rows.len() * 256);
-    csv_line(&mut out, &HEADER);
+    csv_header(&mut out);
     for row in rows {
-        // Borrowed where the row already holds the text: this runs once per access.
-        let fields: [Cow<'_, str>; 18] = [
-            Cow::Borrowed(&row.request_id),
-            Cow::Borrowed(&row.requester),
-            Cow::Borrowed(&row.resource),
-            Cow::Borrowed(&row.role),
-            Cow::Borrowed(&row.reason),
-            Cow::Borrowed(row.ticket.as_deref().unwrap_or_default()),
-            Cow::Owned(approvers_text(&row.approvers)),
-            Cow::Owned(row.requested_at.to_string()),
-            Cow::Owned(opt_time(row.decided_at)),
-            Cow::Owned(opt_time(row.granted_at)),
-            Cow::Owned(opt_time(row.ended_at)),
-            Cow::Owned(opt_num(row.duration_granted_secs)),
-            Cow::Owned(opt_num(row.duration_used_secs)),
-            Cow::Borrowed(&row.outcome),
-            Cow::Borrowed(if row.break_glass { "true" } else { "false" }),
-            Cow::Owned(row.sessions.to_string()),
-            Cow::Owned(statements_text(row)),
-            Cow::Owned(row.findings.join("; ")),
-        ];
-        csv_line(&mut out, &fields);
+        csv_row(&mut out, row);
     }
     out
+}
+
+/// The header line of [`to_csv`], for a writer that streams the rows with [`csv_row`].
+pub fn csv_header(out: &mut String) {
+    csv_line(out, &HEADER);
+}
+
+/// One row of [`to_csv`].
+pub fn csv_row(out: &mut String, row: &AccessRow) {
+    // Borrowed where the row already holds the text: this runs once per access.
+    let fields: [Cow<'_, str>; 18] = [
+        Cow::Borrowed(&row.request_id),
+        Cow::Borrowed(&row.requester),
+        Cow::Borrowed(&row.resource),
+        Cow::Borrowed(&row.role),
+        Cow::Borrowed(&row.reason),
+        Cow::Borrowed(row.ticket.as_deref().unwrap_or_default()),
+        Cow::Owned(approvers_text(&row.approvers)),
+        Cow::Owned(row.requested_at.to_string()),
+        Cow::Owned(opt_time(row.decided_at)),
+        Cow::Owned(opt_time(row.granted_at)),
+        Cow::Owned(opt_time(row.ended_at)),
+        Cow::Owned(opt_num(row.duration_granted_secs)),
+        Cow::Owned(opt_num(row.duration_used_secs)),
+        Cow::Borrowed(&row.outcome),
+        Cow::Borrowed(if row.break_glass { "true" } else { "false" }),
+        Cow::Owned(row.sessions.to_string()),
+        Cow::Owned(statements_text(row)),
+        Cow::Owned(row.findings.join("; ")),
+    ];
+    csv_line(out, &fields);
 }

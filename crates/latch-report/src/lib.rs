@@ -8,12 +8,14 @@ mod html;
 mod ocsf;
 mod pdf;
 mod rows;
+mod summary;
 
-pub use csv::{csv_line, to_csv};
+pub use csv::{csv_header, csv_line, csv_row, to_csv};
 pub use html::{escape as html_escape, to_html};
 pub use ocsf::{OCSF_VERSION, ocsf, ocsf_all};
 pub use pdf::to_pdf;
 pub use rows::{AccessRow, ReportFilter, access_rows, to_json};
+pub use summary::{AccessFold, AccessSummary, Decision, Lookup, lookup, row_key, summarize};
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,15 @@
-//! The fold: ledger events → one `AccessRow` per request created in the period.
+//! One `AccessRow` per request created in the period, and its JSON.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use latch_core::{Actor, EventKind, StoredEvent, Timestamp};
+use latch_core::{StoredEvent, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::summary::{millis, opt_millis};
+
 /// One access request and everything that followed from it, as a reviewer reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRow {
     pub request_id: String,
     pub requester: String,
@@ -16,11 +19,15 @@ pub struct AccessRow {
     pub ticket: Option<String>,
     /// Who approved, with their comment, in the order they approved.
     pub approvers: Vec<(String, Option<String>)>,
+    #[serde(with = "millis")]
     pub requested_at: Timestamp,
     /// When the request was approved or denied.
+    #[serde(with = "opt_millis")]
     pub decided_at: Option<Timestamp>,
+    #[serde(with = "opt_millis")]
     pub granted_at: Option<Timestamp>,
     /// When the grant expired or was revoked, or the request was cancelled or timed out.
+    #[serde(with = "opt_millis")]
     pub ended_at: Option<Timestamp>,
     /// How long the grant was issued for.
     pub duration_granted_secs: Option<u64>,
@@ -51,222 +58,28 @@ pub struct ReportFilter {
 }
 
 impl ReportFilter {
-    fn admits(&self, at: Timestamp, requester: &str, resource: &str) -> bool {
-        at >= self.from
-            && at < self.to
+    /// Whether the report covers this access.
+    pub fn admits_row(&self, row: &AccessRow) -> bool {
+        row.requested_at >= self.from
+            && row.requested_at < self.to
             && self
                 .team
                 .as_ref()
-                .is_none_or(|(_, members)| members.contains(requester))
-            && self.resource.as_deref().is_none_or(|only| only == resource)
+                .is_none_or(|(_, members)| members.contains(&row.requester))
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|only| only == row.resource)
     }
 }
 
-/// The row under construction, with what the fold needs but the row does not show.
-struct Building {
-    row: AccessRow,
-    first_session_start: Option<Timestamp>,
-    last_session_end: Option<Timestamp>,
-}
-
-/// The row key of a request id: what follows `req_` (or the whole id).
-fn row_key(request_id: &str) -> &str {
-    request_id.strip_prefix("req_").unwrap_or(request_id)
-}
-
-/// The row key of a grant id (`grt_X` → `X`); `None` for what is not a grant id.
-fn grant_key(grant_id: &str) -> Option<&str> {
-    grant_id.strip_prefix("grt_")
-}
-
-fn actor_name(actor: &Actor) -> String {
-    match actor {
-        Actor::User(name) => name.clone(),
-        Actor::System => "system".to_owned(),
-    }
-}
-
-fn secs_between(start: Timestamp, end: Timestamp) -> Option<u64> {
-    u64::try_from(end.millis_since(start) / 1000).ok()
-}
-
-/// Folds `events` (in `seq` order) into one row per request created in `[from, to)` that
-/// passes the filter, in the order the requests were created. Events about other requests
-/// (created before the period, or filtered out) are ignored.
+/// Folds `events` (in `seq` order, from the first) into one row per request created in
+/// `[from, to)` that passes the filter, in the order the requests were created.
 pub fn access_rows(events: &[StoredEvent], filter: &ReportFilter) -> Vec<AccessRow> {
-    // Rows are keyed by what a request id and its grant id share (`req_X` / `grt_X` → `X`), so
-    // the events of a grant and its sessions find their row without building an id each time:
-    // this fold runs over every statement of a period.
-    let mut order: Vec<String> = Vec::new();
-    let mut rows: HashMap<String, Building> = HashMap::new();
-    // Session id → row key, learnt from `session.started`.
-    let mut sessions: HashMap<String, String> = HashMap::new();
-
-    for stored in events {
-        let event = &stored.event;
-        let at = event.at;
-        let subject = event.subject.as_str();
-        if let EventKind::RequestCreated {
-            requester,
-            resource,
-            role,
-            duration_secs: _,
-            reason,
-            ticket,
-            ..
-        } = &event.kind
-        {
-            let key = row_key(subject);
-            if filter.admits(at, requester, resource) && !rows.contains_key(key) {
-                order.push(key.to_owned());
-                rows.insert(
-                    key.to_owned(),
-                    Building {
-                        row: AccessRow {
-                            request_id: subject.to_owned(),
-                            requester: requester.clone(),
-                            resource: resource.clone(),
-                            role: role.clone(),
-                            reason: reason.clone(),
-                            ticket: ticket.clone(),
-                            approvers: Vec::new(),
-                            requested_at: at,
-                            decided_at: None,
-                            granted_at: None,
-                            ended_at: None,
-                            duration_granted_secs: None,
-                            duration_used_secs: None,
-                            outcome: "pending".to_owned(),
-                            break_glass: false,
-                            sessions: 0,
-                            statements_by_class: BTreeMap::new(),
-                            findings: Vec::new(),
-                        },
-                        first_session_start: None,
-                        last_session_end: None,
-                    },
-                );
-            }
-            continue;
-        }
-
-        let key: &str = match &event.kind {
-            EventKind::GrantIssued { grant_id, .. }
-            | EventKind::GrantExpired { grant_id }
-            | EventKind::GrantRevoked { grant_id, .. } => grant_key(grant_id).unwrap_or(subject),
-            EventKind::SessionStarted { grant_id, .. } => {
-                let Some(key) = grant_key(grant_id) else {
-                    continue;
-                };
-                if rows.contains_key(key) {
-                    sessions.insert(subject.to_owned(), key.to_owned());
-                }
-                key
-            }
-            EventKind::SessionStatement { grant_id, .. }
-            | EventKind::SessionEnded { grant_id, .. } => match grant_key(grant_id) {
-                Some(key) => key,
-                None => continue,
-            },
-            EventKind::FindingOpened { about, .. } => {
-                if about.starts_with("req_") {
-                    row_key(about)
-                } else if let Some(key) = grant_key(about) {
-                    key
-                } else if let Some(key) = sessions.get(about.as_str()) {
-                    key.as_str()
-                } else {
-                    continue;
-                }
-            }
-            _ => subject,
-        };
-        let Some(building) = rows.get_mut(row_key(key)) else {
-            continue;
-        };
-        let row = &mut building.row;
-        match &event.kind {
-            EventKind::ApprovalRecorded { comment, .. } => {
-                row.approvers
-                    .push((actor_name(&event.actor), comment.clone()));
-            }
-            EventKind::RequestApproved {
-                comment,
-                break_glass,
-                ..
-            } => {
-                row.approvers
-                    .push((actor_name(&event.actor), comment.clone()));
-                row.decided_at = Some(at);
-                row.break_glass |= *break_glass;
-            }
-            EventKind::RequestDenied { .. } => {
-                row.decided_at = Some(at);
-                row.outcome = format!("denied by {}", actor_name(&event.actor));
-            }
-            EventKind::RequestCancelled {} => {
-                row.ended_at = Some(at);
-                row.outcome = "cancelled".to_owned();
-            }
-            EventKind::RequestTimedOut {} => {
-                row.ended_at = Some(at);
-                row.outcome = "timed out".to_owned();
-            }
-            EventKind::GrantIssued {
-                starts_at,
-                expires_at,
-                ..
-            } => {
-                row.granted_at = Some(*starts_at);
-                row.duration_granted_secs = secs_between(*starts_at, *expires_at);
-                row.outcome = "active".to_owned();
-            }
-            EventKind::GrantExpired { .. } => {
-                row.ended_at = Some(at);
-                row.outcome = "expired".to_owned();
-            }
-            EventKind::GrantRevoked { .. } => {
-                row.ended_at = Some(at);
-                row.outcome = format!("revoked by {}", actor_name(&event.actor));
-            }
-            EventKind::SessionStarted { .. } => {
-                row.sessions += 1;
-                building.first_session_start = Some(
-                    building
-                        .first_session_start
-                        .map_or(at, |first| first.min(at)),
-                );
-            }
-            EventKind::SessionEnded { .. } => {
-                building.last_session_end =
-                    Some(building.last_session_end.map_or(at, |last| last.max(at)));
-            }
-            EventKind::SessionStatement { class, .. } => {
-                match row.statements_by_class.get_mut(class.as_str()) {
-                    Some(count) => *count += 1,
-                    None => {
-                        row.statements_by_class.insert(class.clone(), 1);
-                    }
-                }
-            }
-            EventKind::FindingOpened { .. } if !row.findings.iter().any(|id| id == subject) => {
-                row.findings.push(subject.to_owned());
-            }
-            _ => {}
-        }
-    }
-
-    order
+    crate::summarize(events)
         .into_iter()
-        .filter_map(|id| rows.remove(&id))
-        .map(|mut building| {
-            if let (Some(start), Some(end)) =
-                (building.first_session_start, building.last_session_end)
-            {
-                building.row.duration_used_secs = secs_between(start, end);
-            }
-            building.row
-        })
+        .filter(|summary| filter.admits_row(&summary.row))
+        .map(|summary| summary.row)
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! latch's server: the `/api/v1` HTTP API with its OpenAPI document, health and metrics
 //! endpoints, token authentication, and the scheduler that ends access on time.
 
+pub mod accesses;
 pub mod analytics;
 pub mod audit;
 pub mod auth;
@@ -315,6 +316,11 @@ pub async fn run(
     tracker.spawn(ledger::run(
         state.ledger.clone(),
         intervals.checkpoint,
+        shutdown.clone(),
+    ));
+    tracker.spawn(accesses::run(
+        state.store.clone(),
+        accesses::INTERVAL,
         shutdown.clone(),
     ));
     let served = axum::serve(listener, router(state))

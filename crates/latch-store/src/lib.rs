@@ -13,6 +13,7 @@ mod migrations;
 mod outbox;
 mod sessions;
 mod sql;
+mod summaries;
 
 use async_trait::async_trait;
 use latch_core::catalog::Visibility;
@@ -26,6 +27,7 @@ pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id
 pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
+pub use summaries::{SummaryPosition, SummaryRange, SummaryRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -412,4 +414,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How far the access-summary projection has folded the ledger (the last `seq` folded).
+    async fn summary_cursor(&self) -> Result<u64, StoreError>;
+
+    /// The stored summaries with these keys (absent ones are left out), in no order.
+    async fn summaries_by_key(&self, keys: &[String]) -> Result<Vec<SummaryRecord>, StoreError>;
+
+    /// `(session id, key)` of the sessions among `session_ids` the projection has learnt.
+    async fn summary_sessions(
+        &self,
+        session_ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Saves folded summaries (replacing stored ones) and sessions learnt, and moves the cursor
+    /// from `from` to `to`, in one transaction; `false`, with nothing saved, when the cursor
+    /// was not at `from` (another follower folded those events first).
+    async fn save_summaries(
+        &self,
+        from: u64,
+        to: u64,
+        summaries: &[SummaryRecord],
+        sessions: &[(String, String)],
+    ) -> Result<bool, StoreError>;
+
+    /// At most `limit` of the summaries `range` selects, ordered by request time then
+    /// `created_seq`, after `after` (keyset paging: every page costs the same).
+    async fn summaries_page(
+        &self,
+        range: &SummaryRange,
+        after: Option<SummaryPosition>,
+        limit: u32,
+    ) -> Result<Vec<SummaryRecord>, StoreError>;
+
+    /// [`Store::summaries_page`] with each record's `body` its rendered report line
+    /// (`SummaryRecord::csv`) instead of the summary: what a CSV report reads.
+    async fn summaries_csv_page(
+        &self,
+        range: &SummaryRange,
+        after: Option<SummaryPosition>,
+        limit: u32,
+    ) -> Result<Vec<SummaryRecord>, StoreError>;
 }

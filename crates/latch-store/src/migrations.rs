@@ -204,6 +204,31 @@ CREATE TABLE slack_messages (
 CREATE INDEX slack_messages_request ON slack_messages (request_id, channel)
 "#,
     ),
+    (
+        8,
+        "access summaries: one row per request for reports and analytics",
+        r#"
+CREATE TABLE access_summaries (
+    key TEXT PRIMARY KEY,
+    created_seq BIGINT NOT NULL,
+    requested_at_ms BIGINT NOT NULL,
+    requester TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    body TEXT NOT NULL,
+    csv TEXT NOT NULL
+);
+CREATE INDEX access_summaries_requested ON access_summaries (requested_at_ms, created_seq);
+CREATE TABLE access_summary_sessions (
+    session_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+);
+CREATE TABLE access_summary_cursor (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    after_seq BIGINT NOT NULL
+);
+INSERT INTO access_summary_cursor (id, after_seq) VALUES (1, 0)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

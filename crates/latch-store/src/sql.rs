@@ -25,6 +25,7 @@ use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severit
 use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
+use crate::summaries::{SummaryPosition, SummaryRange, SummaryRecord};
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
     TokenRecord,
@@ -60,6 +61,8 @@ pub struct SqlStore {
     jobs: mpsc::Sender<QueuedJob>,
     /// Gateway session events waiting for their own group committer.
     appends: mpsc::Sender<crate::sessions::AppendJob>,
+    /// The SQLite file, for the bulk reads that go around sqlx (see `summaries`).
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// A command waiting for group commit.
@@ -105,7 +108,9 @@ impl SqlStore {
             .map_err(|err| {
                 StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display()))
             })?;
-        Self::migrated(pool, Dialect::Sqlite).await
+        let mut store = Self::migrated(pool, Dialect::Sqlite).await?;
+        store.sqlite_path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// Connects to PostgreSQL at `url` and migrates the database.
@@ -134,6 +139,7 @@ impl SqlStore {
             write_queue: Arc::new(Mutex::new(())),
             jobs,
             appends,
+            sqlite_path: None,
         };
         store.migrate().await?;
         tokio::spawn(crate::sessions::append_commit(
@@ -1921,5 +1927,55 @@ impl Store for SqlStore {
         let mut conn = self.pool.acquire().await?;
         conn.execute("SELECT 1").await?;
         Ok(())
+    }
+
+    async fn summary_cursor(&self) -> Result<u64, StoreError> {
+        crate::summaries::cursor(&self.pool).await
+    }
+
+    async fn summaries_by_key(&self, keys: &[String]) -> Result<Vec<SummaryRecord>, StoreError> {
+        crate::summaries::by_key(&self.pool, self.dialect, keys).await
+    }
+
+    async fn summary_sessions(
+        &self,
+        session_ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        crate::summaries::sessions(&self.pool, self.dialect, session_ids).await
+    }
+
+    async fn save_summaries(
+        &self,
+        from: u64,
+        to: u64,
+        summaries: &[SummaryRecord],
+        sessions: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        crate::summaries::save(&self.pool, self.dialect, from, to, summaries, sessions).await
+    }
+
+    async fn summaries_page(
+        &self,
+        range: &SummaryRange,
+        after: Option<SummaryPosition>,
+        limit: u32,
+    ) -> Result<Vec<SummaryRecord>, StoreError> {
+        match &self.sqlite_path {
+            Some(path) => crate::summaries::sqlite_page(path, range, after, limit, false).await,
+            None => crate::summaries::page(&self.pool, self.dialect, range, after, limit).await,
+        }
+    }
+
+    async fn summaries_csv_page(
+        &self,
+        range: &SummaryRange,
+        after: Option<SummaryPosition>,
+        limit: u32,
+    ) -> Result<Vec<SummaryRecord>, StoreError> {
+        match &self.sqlite_path {
+            Some(path) => crate::summaries::sqlite_page(path, range, after, limit, true).await,
+            None => crate::summaries::csv_page(&self.pool, self.dialect, range, after, limit).await,
+        }
     }
 }

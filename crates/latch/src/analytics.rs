@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use latch_core::Timestamp;
 
 use crate::exit::Failed;
-use crate::report::{Period, events, team_members, time, write_out};
+use crate::report::{Period, team_members, time, write_out};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum AnalyticsFormat {
@@ -69,19 +69,32 @@ pub async fn analytics(
         .iter()
         .filter_map(|(name, labels)| Some((name.clone(), labels.ticket_pattern.clone()?)))
         .collect();
-    let events = events(config).await?;
-    let analytics = latch_analytics::analyze(
-        &events,
-        &loaded.catalog,
-        &patterns,
-        &latch_analytics::AnalyticsFilter {
+    let filter = latch_analytics::AnalyticsFilter {
+        from,
+        to,
+        team,
+        resource: filters.resource,
+        principal: filters.principal,
+        approver: filters.approver,
+    };
+    let store = crate::admin::open_store(&loaded).await?;
+    let accesses = latch_accesses::read_all(
+        &store,
+        &latch_accesses::range(
             from,
             to,
-            team,
-            resource: filters.resource,
-            principal: filters.principal,
-            approver: filters.approver,
-        },
+            filter.resource.as_deref(),
+            filter.team.as_ref().map(|(_, members)| members),
+            filter.principal.as_deref(),
+        ),
+    )
+    .await?;
+    let analytics = latch_analytics::analyze_summaries(
+        accesses.iter().filter(|summary| filter.admits(summary)),
+        &loaded.catalog,
+        &patterns,
+        &filter,
+        &latch_analytics::Settings::default(),
     );
     let text = match format {
         AnalyticsFormat::Text => latch_analytics::summary_text(&analytics),

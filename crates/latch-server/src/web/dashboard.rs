@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use latch_core::{StoredEvent, Timestamp};
+use std::collections::BTreeSet;
+
+use latch_core::Timestamp;
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 
@@ -105,17 +107,6 @@ impl Period {
         let text = at.to_string();
         text.get(..10).unwrap_or(&text).to_owned()
     }
-}
-
-/// Checks the caller may read the ledger (recording a refusal as the API does), then reads it.
-async fn ledger_for(
-    state: &AppState,
-    viewer: &Viewer,
-    action: &str,
-    what: &str,
-) -> Result<Vec<StoredEvent>, ApiError> {
-    crate::routes::require_auditor(state, &viewer.caller, action, what, "/ui/reports").await?;
-    Ok(crate::analytics::all_events(&*state.store).await?)
 }
 
 pub(crate) async fn dashboard(
@@ -255,10 +246,17 @@ async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: Repor
         Ok(period) => period,
         Err(err) => return page::error(Some(&shell), err),
     };
-    let events = match ledger_for(&state, &viewer, "download report", "download reports").await {
-        Ok(events) => events,
-        Err(err) => return page::error(Some(&shell), err),
-    };
+    if let Err(err) = crate::routes::require_auditor(
+        &state,
+        &viewer.caller,
+        "download report",
+        "download reports",
+        "/ui/reports",
+    )
+    .await
+    {
+        return page::error(Some(&shell), err);
+    }
     let catalog = state.catalog.get();
     let team = match query.team.trim() {
         "" => None,
@@ -288,15 +286,19 @@ async fn report(state: AppState, viewer: Viewer, query: PeriodQuery, kind: Repor
             );
         }
     };
-    let rows = latch_report::access_rows(
-        &events,
-        &latch_report::ReportFilter {
-            from: period.from,
-            to: period.to,
-            team,
-            resource,
-        },
+    let range = latch_accesses::range(
+        period.from,
+        period.to,
+        resource.as_deref(),
+        team.as_ref()
+            .map(|(_, members): &(String, BTreeSet<String>)| members),
+        None,
     );
+    let rows: Vec<latch_report::AccessRow> =
+        match latch_accesses::read_all(&*state.store, &range).await {
+            Ok(accesses) => accesses.into_iter().map(|summary| summary.row).collect(),
+            Err(err) => return page::error(Some(&shell), err.into()),
+        };
     let name = format!(
         "latch-access-{}-{}",
         Period::date(period.from),

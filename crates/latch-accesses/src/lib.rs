@@ -1,0 +1,242 @@
+//! The access-summary projection: one [`AccessSummary`] per request, folded from the ledger by
+//! [`catch_up`] and read a period at a time by [`read_page`], so that reports and the dashboard
+//! read a period's accesses instead of refolding every event (most of which are statements).
+//!
+//! The projection is derived and rebuildable: its cursor says how far into the ledger it has
+//! folded, and every reader catches it up first, so what it returns is as current as the
+//! ledger. Any number of followers may catch it up at once (the server's, a CLI's): the cursor
+//! moves by compare-and-set, and a follower that loses the race folds again from where the
+//! winner stopped.
+
+use std::collections::HashSet;
+
+use latch_core::{EventKind, Timestamp};
+use latch_report::{AccessFold, AccessSummary, Lookup, lookup, row_key};
+use latch_store::{Store, StoreError, SummaryPosition, SummaryRange, SummaryRecord};
+
+/// Events folded per transaction of the projection.
+const FOLD_PAGE: u32 = 5000;
+
+/// Folds every event the projection has not yet seen; returns the `seq` it has folded up to.
+pub async fn catch_up(store: &dyn Store) -> Result<u64, StoreError> {
+    catch_up_with(store, FOLD_PAGE).await
+}
+
+/// [`catch_up`] in pages of `page` events.
+pub async fn catch_up_with(store: &dyn Store, page: u32) -> Result<u64, StoreError> {
+    loop {
+        let from = store.summary_cursor().await?;
+        let events = store.events(from, page).await?;
+        let Some((last, _)) = events.last() else {
+            return Ok(from);
+        };
+        let to = last.seq;
+
+        // What the page's events need that the page does not start itself.
+        let mut created: HashSet<&str> = HashSet::new();
+        let mut started: HashSet<&str> = HashSet::new();
+        let mut keys: HashSet<&str> = HashSet::new();
+        let mut sessions: HashSet<&str> = HashSet::new();
+        for (stored, _) in &events {
+            let event = &stored.event;
+            match &event.kind {
+                EventKind::RequestCreated { .. } => {
+                    created.insert(row_key(&event.subject));
+                }
+                EventKind::SessionStarted { .. } => {
+                    started.insert(event.subject.as_str());
+                }
+                _ => {}
+            }
+            match lookup(event) {
+                Lookup::Key(key) if !created.contains(key) => {
+                    keys.insert(key);
+                }
+                Lookup::Session(id) if !started.contains(id) => {
+                    sessions.insert(id);
+                }
+                _ => {}
+            }
+        }
+        let mut fold = AccessFold::new();
+        let mut keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
+        if !sessions.is_empty() {
+            let ids: Vec<String> = sessions.into_iter().map(str::to_owned).collect();
+            for (session, key) in store.summary_sessions(&ids).await? {
+                keys.push(key.clone());
+                fold.load_session(session, key);
+            }
+        }
+        for record in store.summaries_by_key(&keys).await? {
+            fold.load(decode(&record)?);
+        }
+        for (stored, _) in &events {
+            fold.observe(stored);
+        }
+        let (changed, learnt) = fold.take_changed();
+        let records = changed.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        // `false`: another follower folded these events first; go on from where it stopped.
+        store.save_summaries(from, to, &records, &learnt).await?;
+    }
+}
+
+fn encode(summary: &AccessSummary) -> Result<SummaryRecord, StoreError> {
+    let mut csv = String::new();
+    latch_report::csv_row(&mut csv, &summary.row);
+    Ok(SummaryRecord {
+        csv,
+        key: summary.key().to_owned(),
+        created_seq: summary.created_seq,
+        requested_at: summary.row.requested_at,
+        requester: summary.row.requester.clone(),
+        resource: summary.row.resource.clone(),
+        body: serde_json::to_string(summary)
+            .map_err(|err| StoreError::Database(format!("cannot encode a summary: {err}")))?,
+    })
+}
+
+fn decode(record: &SummaryRecord) -> Result<AccessSummary, StoreError> {
+    serde_json::from_str(&record.body).map_err(|err| {
+        StoreError::Corrupt(format!(
+            "the access summary of `req_{}` does not decode: {err}",
+            record.key
+        ))
+    })
+}
+
+/// The range of a report's or the dashboard's filters: requests created in `[from, to)`, on
+/// `resource` if given, by a member of `team` and by `principal` if given.
+pub fn range(
+    from: Timestamp,
+    to: Timestamp,
+    resource: Option<&str>,
+    team: Option<&std::collections::BTreeSet<String>>,
+    principal: Option<&str>,
+) -> SummaryRange {
+    let requesters = match (team, principal) {
+        (None, None) => None,
+        (Some(members), None) => Some(members.iter().cloned().collect()),
+        // A principal outside the team: nobody.
+        (team, Some(who)) => Some(if team.is_none_or(|members| members.contains(who)) {
+            vec![who.to_owned()]
+        } else {
+            Vec::new()
+        }),
+    };
+    SummaryRange {
+        from,
+        to,
+        resource: resource.map(str::to_owned),
+        requesters,
+    }
+}
+
+/// Accesses per page of [`read_page`] by default.
+pub const READ_PAGE: u32 = 5000;
+
+/// A page of the accesses `range` selects, after `after`, with where the next page starts
+/// (`None` once the range is exhausted). Catch the projection up first ([`catch_up`]) for
+/// accesses as current as the ledger.
+pub async fn read_page(
+    store: &dyn Store,
+    range: &SummaryRange,
+    after: Option<SummaryPosition>,
+    limit: u32,
+) -> Result<(Vec<AccessSummary>, Option<SummaryPosition>), StoreError> {
+    let records = store.summaries_page(range, after, limit).await?;
+    let next = match records.last() {
+        Some(last) if records.len() >= limit as usize => Some(last.position()),
+        _ => None,
+    };
+    // Decoding costs more than reading: off the async workers, and beside the next read.
+    let summaries = tokio::task::spawn_blocking(move || {
+        records.iter().map(decode).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|err| StoreError::Database(format!("decoding summaries failed: {err}")))??;
+    Ok((summaries, next))
+}
+
+/// Every access `range` selects, caught up first: for the dashboard's window. A report of a
+/// whole period should page with [`read_page`] instead and keep memory flat.
+pub async fn read_all(
+    store: &dyn Store,
+    range: &SummaryRange,
+) -> Result<Vec<AccessSummary>, StoreError> {
+    catch_up(store).await?;
+    // The two halves of the period are read side by side: reading and decoding a quarter of a
+    // busy organisation's accesses is CPU work, and the machine may have more than one core.
+    let middle = Timestamp::from_millis(range.from.as_millis() / 2 + range.to.as_millis() / 2);
+    if range.from < middle && middle < range.to {
+        let first = SummaryRange {
+            to: middle,
+            ..range.clone()
+        };
+        let second = SummaryRange {
+            from: middle,
+            ..range.clone()
+        };
+        let (mut first, second) =
+            tokio::try_join!(read_range(store, &first), read_range(store, &second))?;
+        first.extend(second);
+        Ok(first)
+    } else {
+        read_range(store, range).await
+    }
+}
+
+async fn read_range(
+    store: &dyn Store,
+    range: &SummaryRange,
+) -> Result<Vec<AccessSummary>, StoreError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = read_page(store, range, after, READ_PAGE).await?;
+        all.extend(page);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// The CSV report of `range` written to `sink` as its rows are read, a page at a time: memory
+/// stays flat however long the period. The lines were rendered when the summaries were saved,
+/// so this is a read. Returns the rows written. Catch the projection up first.
+pub async fn write_csv(
+    store: &dyn Store,
+    range: &SummaryRange,
+    sink: &mut dyn std::io::Write,
+) -> Result<u64, CsvError> {
+    let mut text = String::with_capacity(1 << 20);
+    latch_report::csv_header(&mut text);
+    let mut rows = 0;
+    let mut after = None;
+    loop {
+        let page = store.summaries_csv_page(range, after, READ_PAGE).await?;
+        for record in &page {
+            text.push_str(&record.csv);
+        }
+        rows += page.len() as u64;
+        let next = match page.last() {
+            Some(last) if page.len() >= READ_PAGE as usize => Some(last.position()),
+            _ => None,
+        };
+        sink.write_all(text.as_bytes())?;
+        text.clear();
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// Why [`write_csv`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the report: {0}")]
+    Write(#[from] std::io::Error),
+}
