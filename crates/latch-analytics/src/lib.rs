@@ -52,20 +52,15 @@ impl AnalyticsFilter {
     /// Whether the analytics cover this access.
     pub fn admits(&self, summary: &latch_report::AccessSummary) -> bool {
         let row = &summary.row;
-        row.requested_at >= self.from
-            && row.requested_at < self.to
-            && self
-                .team
-                .as_ref()
-                .is_none_or(|(_, members)| members.contains(&row.requester))
-            && self
-                .resource
-                .as_deref()
-                .is_none_or(|only| only == row.resource)
-            && self
-                .principal
-                .as_deref()
-                .is_none_or(|who| row.requester == who)
+        row.in_scope(
+            self.from,
+            self.to,
+            self.team.as_ref(),
+            self.resource.as_deref(),
+        ) && self
+            .principal
+            .as_deref()
+            .is_none_or(|who| row.requester == who)
             && self.approver.as_deref().is_none_or(|who| {
                 summary
                     .decisions

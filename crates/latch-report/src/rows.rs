@@ -60,16 +60,29 @@ pub struct ReportFilter {
 impl ReportFilter {
     /// Whether the report covers this access.
     pub fn admits_row(&self, row: &AccessRow) -> bool {
-        row.requested_at >= self.from
-            && row.requested_at < self.to
-            && self
-                .team
-                .as_ref()
-                .is_none_or(|(_, members)| members.contains(&row.requester))
-            && self
-                .resource
-                .as_deref()
-                .is_none_or(|only| only == row.resource)
+        row.in_scope(
+            self.from,
+            self.to,
+            self.team.as_ref(),
+            self.resource.as_deref(),
+        )
+    }
+}
+
+impl AccessRow {
+    /// Whether the request was created in `[from, to)`, by a member of `team` and for
+    /// `resource` when they are given: the filters every report and the analytics share.
+    pub fn in_scope(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        team: Option<&(String, BTreeSet<String>)>,
+        resource: Option<&str>,
+    ) -> bool {
+        self.requested_at >= from
+            && self.requested_at < to
+            && team.is_none_or(|(_, members)| members.contains(&self.requester))
+            && resource.is_none_or(|only| only == self.resource)
     }
 }
 

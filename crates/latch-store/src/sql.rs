@@ -1961,10 +1961,8 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        match &self.sqlite_path {
-            Some(path) => crate::summaries::sqlite_page(path, range, after, limit, false).await,
-            None => crate::summaries::page(&self.pool, self.dialect, range, after, limit).await,
-        }
+        let path = self.sqlite_path.as_deref();
+        crate::summaries::page(&self.pool, self.dialect, path, range, after, limit, false).await
     }
 
     async fn summaries_csv_page(
@@ -1973,9 +1971,7 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        match &self.sqlite_path {
-            Some(path) => crate::summaries::sqlite_page(path, range, after, limit, true).await,
-            None => crate::summaries::csv_page(&self.pool, self.dialect, range, after, limit).await,
-        }
+        let path = self.sqlite_path.as_deref();
+        crate::summaries::page(&self.pool, self.dialect, path, range, after, limit, true).await
     }
 }

@@ -331,39 +331,34 @@ async fn sqlx_page(
         .collect()
 }
 
-/// A page of summaries (see `Store::summaries_page`) through sqlx.
+/// A page of summaries (`csv`: of report lines instead), from the SQLite file when there is
+/// one, through sqlx otherwise.
 pub(crate) async fn page(
     pool: &AnyPool,
     dialect: Dialect,
-    range: &SummaryRange,
-    after: Option<SummaryPosition>,
-    limit: u32,
-) -> Result<Vec<SummaryRecord>, StoreError> {
-    sqlx_page(pool, dialect, range, after, limit, Text::Body).await
-}
-
-/// A page of report lines (see `Store::summaries_csv_page`) through sqlx.
-pub(crate) async fn csv_page(
-    pool: &AnyPool,
-    dialect: Dialect,
-    range: &SummaryRange,
-    after: Option<SummaryPosition>,
-    limit: u32,
-) -> Result<Vec<SummaryRecord>, StoreError> {
-    sqlx_page(pool, dialect, range, after, limit, Text::Csv).await
-}
-
-/// A page read from the SQLite file with rusqlite, on a blocking thread: sqlx hands each row
-/// from its worker thread through a channel and converts it twice, which costs several times
-/// the read itself when a report reads a million rows.
-pub(crate) async fn sqlite_page(
-    path: &Path,
+    sqlite_path: Option<&Path>,
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
     csv: bool,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
     let which = if csv { Text::Csv } else { Text::Body };
+    match sqlite_path {
+        Some(path) => sqlite_page(path, range, after, limit, which).await,
+        None => sqlx_page(pool, dialect, range, after, limit, which).await,
+    }
+}
+
+/// A page read from the SQLite file with rusqlite, on a blocking thread: sqlx hands each row
+/// from its worker thread through a channel and converts it twice, which costs several times
+/// the read itself when a report reads a million rows.
+async fn sqlite_page(
+    path: &Path,
+    range: &SummaryRange,
+    after: Option<SummaryPosition>,
+    limit: u32,
+    which: Text,
+) -> Result<Vec<SummaryRecord>, StoreError> {
     let Some((sql, binds)) = page_query(Dialect::Sqlite, range, after, limit, which) else {
         return Ok(Vec::new());
     };
