@@ -289,6 +289,18 @@ async fn folded_page_by_page_reads_back_one_fold(backend: Backend) {
         }
     }
     assert_eq!(paged, expected);
+
+    // The CSV report, read as pre-rendered lines, is what rendering the rows gives.
+    let mut csv = Vec::new();
+    let rows = latch_accesses::write_csv(store, &everything(), &mut csv)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3);
+    let rendered: Vec<latch_report::AccessRow> = expected.into_iter().map(|s| s.row).collect();
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        latch_report::to_csv(&rendered)
+    );
 }
 
 async fn racing_followers_fold_each_event_once(backend: Backend) {

@@ -447,8 +447,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError>;
 
-    /// [`Store::summaries_page`] with each record's `body` its rendered report line
-    /// (`SummaryRecord::csv`) instead of the summary: what a CSV report reads.
+    /// [`Store::summaries_page`] reading each record's rendered report line
+    /// (`SummaryRecord::csv`) and its position only: what a CSV report reads.
     async fn summaries_csv_page(
         &self,
         range: &SummaryRange,
