@@ -131,6 +131,14 @@ pub fn range(
     }
 }
 
+/// Where the page after `records` (read with `limit`) starts; `None` when it was the last.
+fn next_page(records: &[SummaryRecord], limit: u32) -> Option<SummaryPosition> {
+    match records.last() {
+        Some(last) if records.len() >= limit as usize => Some(last.position()),
+        _ => None,
+    }
+}
+
 /// Accesses per page of [`read_page`] by default.
 pub const READ_PAGE: u32 = 5000;
 
@@ -144,10 +152,7 @@ pub async fn read_page(
     limit: u32,
 ) -> Result<(Vec<AccessSummary>, Option<SummaryPosition>), StoreError> {
     let records = store.summaries_page(range, after, limit).await?;
-    let next = match records.last() {
-        Some(last) if records.len() >= limit as usize => Some(last.position()),
-        _ => None,
-    };
+    let next = next_page(&records, limit);
     // Decoding costs more than reading: off the async workers, and beside the next read.
     let summaries = tokio::task::spawn_blocking(move || {
         records.iter().map(decode).collect::<Result<Vec<_>, _>>()
@@ -203,12 +208,13 @@ async fn read_range(
 
 /// The CSV report of `range` written to `sink` as its rows are read, a page at a time: memory
 /// stays flat however long the period. The lines were rendered when the summaries were saved,
-/// so this is a read. Returns the rows written. Catch the projection up first.
+/// so this is a read. Returns the rows written. Caught up first, as [`read_all`] is.
 pub async fn write_csv(
     store: &dyn Store,
     range: &SummaryRange,
     sink: &mut dyn std::io::Write,
 ) -> Result<u64, CsvError> {
+    catch_up(store).await?;
     let mut text = String::with_capacity(1 << 20);
     latch_report::csv_header(&mut text);
     let mut rows = 0;
@@ -219,10 +225,7 @@ pub async fn write_csv(
             text.push_str(&record.csv);
         }
         rows += page.len() as u64;
-        let next = match page.last() {
-            Some(last) if page.len() >= READ_PAGE as usize => Some(last.position()),
-            _ => None,
-        };
+        let next = next_page(&page, READ_PAGE);
         sink.write_all(text.as_bytes())?;
         text.clear();
         match next {

@@ -44,28 +44,33 @@ pub(crate) fn ending(row: &AccessRow) -> Ending {
 }
 
 /// An access as the figures and recommendations read it.
+#[derive(Clone, Copy)]
 pub(crate) struct Access<'a> {
-    pub row: &'a AccessRow,
-    pub extra: &'a AccessSummary,
+    pub summary: &'a AccessSummary,
 }
 
-impl Access<'_> {
+impl<'a> Access<'a> {
+    /// Its report row.
+    pub fn row(&self) -> &'a AccessRow {
+        &self.summary.row
+    }
+
     /// Seconds from the request to its decision, unless it had none or was a break-glass
     /// self-approval (not an approval path).
     pub fn wait_secs(&self) -> Option<u64> {
-        if self.row.break_glass {
+        if self.row().break_glass {
             return None;
         }
-        secs(self.row.requested_at, self.row.decided_at?)
+        secs(self.row().requested_at, self.row().decided_at?)
     }
 
     /// The grant ended (expired or revoked).
     pub fn ended_grant(&self) -> bool {
-        self.row.granted_at.is_some() && self.row.ended_at.is_some()
+        self.row().granted_at.is_some() && self.row().ended_at.is_some()
     }
 
     pub fn used_secs(&self) -> u64 {
-        self.row.duration_used_secs.unwrap_or(0)
+        self.row().duration_used_secs.unwrap_or(0)
     }
 }
 
@@ -121,10 +126,7 @@ pub fn analyze_summaries<'s>(
 ) -> Analytics {
     let accesses: Vec<Access<'_>> = summaries
         .into_iter()
-        .map(|summary| Access {
-            row: &summary.row,
-            extra: summary,
-        })
+        .map(|summary| Access { summary })
         .collect();
 
     let no_teams = BTreeSet::new();
@@ -149,7 +151,7 @@ pub fn analyze_summaries<'s>(
     let mut ticket_mismatches = Vec::new();
 
     for access in &accesses {
-        let row = access.row;
+        let row = access.row();
         let ending = ending(row);
         let day = row.requested_at.as_millis().div_euclid(DAY_MS);
         let volume = days.entry(day).or_insert_with(|| day_volume(day));
@@ -180,7 +182,7 @@ pub fn analyze_summaries<'s>(
                 .push(wait);
         }
         if !row.break_glass {
-            for decision in &access.extra.decisions {
+            for decision in &access.summary.decisions {
                 let entry = by_approver.entry(decision.approver.as_str()).or_default();
                 if decision.approved {
                     entry.0 += 1;
@@ -217,7 +219,7 @@ pub fn analyze_summaries<'s>(
                 }
             }
         }
-        for (checkpoint, severity) in &access.extra.finding_kinds {
+        for (checkpoint, severity) in &access.summary.finding_kinds {
             *findings
                 .entry((checkpoint.as_str(), severity.as_str()))
                 .or_insert(0) += 1;
@@ -324,7 +326,7 @@ pub fn analyze_summaries<'s>(
 }
 
 fn grant_usage(access: &Access<'_>) -> Option<GrantUsage> {
-    let row = access.row;
+    let row = access.row();
     Some(GrantUsage {
         grant_id: grant_id_for(&row.request_id),
         request_id: row.request_id.clone(),
@@ -337,7 +339,7 @@ fn grant_usage(access: &Access<'_>) -> Option<GrantUsage> {
         outcome: row.outcome.clone(),
         sessions: row.sessions,
         statements_by_class: row.statements_by_class.clone(),
-        objects: access.extra.objects.clone(),
+        objects: access.summary.objects.clone(),
     })
 }
 

@@ -46,7 +46,7 @@ fn standing_access(
 ) -> Vec<Recommendation> {
     let mut groups: BTreeMap<(&str, &str), TeamResource> = BTreeMap::new();
     for access in accesses {
-        let row = access.row;
+        let row = access.row();
         let Some(user) = catalog.users.get(&row.requester) else {
             continue;
         };
@@ -99,7 +99,7 @@ fn overlong_durations(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recom
     type Group = (Vec<u64>, Vec<u64>, Vec<String>);
     let mut groups: BTreeMap<(&str, &str), Group> = BTreeMap::new();
     for access in accesses.iter().filter(|access| access.ended_grant()) {
-        let row = access.row;
+        let row = access.row();
         let group = groups
             .entry((row.resource.as_str(), row.role.as_str()))
             .or_default();
@@ -165,7 +165,7 @@ fn slow_approvals(
         let Some(wait) = access.wait_secs() else {
             continue;
         };
-        let row = access.row;
+        let row = access.row();
         let id = row.request_id.as_str();
         if let Some(user) = catalog.users.get(&row.requester) {
             for team in &user.teams {
@@ -218,9 +218,9 @@ fn never_denies(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recommendat
     // approver → (denials, waits, approved request ids)
     type Group<'a> = (u64, Vec<u64>, Vec<&'a str>);
     let mut approvers: BTreeMap<&str, Group<'_>> = BTreeMap::new();
-    for access in accesses.iter().filter(|access| !access.row.break_glass) {
-        let row = access.row;
-        for decision in &access.extra.decisions {
+    for access in accesses.iter().filter(|access| !access.row().break_glass) {
+        let row = access.row();
+        for decision in &access.summary.decisions {
             let group = approvers.entry(decision.approver.as_str()).or_default();
             let wait = u64::try_from(decision.at.millis_since(row.requested_at) / 1000);
             group.1.push(wait.unwrap_or(0));

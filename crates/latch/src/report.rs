@@ -135,7 +135,6 @@ pub async fn report(
         team.as_ref().map(|(_, members)| members),
         None,
     );
-    latch_accesses::catch_up(&store).await?;
     if matches!(format, ReportFormat::Csv) {
         return stream_csv(&store, &range, period.out.as_deref()).await;
     }
