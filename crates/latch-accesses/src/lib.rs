@@ -162,46 +162,82 @@ pub async fn read_page(
     Ok((summaries, next))
 }
 
-/// Every access `range` selects, caught up first: for the dashboard's window. A report of a
-/// whole period should page with [`read_page`] instead and keep memory flat.
+/// Every access `range` selects, caught up first, in memory. The dashboard's figures use
+/// [`consume`] instead, which holds a page at a time.
 pub async fn read_all(
     store: &dyn Store,
     range: &SummaryRange,
 ) -> Result<Vec<AccessSummary>, StoreError> {
-    catch_up(store).await?;
-    // The two halves of the period are read side by side: reading and decoding a quarter of a
-    // busy organisation's accesses is CPU work, and the machine may have more than one core.
-    let middle = Timestamp::from_millis(range.from.as_millis() / 2 + range.to.as_millis() / 2);
-    if range.from < middle && middle < range.to {
-        let first = SummaryRange {
-            to: middle,
-            ..range.clone()
-        };
-        let second = SummaryRange {
-            from: middle,
-            ..range.clone()
-        };
-        let (mut first, second) =
-            tokio::try_join!(read_range(store, &first), read_range(store, &second))?;
-        first.extend(second);
-        Ok(first)
-    } else {
-        read_range(store, range).await
-    }
+    consume(store, range, |accesses| accesses.collect()).await?
 }
 
-async fn read_range(
+/// Pages read ahead of the consumer of [`consume`].
+const PAGES_AHEAD: usize = 2;
+
+/// Hands every access `range` selects (caught up first) to `consumer`, as an iterator, on a
+/// blocking thread, and returns what it returns. The next page is read while the consumer
+/// decodes and folds the one before, so the read and the figures of a quarter of a million
+/// accesses take the two cores of a small machine; memory holds a few pages. A consumer may
+/// stop early: the reading stops with it.
+pub async fn consume<T, C>(
     store: &dyn Store,
     range: &SummaryRange,
-) -> Result<Vec<AccessSummary>, StoreError> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let (page, next) = read_page(store, range, after, READ_PAGE).await?;
-        all.extend(page);
-        match next {
-            Some(next) => after = Some(next),
-            None => return Ok(all),
+    consumer: C,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    C: FnOnce(&mut Accesses) -> T + Send + 'static,
+{
+    catch_up(store).await?;
+    let (pages, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let consuming = tokio::task::spawn_blocking(move || {
+        consumer(&mut Accesses {
+            pages: receiver,
+            page: Vec::new().into_iter(),
+        })
+    });
+    let reading = async move {
+        let mut after = None;
+        loop {
+            let page = store.summaries_page(range, after, READ_PAGE).await;
+            let next = page
+                .as_ref()
+                .ok()
+                .and_then(|records| next_page(records, READ_PAGE));
+            let failed = page.is_err();
+            // A closed channel: the consumer stopped.
+            if pages.send(page).await.is_err() || failed {
+                return;
+            }
+            match next {
+                Some(next) => after = Some(next),
+                None => return,
+            }
+        }
+    };
+    let ((), consumed) = tokio::join!(reading, consuming);
+    consumed.map_err(|err| StoreError::Database(format!("reading the accesses failed: {err}")))
+}
+
+/// The accesses of [`consume`], decoded as they are taken: a summary that does not decode, or
+/// a page the store could not read, is an error item.
+pub struct Accesses {
+    pages: tokio::sync::mpsc::Receiver<Result<Vec<SummaryRecord>, StoreError>>,
+    page: std::vec::IntoIter<SummaryRecord>,
+}
+
+impl Iterator for Accesses {
+    type Item = Result<AccessSummary, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.page.next() {
+                return Some(decode(&record));
+            }
+            match self.pages.blocking_recv()? {
+                Ok(page) => self.page = page.into_iter(),
+                Err(err) => return Some(Err(err)),
+            }
         }
     }
 }

@@ -3,9 +3,9 @@
 //! recommendations (standing access, shorter defaults, slow approval paths, approvers who never
 //! deny), each with the evidence that supports it. Charts are rendered here as SVG.
 //!
-//! Pure: no IO, no clock. The caller passes the accesses of the period
-//! ([`latch_report::AccessSummary`], which the store keeps up to date as the ledger grows) to
-//! [`analyze_summaries`], or the events (in `seq` order) to [`analyze`], which folds them into
+//! Pure: no IO, no clock. The caller gives an [`Analyzer`] the accesses of the period one at a
+//! time ([`latch_report::AccessSummary`], which the store keeps up to date as the ledger grows,
+//! read a page at a time), or the events (in `seq` order) to [`analyze`], which folds them into
 //! summaries first; with the organisation and the resources' ticket patterns.
 
 mod fold;
@@ -16,7 +16,7 @@ mod stats;
 pub mod svg;
 mod text;
 
-pub use fold::{analyze, analyze_summaries, analyze_with};
+pub use fold::{Analyzer, analyze, analyze_with};
 pub use html::dashboard_html;
 pub use model::{
     Analytics, ApproverStats, Count, DayVolume, Durations, FindingCount, GrantUsage, LatencyStats,

@@ -1,76 +1,47 @@
 //! Recommendations: patterns in the history that suggest a change, each with its figures and
-//! the ids that show it. Thresholds come from [`Settings`].
+//! the ids that show it. Thresholds come from [`Settings`]; the groupings are the fold's
+//! ([`crate::Analyzer`]), by interned name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
-use latch_core::Catalog;
-use latch_core::lifecycle::grant_id_for;
-
-use crate::fold::{Access, Ending, ending};
+use crate::fold::{ApproverTally, Names, RoleGrants, TeamResource, Waits};
 use crate::stats::percentile;
 use crate::{Recommendation, Settings};
 
 const QUARTER_HOUR: u64 = 900;
 
-/// Every recommendation, grouped by kind (standing access, over-long durations, slow approval
-/// paths, approvers who never deny), the strongest first within a kind.
-pub(crate) fn recommend(
-    accesses: &[Access<'_>],
-    catalog: &Catalog,
+/// Stable sort on the figure, largest first; the input order (by name) breaks ties.
+fn strongest_first(mut items: Vec<(u64, Recommendation)>) -> Vec<Recommendation> {
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    items.into_iter().map(|(_, rec)| rec).collect()
+}
+
+/// The groups of `table` with their names, ordered by those names.
+fn by_names<G>(table: HashMap<(u32, u32), G>, names: &Names) -> Vec<((&str, &str), G)> {
+    let mut groups: Vec<((&str, &str), G)> = table
+        .into_iter()
+        .map(|((a, b), group)| ((names.name(a), names.name(b)), group))
+        .collect();
+    groups.sort_by(|x, y| x.0.cmp(&y.0));
+    groups
+}
+
+/// A team asked for a resource at least `standing_min_requests` times.
+pub(crate) fn standing_access(
+    groups: HashMap<(u32, u32), TeamResource>,
+    names: &Names,
     settings: &Settings,
 ) -> Vec<Recommendation> {
-    let mut out = standing_access(accesses, catalog, settings);
-    out.extend(overlong_durations(accesses, settings));
-    out.extend(slow_approvals(accesses, catalog, settings));
-    out.extend(never_denies(accesses, settings));
-    out
-}
-
-fn capped(ids: Vec<String>, settings: &Settings) -> Vec<String> {
-    ids.into_iter().take(settings.max_evidence_ids).collect()
-}
-
-#[derive(Default)]
-struct TeamResource {
-    requests: u64,
-    approved: u64,
-    requesters: BTreeSet<String>,
-    roles: BTreeSet<String>,
-    ids: Vec<String>,
-}
-
-fn standing_access(
-    accesses: &[Access<'_>],
-    catalog: &Catalog,
-    settings: &Settings,
-) -> Vec<Recommendation> {
-    let mut groups: BTreeMap<(&str, &str), TeamResource> = BTreeMap::new();
-    for access in accesses {
-        let row = access.row();
-        let Some(user) = catalog.users.get(&row.requester) else {
-            continue;
-        };
-        for team in &user.teams {
-            let group = groups
-                .entry((team.as_str(), row.resource.as_str()))
-                .or_default();
-            group.requests += 1;
-            group.approved += u64::from(ending(row) == Ending::Approved);
-            if !group.requesters.contains(&row.requester) {
-                group.requesters.insert(row.requester.clone());
-            }
-            if !group.roles.contains(&row.role) {
-                group.roles.insert(row.role.clone());
-            }
-            if group.ids.len() < settings.max_evidence_ids {
-                group.ids.push(row.request_id.clone());
-            }
-        }
-    }
-    let mut out: Vec<(u64, Recommendation)> = groups
+    let out = by_names(groups, names)
         .into_iter()
         .filter(|(_, group)| group.requests >= settings.standing_min_requests)
         .map(|((team, resource), group)| {
+            let mut roles: Vec<String> = group
+                .roles
+                .iter()
+                .map(|&role| names.name(role).to_owned())
+                .collect();
+            roles.sort();
             (
                 group.requests,
                 Recommendation::StandingAccess {
@@ -79,49 +50,33 @@ fn standing_access(
                     requests: group.requests,
                     approved: group.approved,
                     requesters: group.requesters.len() as u64,
-                    roles: group.roles.into_iter().collect(),
+                    roles,
                     request_ids: group.ids,
                 },
             )
         })
         .collect();
-    strongest_first(&mut out)
+    strongest_first(out)
 }
 
-/// Stable sort on the figure, largest first; the input order (by name) breaks ties.
-fn strongest_first(items: &mut Vec<(u64, Recommendation)>) -> Vec<Recommendation> {
-    items.sort_by_key(|item| std::cmp::Reverse(item.0));
-    items.drain(..).map(|(_, rec)| rec).collect()
-}
-
-fn overlong_durations(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recommendation> {
-    // (resource, role) → (granted, used, grant ids)
-    type Group = (Vec<u64>, Vec<u64>, Vec<String>);
-    let mut groups: BTreeMap<(&str, &str), Group> = BTreeMap::new();
-    for access in accesses.iter().filter(|access| access.ended_grant()) {
-        let row = access.row();
-        let group = groups
-            .entry((row.resource.as_str(), row.role.as_str()))
-            .or_default();
-        group.0.push(row.duration_granted_secs.unwrap_or(0));
-        group.1.push(access.used_secs());
-        // Only the cited ids are kept (an id is built per grant otherwise).
-        if group.2.len() < settings.max_evidence_ids {
-            group.2.push(grant_id_for(&row.request_id));
-        }
-    }
+/// A role on a resource whose grants use a small share of the time they are granted for.
+pub(crate) fn overlong_durations(
+    groups: HashMap<(u32, u32), RoleGrants>,
+    names: &Names,
+    settings: &Settings,
+) -> Vec<Recommendation> {
     let mut out = Vec::new();
-    for ((resource, role), (mut granted, mut used, ids)) in groups {
-        let grants = granted.len() as u64;
+    for ((resource, role), mut group) in by_names(groups, names) {
+        let grants = group.granted.len() as u64;
         if grants < settings.overlong_min_grants {
             continue;
         }
-        granted.sort_unstable();
-        used.sort_unstable();
+        group.granted.sort_unstable();
+        group.used.sort_unstable();
         let (Some(median_granted), Some(median_used), Some(p95_used)) = (
-            percentile(&granted, 50),
-            percentile(&used, 50),
-            percentile(&used, 95),
+            percentile(&group.granted, 50),
+            percentile(&group.used, 50),
+            percentile(&group.used, 95),
         ) else {
             continue;
         };
@@ -147,48 +102,36 @@ fn overlong_durations(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recom
                 median_used_secs: median_used,
                 used_ratio,
                 suggested_secs: suggested,
-                grant_ids: ids,
+                grant_ids: group.ids,
             },
         ));
     }
-    strongest_first(&mut out)
+    strongest_first(out)
 }
 
-fn slow_approvals(
-    accesses: &[Access<'_>],
-    catalog: &Catalog,
+/// Teams and resources whose requests wait long for a decision. Each group's waits are sorted
+/// already (the fold's latency figures sorted them).
+pub(crate) fn slow_approvals(
+    teams: Vec<Option<Waits>>,
+    resources: Vec<Option<Waits>>,
+    names: &Names,
     settings: &Settings,
 ) -> Vec<Recommendation> {
-    let mut teams: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
-    let mut resources: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
-    for access in accesses {
-        let Some(wait) = access.wait_secs() else {
-            continue;
-        };
-        let row = access.row();
-        let id = row.request_id.as_str();
-        if let Some(user) = catalog.users.get(&row.requester) {
-            for team in &user.teams {
-                teams.entry(team).or_default().push((wait, id));
-            }
-        }
-        resources
-            .entry(row.resource.as_str())
-            .or_default()
-            .push((wait, id));
-    }
     let mut out = Vec::new();
-    for (scope, groups) in [("team", teams), ("resource", resources)] {
-        for (name, mut waits) in groups {
-            let decisions = waits.len() as u64;
+    for (scope, table) in [("team", teams), ("resource", resources)] {
+        let mut groups: Vec<(&str, Waits)> = table
+            .into_iter()
+            .enumerate()
+            .filter_map(|(id, waits)| Some((names.name(id as u32), waits?)))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, waits) in groups {
+            let decisions = waits.values.len() as u64;
             if decisions < settings.slow_min_decisions {
                 continue;
             }
-            // Slowest first; the request id breaks ties so the evidence is deterministic.
-            waits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-            let mut sorted: Vec<u64> = waits.iter().map(|(wait, _)| *wait).collect();
-            sorted.reverse();
-            let (Some(median), Some(p95)) = (percentile(&sorted, 50), percentile(&sorted, 95))
+            let (Some(median), Some(p95)) =
+                (percentile(&waits.values, 50), percentile(&waits.values, 95))
             else {
                 continue;
             };
@@ -203,50 +146,79 @@ fn slow_approvals(
                     decisions,
                     median_secs: median,
                     p95_secs: p95,
-                    request_ids: capped(
-                        waits.into_iter().map(|(_, id)| id.to_owned()).collect(),
-                        settings,
-                    ),
+                    // Slowest first; the request id breaks ties so the evidence is
+                    // deterministic.
+                    request_ids: waits.slowest.into_ids(),
                 },
             ));
         }
     }
-    strongest_first(&mut out)
+    strongest_first(out)
 }
 
-fn never_denies(accesses: &[Access<'_>], settings: &Settings) -> Vec<Recommendation> {
-    // approver → (denials, waits, approved request ids)
-    type Group<'a> = (u64, Vec<u64>, Vec<&'a str>);
-    let mut approvers: BTreeMap<&str, Group<'_>> = BTreeMap::new();
-    for access in accesses.iter().filter(|access| !access.row().break_glass) {
-        let row = access.row();
-        for decision in &access.summary.decisions {
-            let group = approvers.entry(decision.approver.as_str()).or_default();
-            let wait = u64::try_from(decision.at.millis_since(row.requested_at) / 1000);
-            group.1.push(wait.unwrap_or(0));
-            if decision.approved {
-                group.2.push(row.request_id.as_str());
-            } else {
-                group.0 += 1;
-            }
-        }
-    }
+/// Approvers with many decisions and not one denial. Each tally's waits are sorted already.
+pub(crate) fn never_denies(
+    approvers: Vec<Option<ApproverTally>>,
+    names: &Names,
+    settings: &Settings,
+) -> Vec<Recommendation> {
+    let mut tallies: Vec<(&str, ApproverTally)> = approvers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(id, tally)| Some((names.name(id as u32), tally?)))
+        .collect();
+    tallies.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
-    for (approver, (denials, mut waits, ids)) in approvers {
-        let decisions = waits.len() as u64;
-        if denials > 0 || decisions < settings.never_denies_min_decisions {
+    for (approver, tally) in tallies {
+        let decisions = tally.waits.len() as u64 + tally.before_request;
+        if tally.denials > 0 || decisions < settings.never_denies_min_decisions {
             continue;
         }
-        waits.sort_unstable();
+        // A decision dated before its request counts as no wait: it sorts first.
+        let median = percentile_with_zeros(&tally.waits, tally.before_request, 50);
         out.push((
             decisions,
             Recommendation::NeverDenies {
                 approver: approver.to_owned(),
                 decisions,
-                median_secs: percentile(&waits, 50).unwrap_or(0),
-                request_ids: capped(ids.into_iter().map(str::to_owned).collect(), settings),
+                median_secs: median,
+                request_ids: tally.approved_ids,
             },
         ));
     }
-    strongest_first(&mut out)
+    strongest_first(out)
+}
+
+/// The percentile `p` of `zeros` zeros followed by `sorted`.
+fn percentile_with_zeros(sorted: &[u64], zeros: u64, p: u32) -> u64 {
+    let n = sorted.len() as u64 + zeros;
+    if n == 0 {
+        return 0;
+    }
+    let rank = (u64::from(p.min(100)) * n).div_ceil(100).clamp(1, n);
+    if rank <= zeros {
+        0
+    } else {
+        usize::try_from(rank - zeros - 1)
+            .ok()
+            .and_then(|index| sorted.get(index).copied())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_percentile_counts_the_zeros_first() {
+        assert_eq!(percentile_with_zeros(&[], 0, 50), 0);
+        assert_eq!(
+            percentile_with_zeros(&[5, 7, 9], 0, 50),
+            percentile(&[5, 7, 9], 50).unwrap()
+        );
+        assert_eq!(percentile_with_zeros(&[5, 7, 9], 2, 50), 5);
+        assert_eq!(percentile_with_zeros(&[5, 7, 9], 3, 50), 0);
+        assert_eq!(percentile_with_zeros(&[5, 7, 9], 3, 95), 9);
+    }
 }

@@ -9,8 +9,9 @@
 //! timed one after the other: the access-summary projection folding the whole ledger
 //! (`latch_accesses::catch_up`, what a server does once after upgrading), the full-period CSV
 //! report streamed to a file (`latch_accesses::write_csv`, as `latch report` does), and the
-//! dashboard's analytics for the last 90 days and for the whole period (read the summaries,
-//! then `latch_analytics::analyze_summaries`, as `GET /api/v1/analytics` does), each with the
+//! dashboard's analytics for the last 90 days and for the whole period (the summaries folded
+//! into a `latch_analytics::Analyzer` as they are read, as `GET /api/v1/analytics` does), each
+//! with the
 //! peak resident memory (`VmHWM`, reset before each step; the CSV comes before the analytics,
 //! whose memory the allocator keeps afterwards).
 
@@ -352,23 +353,34 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             reset_peak_rss()?;
             for _ in 0..options.rounds.max(1) {
                 let began = Instant::now();
-                let accesses = latch_accesses::read_all(store, &range).await?;
-                let read = began.elapsed().as_secs_f64();
-                let analytics = latch_analytics::analyze_summaries(
-                    accesses.iter().filter(|summary| filter.admits(summary)),
-                    &catalog,
-                    &patterns,
-                    &filter,
-                    &latch_analytics::Settings::default(),
-                );
+                let (analytics, finish) = {
+                    let (catalog, patterns, filter) =
+                        (catalog.clone(), patterns.clone(), filter.clone());
+                    latch_accesses::consume(store, &range, move |accesses| {
+                        let settings = latch_analytics::Settings::default();
+                        let mut analyzer =
+                            latch_analytics::Analyzer::new(&catalog, &patterns, &filter, &settings);
+                        for access in accesses {
+                            analyzer.observe(access?);
+                        }
+                        let finishing = Instant::now();
+                        let analytics = analyzer.finish();
+                        Ok::<_, latch_store::StoreError>((
+                            analytics,
+                            finishing.elapsed().as_secs_f64(),
+                        ))
+                    })
+                    .await??
+                };
                 let total = began.elapsed().as_secs_f64();
                 requests = analytics.requests;
                 println!(
                     "{backend}: analytics, {label}: {requests} requests ({} grants, {} \
-                     recommendations) in {total:.3} s (read {read:.3} s + figures {:.3} s)",
+                     recommendations) in {total:.3} s (read and fold {:.3} s, then figures \
+                     {finish:.3} s)",
                     analytics.grants_total,
                     analytics.recommendations.len(),
-                    total - read,
+                    total - finish,
                 );
                 times.push(total);
             }

@@ -154,20 +154,18 @@ pub(crate) async fn get_analytics(
         principal: query.principal,
         approver: query.approver,
     };
-    let accesses = latch_accesses::read_all(&*state.store, &access_range(&filter)).await?;
+    let range = access_range(&filter);
     let patterns = ticket_patterns(&state);
-    // Hundreds of thousands of accesses in a busy quarter: keep the figures off the async
-    // workers.
-    let analytics = tokio::task::spawn_blocking(move || {
-        latch_analytics::analyze_summaries(
-            accesses.iter().filter(|summary| filter.admits(summary)),
-            &catalog,
-            &patterns,
-            &filter,
-            &latch_analytics::Settings::default(),
-        )
+    // Hundreds of thousands of accesses in a busy quarter: they are folded as they are read,
+    // on a blocking thread, off the async workers.
+    let analytics = latch_accesses::consume(&*state.store, &range, move |accesses| {
+        let settings = latch_analytics::Settings::default();
+        let mut analyzer = latch_analytics::Analyzer::new(&catalog, &patterns, &filter, &settings);
+        for access in accesses {
+            analyzer.observe(access?);
+        }
+        Ok::<_, latch_store::StoreError>(analyzer.finish())
     })
-    .await
-    .map_err(|err| ApiError::Internal(format!("analytics failed: {err}")))?;
+    .await??;
     Ok(Json(analytics))
 }

@@ -78,24 +78,23 @@ pub async fn analytics(
         approver: filters.approver,
     };
     let store = crate::admin::open_store(&loaded).await?;
-    let accesses = latch_accesses::read_all(
-        &store,
-        &latch_accesses::range(
-            from,
-            to,
-            filter.resource.as_deref(),
-            filter.team.as_ref().map(|(_, members)| members),
-            filter.principal.as_deref(),
-        ),
-    )
-    .await?;
-    let analytics = latch_analytics::analyze_summaries(
-        accesses.iter().filter(|summary| filter.admits(summary)),
-        &loaded.catalog,
-        &patterns,
-        &filter,
-        &latch_analytics::Settings::default(),
+    let range = latch_accesses::range(
+        from,
+        to,
+        filter.resource.as_deref(),
+        filter.team.as_ref().map(|(_, members)| members),
+        filter.principal.as_deref(),
     );
+    let catalog = loaded.catalog.clone();
+    let analytics = latch_accesses::consume(&store, &range, move |accesses| {
+        let settings = latch_analytics::Settings::default();
+        let mut analyzer = latch_analytics::Analyzer::new(&catalog, &patterns, &filter, &settings);
+        for access in accesses {
+            analyzer.observe(access?);
+        }
+        Ok::<_, latch_store::StoreError>(analyzer.finish())
+    })
+    .await??;
     let text = match format {
         AnalyticsFormat::Text => latch_analytics::summary_text(&analytics),
         AnalyticsFormat::Json => serde_json::to_string_pretty(&analytics)? + "\n",
