@@ -90,13 +90,13 @@ fn encode(summary: &AccessSummary) -> Result<SummaryRecord, StoreError> {
         requested_at: summary.row.requested_at,
         requester: summary.row.requester.clone(),
         resource: summary.row.resource.clone(),
-        body: serde_json::to_string(summary)
+        body: postcard::to_stdvec(summary)
             .map_err(|err| StoreError::Database(format!("cannot encode a summary: {err}")))?,
     })
 }
 
 fn decode(record: &SummaryRecord) -> Result<AccessSummary, StoreError> {
-    serde_json::from_str(&record.body).map_err(|err| {
+    postcard::from_bytes(&record.body).map_err(|err| {
         StoreError::Corrupt(format!(
             "the access summary of `req_{}` does not decode: {err}",
             record.key

@@ -324,7 +324,9 @@ async fn a_corrupt_summary_is_named(backend: Backend) {
     let stored = store.record(ledger()[..3].to_vec()).await.unwrap();
     latch_accesses::catch_up(store).await.unwrap();
     let mut records = store.summaries_by_key(&["a".to_owned()]).await.unwrap();
-    records[0].body = "{not json".into();
+    // Cut short: the encoding ends partway through a field.
+    let half = records[0].body.len() / 2;
+    records[0].body.truncate(half);
     let cursor = stored.last().unwrap().seq;
     assert!(
         store

@@ -26,6 +26,7 @@ pub(crate) enum Val {
     OptInt(Option<i64>),
     Text(String),
     OptText(Option<String>),
+    Bytes(Vec<u8>),
 }
 
 /// Rows per statement stay under both databases' parameter limits (SQLite's is 32766).
@@ -69,6 +70,7 @@ pub(crate) async fn insert_rows(
                 Val::OptInt(v) => query.bind(v),
                 Val::Text(v) => query.bind(v),
                 Val::OptText(v) => query.bind(v),
+                Val::Bytes(v) => query.bind(v),
             };
         }
         query.execute(&mut *conn).await?;

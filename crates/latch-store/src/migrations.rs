@@ -229,6 +229,32 @@ CREATE TABLE access_summary_cursor (
 INSERT INTO access_summary_cursor (id, after_seq) VALUES (1, 0)
 "#,
     ),
+    (
+        9,
+        "access summaries stored in a binary form: rebuilt from the ledger",
+        // The projection is derived: dropping it makes the next catch-up fold the ledger again
+        // into the new form. `BYTEA` is PostgreSQL's binary type; SQLite keeps the bytes as
+        // they are whatever the declared type.
+        r#"
+DROP TABLE access_summaries;
+DROP TABLE access_summary_sessions;
+CREATE TABLE access_summaries (
+    key TEXT PRIMARY KEY,
+    created_seq BIGINT NOT NULL,
+    requested_at_ms BIGINT NOT NULL,
+    requester TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    csv TEXT NOT NULL
+);
+CREATE INDEX access_summaries_requested ON access_summaries (requested_at_ms, created_seq);
+CREATE TABLE access_summary_sessions (
+    session_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+);
+UPDATE access_summary_cursor SET after_seq = 0
+"#,
+    ),
 ];
 
 /// The statements of one migration.

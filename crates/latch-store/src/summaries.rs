@@ -1,5 +1,5 @@
 //! The access-summary projection: one row per request with everything reports and analytics say
-//! about it (the summary itself is `latch_report::AccessSummary`, stored here as opaque JSON),
+//! about it (the summary itself is `latch_report::AccessSummary`, stored here as opaque bytes),
 //! and how far into the ledger it has been folded. It is derived state, kept up to date by a
 //! follower of the ledger rather than in the append's transaction, so that statements (nearly
 //! every event) cost the gateway nothing more; a reader catches it up before reading.
@@ -27,7 +27,7 @@ pub struct SummaryRecord {
     pub requester: String,
     pub resource: String,
     /// The summary, encoded by its owner (empty when read by `summaries_csv_page`).
-    pub body: String,
+    pub body: Vec<u8>,
     /// Its line of the CSV report, rendered by its owner (empty when read by
     /// `summaries_page`): a report of a million accesses is then a read, not a million
     /// renderings.
@@ -85,11 +85,11 @@ fn record(
     requested_at_ms: i64,
     requester: String,
     resource: String,
-    (text, which): (String, Text),
+    text: Column,
 ) -> Result<SummaryRecord, StoreError> {
-    let (body, csv) = match which {
-        Text::Body => (text, String::new()),
-        Text::Csv => (String::new(), text),
+    let (body, csv) = match text {
+        Column::Body(body) => (body, String::new()),
+        Column::Csv(csv) => (Vec::new(), csv),
     };
     Ok(SummaryRecord {
         key,
@@ -103,6 +103,12 @@ fn record(
     })
 }
 
+/// The last column a page read.
+enum Column {
+    Body(Vec<u8>),
+    Csv(String),
+}
+
 fn from_row(row: &AnyRow, which: Text) -> Result<SummaryRecord, StoreError> {
     record(
         row.try_get(0)?,
@@ -110,7 +116,10 @@ fn from_row(row: &AnyRow, which: Text) -> Result<SummaryRecord, StoreError> {
         row.try_get(2)?,
         row.try_get(3)?,
         row.try_get(4)?,
-        (row.try_get(5)?, which),
+        match which {
+            Text::Body => Column::Body(row.try_get(5)?),
+            Text::Csv => Column::Csv(row.try_get(5)?),
+        },
     )
 }
 
@@ -206,7 +215,7 @@ pub(crate) async fn save(
                 Val::Int(summary.requested_at.as_millis()),
                 Val::Text(summary.requester.clone()),
                 Val::Text(summary.resource.clone()),
-                Val::Text(summary.body.clone()),
+                Val::Bytes(summary.body.clone()),
                 Val::Text(summary.csv.clone()),
             ]
         })
@@ -405,7 +414,10 @@ fn read_sqlite(
             row.get(2).map_err(database)?,
             row.get(3).map_err(database)?,
             row.get(4).map_err(database)?,
-            (row.get(5).map_err(database)?, which),
+            match which {
+                Text::Body => Column::Body(row.get(5).map_err(database)?),
+                Text::Csv => Column::Csv(row.get(5).map_err(database)?),
+            },
         )?);
     }
     Ok(found)
