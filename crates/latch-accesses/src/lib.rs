@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use latch_core::{EventKind, Timestamp};
 use latch_report::{AccessFold, AccessSummary, Lookup, lookup, row_key};
-use latch_store::{Store, StoreError, SummaryPosition, SummaryRange, SummaryRecord};
+use latch_store::{ReportLines, Store, StoreError, SummaryPosition, SummaryRange, SummaryRecord};
 
 /// Events folded per transaction of the projection.
 const FOLD_PAGE: u32 = 5000;
@@ -242,33 +242,33 @@ impl Iterator for Accesses {
     }
 }
 
-/// The CSV report of `range` written to `sink` as its rows are read, a page at a time: memory
-/// stays flat however long the period. The lines were rendered when the summaries were saved,
-/// so this is a read. Returns the rows written. Caught up first, as [`read_all`] is.
+/// The CSV report of `range` written to `sink` as its lines are read: memory stays flat however
+/// long the period. The lines were rendered when the summaries were saved, so this is a read
+/// (one query over the whole period) and a write, side by side. Returns the rows written.
+/// Caught up first, as [`consume`] is.
 pub async fn write_csv(
     store: &dyn Store,
     range: &SummaryRange,
     sink: &mut dyn std::io::Write,
 ) -> Result<u64, CsvError> {
     catch_up(store).await?;
-    let mut text = String::with_capacity(1 << 20);
-    latch_report::csv_header(&mut text);
-    let mut rows = 0;
-    let mut after = None;
-    loop {
-        let page = store.summaries_csv_page(range, after, READ_PAGE).await?;
-        for record in &page {
-            text.push_str(&record.csv);
+    let mut header = String::new();
+    latch_report::csv_header(&mut header);
+    sink.write_all(header.as_bytes())?;
+    let (lines, mut received) = tokio::sync::mpsc::channel::<ReportLines>(PAGES_AHEAD);
+    let writing = async move {
+        let mut rows = 0;
+        while let Some(run) = received.recv().await {
+            sink.write_all(&run.text)?;
+            rows += run.rows;
         }
-        rows += page.len() as u64;
-        let next = next_page(&page, READ_PAGE);
-        sink.write_all(text.as_bytes())?;
-        text.clear();
-        match next {
-            Some(next) => after = Some(next),
-            None => return Ok(rows),
-        }
-    }
+        // Returning drops the receiver: a failed write stops the reading.
+        Ok::<u64, std::io::Error>(rows)
+    };
+    let (read, written) = tokio::join!(store.summary_lines(range, lines), writing);
+    let rows = written?;
+    read?;
+    Ok(rows)
 }
 
 /// Why [`write_csv`] stopped.

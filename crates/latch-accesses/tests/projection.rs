@@ -341,6 +341,58 @@ async fn a_corrupt_summary_is_named(backend: Backend) {
     assert!(err.contains("req_a"), "{err}");
 }
 
+/// A report filtered on names with quotes and backslashes (PostgreSQL's `COPY` carries its
+/// filters as literals) selects exactly those requests, and a name built to break out of a
+/// literal selects nothing and breaks nothing.
+async fn filters_on_awkward_names_select_exactly(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store: &dyn Store = test.store.as_ref();
+    let t = 1_780_000_000_000;
+    let (quoted, slashed) = ("o'brien", r"back\slash");
+    store
+        .record(vec![
+            created(t, quoted, "req_q", "pay'ments"),
+            created(t + MIN, slashed, "req_s", r"db\1"),
+            created(t + 2 * MIN, "alice", "req_a", "payments-db"),
+        ])
+        .await
+        .unwrap();
+    let csv_of = |range: SummaryRange| async move {
+        let mut csv = Vec::new();
+        let rows = latch_accesses::write_csv(store, &range, &mut csv)
+            .await
+            .unwrap();
+        (rows, String::from_utf8(csv).unwrap())
+    };
+    let by = |people: &[&str], resource: Option<&str>| SummaryRange {
+        requesters: Some(people.iter().map(|p| (*p).to_owned()).collect()),
+        resource: resource.map(str::to_owned),
+        ..everything()
+    };
+    let (rows, csv) = csv_of(by(&[quoted], None)).await;
+    assert_eq!(rows, 1);
+    assert!(csv.contains("req_q") && !csv.contains("req_s"), "{csv}");
+    let (rows, csv) = csv_of(by(&[slashed, "alice"], Some(r"db\1"))).await;
+    assert_eq!(rows, 1);
+    assert!(csv.contains("req_s"), "{csv}");
+    let (rows, _) = csv_of(by(&[quoted], Some("pay'ments"))).await;
+    assert_eq!(rows, 1);
+    let escape = r"x\'; DROP TABLE access_summaries; --";
+    assert_eq!(csv_of(by(&[escape], None)).await.0, 0);
+    assert_eq!(csv_of(by(&[], None)).await.0, 0);
+    assert_eq!(csv_of(everything()).await.0, 3);
+}
+
+#[tokio::test]
+async fn sqlite_filters_on_awkward_names_select_exactly() {
+    filters_on_awkward_names_select_exactly(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_filters_on_awkward_names_select_exactly() {
+    filters_on_awkward_names_select_exactly(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn sqlite_folded_page_by_page_reads_back_one_fold() {
     folded_page_by_page_reads_back_one_fold(Backend::Sqlite).await;

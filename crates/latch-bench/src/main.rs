@@ -14,6 +14,11 @@
 //! - `ledger append|generate|verify|proof`: the ledger's append throughput by writer count,
 //!   the offline verifier's speed over a large ledger, and inclusion proof times.
 
+/// glibc's allocator serialises threads that free what another allocated, which a reader handing
+/// pages to a consumer does for every row (docs/ARCHITECTURE.md, "Memory allocation").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod alerts;
 mod analytics;
 mod backend;

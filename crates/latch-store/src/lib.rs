@@ -27,7 +27,7 @@ pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id
 pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
-pub use summaries::{SummaryPosition, SummaryRange, SummaryRecord};
+pub use summaries::{ReportLines, SummaryPosition, SummaryRange, SummaryRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -447,12 +447,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError>;
 
-    /// [`Store::summaries_page`] reading each record's rendered report line
-    /// (`SummaryRecord::csv`) and its position only: what a CSV report reads.
-    async fn summaries_csv_page(
+    /// The rendered report lines (`SummaryRecord::csv`) of the summaries `range` selects, in
+    /// the order of [`Store::summaries_page`], sent to `lines` in runs of whole lines as they
+    /// are read: a report's memory does not grow with its period. Returns once every line is
+    /// sent, or early, without error, when the receiver is dropped.
+    async fn summary_lines(
         &self,
         range: &SummaryRange,
-        after: Option<SummaryPosition>,
-        limit: u32,
-    ) -> Result<Vec<SummaryRecord>, StoreError>;
+        lines: tokio::sync::mpsc::Sender<ReportLines>,
+    ) -> Result<(), StoreError>;
 }

@@ -63,6 +63,8 @@ pub struct SqlStore {
     appends: mpsc::Sender<crate::sessions::AppendJob>,
     /// The SQLite file, for the bulk reads that go around sqlx (see `summaries`).
     sqlite_path: Option<std::path::PathBuf>,
+    /// PostgreSQL without sqlx's `Any` layer, for the same bulk reads (see `summaries`).
+    postgres: Option<sqlx::PgPool>,
 }
 
 /// A command waiting for group commit.
@@ -122,12 +124,33 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
-        Self::migrated(pool, Dialect::Postgres).await
+        let mut store = Self::migrated(pool, Dialect::Postgres).await?;
+        // Connected when first used: only reports and the dashboard read through it.
+        store.postgres = Some(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy(url)
+                .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?,
+        );
+        Ok(store)
     }
 
     /// Closes every connection; later calls fail as if the database were down.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(postgres) = &self.postgres {
+            postgres.close().await;
+        }
+    }
+
+    /// Where pages of access summaries are read.
+    fn summary_source(&self) -> crate::summaries::Source<'_> {
+        match (&self.sqlite_path, &self.postgres) {
+            (Some(path), _) => crate::summaries::Source::SqliteFile(path),
+            (None, Some(pool)) => crate::summaries::Source::Postgres(pool),
+            (None, None) => crate::summaries::Source::Any(&self.pool, self.dialect),
+        }
     }
 
     async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
@@ -140,6 +163,7 @@ impl SqlStore {
             jobs,
             appends,
             sqlite_path: None,
+            postgres: None,
         };
         store.migrate().await?;
         tokio::spawn(crate::sessions::append_commit(
@@ -1961,17 +1985,14 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        let path = self.sqlite_path.as_deref();
-        crate::summaries::page(&self.pool, self.dialect, path, range, after, limit, false).await
+        crate::summaries::page(self.summary_source(), range, after, limit).await
     }
 
-    async fn summaries_csv_page(
+    async fn summary_lines(
         &self,
         range: &SummaryRange,
-        after: Option<SummaryPosition>,
-        limit: u32,
-    ) -> Result<Vec<SummaryRecord>, StoreError> {
-        let path = self.sqlite_path.as_deref();
-        crate::summaries::page(&self.pool, self.dialect, path, range, after, limit, true).await
+        lines: tokio::sync::mpsc::Sender<crate::ReportLines>,
+    ) -> Result<(), StoreError> {
+        crate::summaries::lines(self.summary_source(), range, lines).await
     }
 }

@@ -260,62 +260,115 @@ enum Bind {
     Text(String),
 }
 
-/// The query of a page of the summaries `range` selects, in the order of their requests' times
-/// (then of their `request.created`), after `after`; `None` when it selects nothing.
+/// How a query carries its values: as bound parameters, or written into its text (PostgreSQL's
+/// `COPY` takes no parameters).
+enum Args {
+    Bound(Dialect, Vec<Bind>),
+    Inline,
+}
+
+impl Args {
+    /// Where `value` goes in the query's text.
+    fn arg(&mut self, value: Bind) -> Result<String, StoreError> {
+        match self {
+            Self::Bound(dialect, binds) => {
+                binds.push(value);
+                Ok(dialect.placeholder(binds.len()))
+            }
+            Self::Inline => match value {
+                Bind::Int(value) => Ok(value.to_string()),
+                Bind::Text(text) => postgres_literal(&text),
+            },
+        }
+    }
+}
+
+/// `text` as a PostgreSQL string constant: an escape string (`E'…'`, quotes and backslashes
+/// doubled), read the same whatever `standard_conforming_strings` says. The filters' names can
+/// come from an API caller, so this is the line between a value and SQL.
+fn postgres_literal(text: &str) -> Result<String, StoreError> {
+    if text.contains('\0') {
+        return Err(StoreError::Database(
+            "a filter value contains a NUL character, which no name can".into(),
+        ));
+    }
+    let mut literal = String::with_capacity(text.len() + 3);
+    literal.push_str("E'");
+    for c in text.chars() {
+        match c {
+            '\'' => literal.push_str("''"),
+            '\\' => literal.push_str("\\\\"),
+            c => literal.push(c),
+        }
+    }
+    literal.push('\'');
+    Ok(literal)
+}
+
+/// The query of the summaries `range` selects (`columns` of them), in the order of their
+/// requests' times (then of their `request.created`), after `after`, at most `limit`; `None`
+/// when it selects nothing.
+fn select(
+    columns: &str,
+    range: &SummaryRange,
+    after: Option<SummaryPosition>,
+    limit: Option<u32>,
+    args: &mut Args,
+) -> Result<Option<String>, StoreError> {
+    let mut sql = format!(
+        "SELECT {columns} FROM access_summaries WHERE requested_at_ms < {}",
+        args.arg(Bind::Int(range.to.as_millis()))?
+    );
+    match after {
+        // A row value, not `a > x OR (a = x AND b > y)`: both databases then seek the index
+        // instead of scanning it from the start for every page.
+        Some(position) => {
+            let at = args.arg(Bind::Int(position.requested_at.as_millis()))?;
+            let seq = args.arg(Bind::Int(clamp_i64(position.created_seq)))?;
+            sql.push_str(&format!(
+                " AND (requested_at_ms, created_seq) > ({at}, {seq})"
+            ));
+        }
+        None => {
+            let from = args.arg(Bind::Int(range.from.as_millis()))?;
+            sql.push_str(&format!(" AND requested_at_ms >= {from}"));
+        }
+    }
+    if let Some(resource) = &range.resource {
+        let resource = args.arg(Bind::Text(resource.clone()))?;
+        sql.push_str(&format!(" AND resource = {resource}"));
+    }
+    if let Some(requesters) = &range.requesters {
+        if requesters.is_empty() {
+            return Ok(None);
+        }
+        let list = requesters
+            .iter()
+            .map(|who| args.arg(Bind::Text(who.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        sql.push_str(&format!(" AND requester IN ({})", list.join(", ")));
+    }
+    sql.push_str(" ORDER BY requested_at_ms, created_seq");
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    Ok(Some(sql))
+}
+
+/// The query of a page, with its bound values.
 fn page_query(
     dialect: Dialect,
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
     which: Text,
-) -> Option<(String, Vec<Bind>)> {
-    let mut sql = format!(
-        "SELECT {} FROM access_summaries WHERE requested_at_ms < {}",
-        which.columns(),
-        dialect.placeholder(1)
-    );
-    let mut binds = vec![Bind::Int(range.to.as_millis())];
-    match after {
-        // A row value, not `a > x OR (a = x AND b > y)`: both databases then seek the index
-        // instead of scanning it from the start for every page.
-        Some(position) => {
-            sql.push_str(&format!(
-                " AND (requested_at_ms, created_seq) > ({}, {})",
-                dialect.placeholder(binds.len() + 1),
-                dialect.placeholder(binds.len() + 2),
-            ));
-            binds.push(Bind::Int(position.requested_at.as_millis()));
-            binds.push(Bind::Int(clamp_i64(position.created_seq)));
-        }
-        None => {
-            sql.push_str(&format!(
-                " AND requested_at_ms >= {}",
-                dialect.placeholder(binds.len() + 1)
-            ));
-            binds.push(Bind::Int(range.from.as_millis()));
-        }
-    }
-    if let Some(resource) = &range.resource {
-        sql.push_str(&format!(
-            " AND resource = {}",
-            dialect.placeholder(binds.len() + 1)
-        ));
-        binds.push(Bind::Text(resource.clone()));
-    }
-    if let Some(requesters) = &range.requesters {
-        if requesters.is_empty() {
-            return None;
-        }
-        sql.push_str(&format!(
-            " AND requester IN ({})",
-            list(dialect, binds.len() + 1, requesters.len())
-        ));
-        binds.extend(requesters.iter().cloned().map(Bind::Text));
-    }
-    sql.push_str(&format!(
-        " ORDER BY requested_at_ms, created_seq LIMIT {limit}"
-    ));
-    Some((sql, binds))
+) -> Result<Option<(String, Vec<Bind>)>, StoreError> {
+    let mut args = Args::Bound(dialect, Vec::new());
+    let sql = select(which.columns(), range, after, Some(limit), &mut args)?;
+    let Args::Bound(_, binds) = args else {
+        return Ok(None);
+    };
+    Ok(sql.map(|sql| (sql, binds)))
 }
 
 async fn sqlx_page(
@@ -326,7 +379,7 @@ async fn sqlx_page(
     limit: u32,
     which: Text,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let Some((sql, binds)) = page_query(dialect, range, after, limit, which) else {
+    let Some((sql, binds)) = page_query(dialect, range, after, limit, which)? else {
         return Ok(Vec::new());
     };
     let mut query = sqlx::query(&sql);
@@ -344,22 +397,276 @@ async fn sqlx_page(
         .collect()
 }
 
-/// A page of summaries (`csv`: of report lines instead), from the SQLite file when there is
-/// one, through sqlx otherwise.
+/// Where pages of summaries are read.
+pub(crate) enum Source<'a> {
+    SqliteFile(&'a Path),
+    Postgres(&'a sqlx::PgPool),
+    Any(&'a AnyPool, Dialect),
+}
+
+/// A page of summaries, from the SQLite file or PostgreSQL's
+/// own driver when there is one, through sqlx's `Any` otherwise.
 pub(crate) async fn page(
-    pool: &AnyPool,
-    dialect: Dialect,
-    sqlite_path: Option<&Path>,
+    source: Source<'_>,
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
-    csv: bool,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let which = if csv { Text::Csv } else { Text::Body };
-    match sqlite_path {
-        Some(path) => sqlite_page(path, range, after, limit, which).await,
-        None => sqlx_page(pool, dialect, range, after, limit, which).await,
+    let which = Text::Body;
+    match source {
+        Source::SqliteFile(path) => sqlite_page(path, range, after, limit, which).await,
+        Source::Postgres(pool) => postgres_page(pool, range, after, limit, which).await,
+        Source::Any(pool, dialect) => sqlx_page(pool, dialect, range, after, limit, which).await,
     }
+}
+
+/// A run of whole lines of the CSV report, in report order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReportLines {
+    pub text: Vec<u8>,
+    /// Lines in `text`.
+    pub rows: u64,
+}
+
+/// Bytes of lines sent at once.
+const LINES_BYTES: usize = 1 << 20;
+
+impl ReportLines {
+    fn push(&mut self, line: &[u8]) {
+        self.text.extend_from_slice(line);
+        self.rows += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.text.len() >= LINES_BYTES
+    }
+}
+
+/// Sends the report lines of `range` to `lines` as they are read, each query over the whole
+/// range (one snapshot, no page boundaries); stops early, without error, when the receiver is
+/// gone.
+pub(crate) async fn lines(
+    source: Source<'_>,
+    range: &SummaryRange,
+    lines: tokio::sync::mpsc::Sender<ReportLines>,
+) -> Result<(), StoreError> {
+    match source {
+        Source::SqliteFile(path) => {
+            let mut args = Args::Bound(Dialect::Sqlite, Vec::new());
+            let Some(sql) = select("csv", range, None, None, &mut args)? else {
+                return Ok(());
+            };
+            let Args::Bound(_, binds) = args else {
+                return Ok(());
+            };
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || sqlite_lines(&path, &sql, binds, &lines))
+                .await
+                .map_err(|err| StoreError::Database(format!("the report reader failed: {err}")))?
+        }
+        Source::Postgres(pool) => postgres_lines(pool, range, &lines).await,
+        Source::Any(pool, dialect) => {
+            let mut after = None;
+            loop {
+                let page = sqlx_page(pool, dialect, range, after, 5000, Text::Csv).await?;
+                let mut run = ReportLines::default();
+                for record in &page {
+                    run.push(record.csv.as_bytes());
+                }
+                after = match page.last() {
+                    Some(last) if page.len() >= 5000 => Some(last.position()),
+                    _ => None,
+                };
+                if lines.send(run).await.is_err() || after.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn sqlite_lines(
+    path: &Path,
+    sql: &str,
+    binds: Vec<Bind>,
+    lines: &tokio::sync::mpsc::Sender<ReportLines>,
+) -> Result<(), StoreError> {
+    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
+    let connection = open_sqlite_reader(path)?;
+    let mut statement = connection.prepare(sql).map_err(database)?;
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(sqlite_values(binds)))
+        .map_err(database)?;
+    let mut run = ReportLines::default();
+    while let Some(row) = rows.next().map_err(database)? {
+        let line = row.get_ref(0).map_err(database)?;
+        run.push(line.as_bytes().map_err(|err| database(err.into()))?);
+        if run.full() && lines.blocking_send(std::mem::take(&mut run)).is_err() {
+            return Ok(());
+        }
+    }
+    // The receiver may be gone: then nobody needs the rest.
+    let _ = lines.blocking_send(run);
+    Ok(())
+}
+
+/// PostgreSQL's `COPY … TO STDOUT` in its binary form: the lines come as a stream of bytes,
+/// parsed here, rather than as a message per row that the driver turns into a row of values.
+/// `COPY` takes no parameters, so the filters are written into the query as literals.
+async fn postgres_lines(
+    pool: &sqlx::PgPool,
+    range: &SummaryRange,
+    lines: &tokio::sync::mpsc::Sender<ReportLines>,
+) -> Result<(), StoreError> {
+    use futures_util::StreamExt;
+
+    let Some(sql) = select("csv", range, None, None, &mut Args::Inline)? else {
+        return Ok(());
+    };
+    let mut connection = pool.acquire().await?;
+    let mut stream = connection
+        .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+        .await?;
+    let mut parser = CopyBinary::default();
+    let mut run = ReportLines::default();
+    let mut stopped = false;
+    while let Some(chunk) = stream.next().await {
+        parser.feed(&chunk?, &mut |line| run.push(line))?;
+        if run.full() && lines.send(std::mem::take(&mut run)).await.is_err() {
+            stopped = true;
+            break;
+        }
+    }
+    drop(stream);
+    if stopped {
+        // The rest of the COPY is still coming: close the connection rather than hand the pool
+        // one that must first read it to the end.
+        let _ = connection.close().await;
+        return Ok(());
+    }
+    parser.finish()?;
+    let _ = lines.send(run).await;
+    Ok(())
+}
+
+/// An incremental parser of PostgreSQL's binary `COPY` format for rows of one text column
+/// (https://www.postgresql.org/docs/current/sql-copy.html, "Binary Format").
+#[derive(Default)]
+struct CopyBinary {
+    pending: Vec<u8>,
+    header_read: bool,
+    ended: bool,
+}
+
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+impl CopyBinary {
+    /// Parses what `chunk` completes, handing each row's field to `line`.
+    fn feed(&mut self, chunk: &[u8], line: &mut dyn FnMut(&[u8])) -> Result<(), StoreError> {
+        self.pending.extend_from_slice(chunk);
+        let mut at = 0;
+        let data = &self.pending;
+        let bad = |what: &str| StoreError::Database(format!("PostgreSQL's COPY data {what}"));
+        if !self.header_read {
+            // Signature, flags, header extension length, extension.
+            if data.len() < COPY_SIGNATURE.len() + 8 {
+                return Ok(());
+            }
+            if !data.starts_with(COPY_SIGNATURE) {
+                return Err(bad("does not start with the binary signature"));
+            }
+            let extension = read_i32(data, COPY_SIGNATURE.len() + 4).unwrap_or(0);
+            let extension = usize::try_from(extension).map_err(|_| bad("has a bad header"))?;
+            let end = COPY_SIGNATURE.len() + 8 + extension;
+            if data.len() < end {
+                return Ok(());
+            }
+            at = end;
+            self.header_read = true;
+        }
+        while !self.ended {
+            let Some(fields) = read_i16(data, at) else {
+                break;
+            };
+            if fields == -1 {
+                self.ended = true;
+                at += 2;
+                break;
+            }
+            if fields != 1 {
+                return Err(bad(&format!("has a row of {fields} fields, not 1")));
+            }
+            let Some(length) = read_i32(data, at + 2) else {
+                break;
+            };
+            let length = usize::try_from(length).map_err(|_| bad("has a NULL report line"))?;
+            let start = at + 6;
+            let Some(field) = data.get(start..start + length) else {
+                break;
+            };
+            line(field);
+            at = start + length;
+        }
+        self.pending.drain(..at);
+        Ok(())
+    }
+
+    /// Checks the data ended with the trailer and nothing after it.
+    fn finish(&self) -> Result<(), StoreError> {
+        if self.ended && self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Database(
+                "PostgreSQL's COPY data ended without its trailer".into(),
+            ))
+        }
+    }
+}
+
+fn read_i16(data: &[u8], at: usize) -> Option<i16> {
+    Some(i16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn read_i32(data: &[u8], at: usize) -> Option<i32> {
+    Some(i32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A page read with sqlx's PostgreSQL driver itself: through `Any`, every value of every row is
+/// converted and copied once more, which doubled what a dashboard's read of a quarter of a
+/// million summaries cost.
+async fn postgres_page(
+    pool: &sqlx::PgPool,
+    range: &SummaryRange,
+    after: Option<SummaryPosition>,
+    limit: u32,
+    which: Text,
+) -> Result<Vec<SummaryRecord>, StoreError> {
+    let Some((sql, binds)) = page_query(Dialect::Postgres, range, after, limit, which)? else {
+        return Ok(Vec::new());
+    };
+    let mut query = sqlx::query(&sql);
+    for bind in binds {
+        query = match bind {
+            Bind::Int(value) => query.bind(value),
+            Bind::Text(value) => query.bind(value),
+        };
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            record(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+                match which {
+                    Text::Body => Column::Body(row.try_get(5)?),
+                    Text::Csv => Column::Csv(row.try_get(5)?),
+                },
+            )
+        })
+        .collect()
 }
 
 /// A page read from the SQLite file with rusqlite, on a blocking thread: sqlx hands each row
@@ -372,7 +679,7 @@ async fn sqlite_page(
     limit: u32,
     which: Text,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let Some((sql, binds)) = page_query(Dialect::Sqlite, range, after, limit, which) else {
+    let Some((sql, binds)) = page_query(Dialect::Sqlite, range, after, limit, which)? else {
         return Ok(Vec::new());
     };
     let path = path.to_path_buf();
@@ -381,15 +688,10 @@ async fn sqlite_page(
         .map_err(|err| StoreError::Database(format!("the summary reader failed: {err}")))?
 }
 
-fn read_sqlite(
-    path: &Path,
-    sql: &str,
-    binds: Vec<Bind>,
-    which: Text,
-) -> Result<Vec<SummaryRecord>, StoreError> {
-    use rusqlite::{OpenFlags, params_from_iter, types::Value};
+/// The SQLite file, opened read-only for one read.
+fn open_sqlite_reader(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    use rusqlite::OpenFlags;
 
-    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
     let connection = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -397,14 +699,28 @@ fn read_sqlite(
     .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
     connection
         .busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(database)?;
+        .map_err(|err| StoreError::Database(err.to_string()))?;
+    Ok(connection)
+}
+
+fn sqlite_values(binds: Vec<Bind>) -> impl Iterator<Item = rusqlite::types::Value> {
+    binds.into_iter().map(|bind| match bind {
+        Bind::Int(value) => rusqlite::types::Value::Integer(value),
+        Bind::Text(value) => rusqlite::types::Value::Text(value),
+    })
+}
+
+fn read_sqlite(
+    path: &Path,
+    sql: &str,
+    binds: Vec<Bind>,
+    which: Text,
+) -> Result<Vec<SummaryRecord>, StoreError> {
+    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
+    let connection = open_sqlite_reader(path)?;
     let mut statement = connection.prepare(sql).map_err(database)?;
-    let values = binds.into_iter().map(|bind| match bind {
-        Bind::Int(value) => Value::Integer(value),
-        Bind::Text(value) => Value::Text(value),
-    });
     let mut rows = statement
-        .query(params_from_iter(values))
+        .query(rusqlite::params_from_iter(sqlite_values(binds)))
         .map_err(database)?;
     let mut found = Vec::new();
     while let Some(row) = rows.next().map_err(database)? {
@@ -421,4 +737,76 @@ fn read_sqlite(
         )?);
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What PostgreSQL sends for `COPY (SELECT csv …) TO STDOUT (FORMAT binary)`.
+    fn copy_data(lines: &[&str]) -> Vec<u8> {
+        let mut data = COPY_SIGNATURE.to_vec();
+        data.extend_from_slice(&0i32.to_be_bytes());
+        data.extend_from_slice(&4i32.to_be_bytes());
+        data.extend_from_slice(b"ext!");
+        for line in lines {
+            data.extend_from_slice(&1i16.to_be_bytes());
+            data.extend_from_slice(&i32::try_from(line.len()).unwrap().to_be_bytes());
+            data.extend_from_slice(line.as_bytes());
+        }
+        data.extend_from_slice(&(-1i16).to_be_bytes());
+        data
+    }
+
+    fn parse(chunks: &[&[u8]]) -> Result<Vec<String>, StoreError> {
+        let mut parser = CopyBinary::default();
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            parser.feed(chunk, &mut |line| {
+                lines.push(String::from_utf8(line.to_vec()).unwrap())
+            })?;
+        }
+        parser.finish()?;
+        Ok(lines)
+    }
+
+    #[test]
+    fn copy_rows_are_read_however_the_bytes_are_cut() {
+        let lines = ["a,b\r\n", "", "\"x\ny\",é\r\n"];
+        let data = copy_data(&lines);
+        assert_eq!(parse(&[&data]).unwrap(), lines);
+        for cut in 0..data.len() {
+            let (first, second) = data.split_at(cut);
+            assert_eq!(parse(&[first, second]).unwrap(), lines, "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = data.chunks(1).collect();
+        assert_eq!(parse(&bytes).unwrap(), lines);
+    }
+
+    #[test]
+    fn bad_copy_data_is_an_error() {
+        let data = copy_data(&["a\r\n"]);
+        // No trailer.
+        let err = parse(&[&data[..data.len() - 2]]).unwrap_err();
+        assert!(err.to_string().contains("trailer"), "{err}");
+        // Not the binary format.
+        let err = parse(&[b"a,b\nc,d\n and more than a header"]).unwrap_err();
+        assert!(err.to_string().contains("signature"), "{err}");
+        // Two columns.
+        let mut two = copy_data(&[]);
+        two.truncate(two.len() - 2);
+        two.extend_from_slice(&2i16.to_be_bytes());
+        let err = parse(&[&two]).unwrap_err();
+        assert!(err.to_string().contains("2 fields"), "{err}");
+    }
+
+    #[test]
+    fn literals_double_quotes_and_backslashes() {
+        assert_eq!(postgres_literal("alice").unwrap(), "E'alice'");
+        assert_eq!(
+            postgres_literal(r"o'brien\'); drop table x; --").unwrap(),
+            r"E'o''brien\\''); drop table x; --'"
+        );
+        assert!(postgres_literal("a\0b").is_err());
+    }
 }

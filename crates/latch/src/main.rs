@@ -1,6 +1,11 @@
 //! The `latch` binary: `latch serve` runs the server; `latch check` and `latch admin …` work on
 //! the config and store directly; every other command is a client of the HTTP API.
 
+/// glibc's allocator serialises threads that free what another allocated, which a reader handing
+/// pages to a consumer does for every row (docs/ARCHITECTURE.md, "Memory allocation").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod analytics;
 mod client;
