@@ -523,28 +523,28 @@ async fn postgres_lines(
     let Some(sql) = select("csv", range, None, None, &mut Args::Inline)? else {
         return Ok(());
     };
-    let mut connection = pool.acquire().await?;
-    let mut stream = connection
+    let mut transaction = pool.begin().await?;
+    // In the index's order rather than sorted: a whole year sorted overflows the default
+    // `work_mem` and merges on disk, which took longer than the read (0.5 against 0.35 s for a
+    // million lines).
+    sqlx::query("SET LOCAL enable_sort = off")
+        .execute(&mut *transaction)
+        .await?;
+    let mut stream = transaction
         .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
         .await?;
     let mut parser = CopyBinary::default();
     let mut run = ReportLines::default();
-    let mut stopped = false;
     while let Some(chunk) = stream.next().await {
         parser.feed(&chunk?, &mut |line| run.push(line))?;
         if run.full() && lines.send(std::mem::take(&mut run)).await.is_err() {
-            stopped = true;
-            break;
+            // Nobody reads on. The connection reads the rest of the COPY before its next use.
+            return Ok(());
         }
     }
     drop(stream);
-    if stopped {
-        // The rest of the COPY is still coming: close the connection rather than hand the pool
-        // one that must first read it to the end.
-        let _ = connection.close().await;
-        return Ok(());
-    }
     parser.finish()?;
+    transaction.commit().await?;
     let _ = lines.send(run).await;
     Ok(())
 }
