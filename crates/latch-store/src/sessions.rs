@@ -75,20 +75,29 @@ const MAX_APPENDS: usize = 1024;
 
 /// Commits queued session events in groups until every sender is gone: while one group
 /// commits, the next accumulates, so a thousand sessions waiting on their statements share one
-/// fsync.
+/// fsync. On SQLite (`sqlite_path`), each group is one call to a writer thread of its own
+/// ([`SqliteWriter`]).
 pub(crate) async fn append_commit(
     pool: sqlx::AnyPool,
     dialect: Dialect,
     write_queue: std::sync::Arc<tokio::sync::Mutex<()>>,
     mut queue: mpsc::Receiver<AppendJob>,
+    sqlite_path: Option<std::path::PathBuf>,
 ) {
+    let writer = sqlite_path.map(SqliteWriter::start);
     let mut group = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
         let events: Vec<Event> = group
-            .iter()
-            .flat_map(|job| job.events.iter().cloned())
+            .iter_mut()
+            .flat_map(|job| std::mem::take(&mut job.events))
             .collect();
-        let result = commit_events(&pool, dialect, &write_queue, events).await;
+        let result = match &writer {
+            Some(writer) => {
+                let _turn = write_queue.lock().await;
+                writer.commit(events).await
+            }
+            None => commit_events(&pool, dialect, &write_queue, events).await,
+        };
         match result {
             Ok(()) => {
                 for job in group.drain(..) {
@@ -103,6 +112,184 @@ pub(crate) async fn append_commit(
             }
         }
     }
+}
+
+/// A group of session events for the SQLite writer thread, with where its result goes.
+type WriterJob = (Vec<Event>, oneshot::Sender<Result<(), StoreError>>);
+
+/// The gateway's session events on SQLite, written by a thread with its own connection: the
+/// whole transaction (ledger head, sessions projection, events, commit) is one hand-off to it.
+/// Through sqlx each of those statements was a round trip to its SQLite worker thread, a wake-up
+/// and a context switch each way, and strict recording waits for every one of them.
+struct SqliteWriter {
+    jobs: std::sync::mpsc::Sender<WriterJob>,
+}
+
+impl SqliteWriter {
+    fn start(path: std::path::PathBuf) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<WriterJob>();
+        let spawned = std::thread::Builder::new()
+            .name("latch-session-writer".into())
+            .spawn(move || {
+                let mut connection = None;
+                for (events, reply) in queue {
+                    let result = match &mut connection {
+                        Some(connection) => commit_sqlite(connection, events),
+                        None => match open_writer(&path) {
+                            Ok(opened) => commit_sqlite(connection.insert(opened), events),
+                            Err(err) => Err(err),
+                        },
+                    };
+                    // A failed connection is opened again for the next group.
+                    if matches!(result, Err(StoreError::Unavailable(_))) {
+                        connection = None;
+                    }
+                    let _ = reply.send(result);
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "cannot start the session writer thread");
+        }
+        Self { jobs }
+    }
+
+    async fn commit(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the session writer thread stopped".into());
+        self.jobs.send((events, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+fn open_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
+    // As the pool's connections: an event is acknowledged only once it is on disk.
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+        )
+        .map_err(|err| {
+            StoreError::Unavailable(format!("cannot set up `{}`: {err}", path.display()))
+        })?;
+    Ok(connection)
+}
+
+/// One group of session events in one transaction: what [`commit_events`] does through sqlx.
+fn commit_sqlite(
+    connection: &mut rusqlite::Connection,
+    events: Vec<Event>,
+) -> Result<(), StoreError> {
+    use rusqlite::params;
+
+    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(database)?;
+    let head: i64 = tx
+        .query_row(
+            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(database)?;
+    let mut seq = u64::try_from(head).map_err(|_| crate::sql::corrupt("negative ledger head"))?;
+    for event in &events {
+        match &event.kind {
+            EventKind::SessionStarted {
+                grant_id,
+                user,
+                resource,
+                role,
+                client_addr,
+                application_name,
+                tls,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, \
+                     application_name, tls, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut insert| {
+                    insert.execute(params![
+                        event.subject,
+                        grant_id,
+                        user,
+                        resource,
+                        role,
+                        client_addr,
+                        application_name,
+                        i64::from(*tls),
+                        event.at.as_millis(),
+                    ])
+                })
+                .map_err(database)?;
+            }
+            EventKind::SessionEnded {
+                reason,
+                detail,
+                bytes_in,
+                bytes_out,
+                statements,
+                revocation_delay_ms,
+                ..
+            } => {
+                tx.prepare_cached(
+                    "UPDATE sessions SET ended_at_ms = ?1, end_reason = ?2, end_detail = ?3, \
+                     bytes_in = ?4, bytes_out = ?5, statements = ?6, revocation_delay_ms = ?7 \
+                     WHERE id = ?8",
+                )
+                .and_then(|mut update| {
+                    update.execute(params![
+                        event.at.as_millis(),
+                        reason,
+                        detail,
+                        clamp_i64(*bytes_in),
+                        clamp_i64(*bytes_out),
+                        clamp_i64(*statements),
+                        revocation_delay_ms,
+                        event.subject,
+                    ])
+                })
+                .map_err(database)?;
+            }
+            _ => {}
+        }
+    }
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(database)?;
+        for event in events {
+            let stored = latch_core::StoredEvent { seq, event };
+            let body = stored.canonical_json();
+            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
+            insert
+                .execute(params![
+                    crate::sql::to_i64(stored.seq)?,
+                    stored.event.kind.type_name(),
+                    stored.event.actor.to_string(),
+                    stored.event.subject,
+                    stored.event.at.as_millis(),
+                    body,
+                    leaf_hash,
+                ])
+                .map_err(database)?;
+            seq += 1;
+        }
+    }
+    tx.execute(
+        "UPDATE ledger_head SET next_seq = ?1 WHERE id = 1",
+        params![crate::sql::to_i64(seq)?],
+    )
+    .map_err(database)?;
+    tx.commit().map_err(database)
 }
 
 async fn commit_events(

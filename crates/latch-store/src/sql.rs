@@ -110,9 +110,7 @@ impl SqlStore {
             .map_err(|err| {
                 StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display()))
             })?;
-        let mut store = Self::migrated(pool, Dialect::Sqlite).await?;
-        store.sqlite_path = Some(path.to_path_buf());
-        Ok(store)
+        Self::migrated(pool, Dialect::Sqlite, Some(path.to_path_buf())).await
     }
 
     /// Connects to PostgreSQL at `url` and migrates the database.
@@ -124,7 +122,7 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
-        let mut store = Self::migrated(pool, Dialect::Postgres).await?;
+        let mut store = Self::migrated(pool, Dialect::Postgres, None).await?;
         // Connected when first used: only reports and the dashboard read through it.
         store.postgres = Some(
             sqlx::postgres::PgPoolOptions::new()
@@ -153,7 +151,11 @@ impl SqlStore {
         }
     }
 
-    async fn migrated(pool: AnyPool, dialect: Dialect) -> Result<Self, StoreError> {
+    async fn migrated(
+        pool: AnyPool,
+        dialect: Dialect,
+        sqlite_path: Option<std::path::PathBuf>,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
         let (appends, append_queue) = mpsc::channel(4096);
         let store = Self {
@@ -162,7 +164,7 @@ impl SqlStore {
             write_queue: Arc::new(Mutex::new(())),
             jobs,
             appends,
-            sqlite_path: None,
+            sqlite_path: sqlite_path.clone(),
             postgres: None,
         };
         store.migrate().await?;
@@ -171,6 +173,7 @@ impl SqlStore {
             store.dialect,
             store.write_queue.clone(),
             append_queue,
+            sqlite_path,
         ));
         tokio::spawn(group_commit(
             store.pool.clone(),
