@@ -148,11 +148,17 @@ pub struct AccessRequest {
 /// pass [`RequesterHistory::default`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequesterHistory {
-    /// Requests now pending or granted.
+    /// Requests now pending or granted, counted up to [`HISTORY_COUNT_CAP`].
     pub open_requests: u32,
-    /// Requests created in the last [`RECENT_REQUESTS_WINDOW_MS`].
+    /// Requests created in the last [`RECENT_REQUESTS_WINDOW_MS`], counted up to
+    /// [`HISTORY_COUNT_CAP`].
     pub recent_requests: u32,
 }
+
+/// The store counts a requester's history up to this many requests (then the count stays
+/// there, plus the group's own): enough for any cap a policy sets, and it keeps what each new
+/// request costs from growing with a busy requester's history.
+pub const HISTORY_COUNT_CAP: u32 = 1000;
 
 /// The window of [`RequesterHistory::recent_requests`]: a day, in milliseconds.
 pub const RECENT_REQUESTS_WINDOW_MS: i64 = 24 * 3600 * 1000;

@@ -247,17 +247,23 @@ async fn load_histories(
             continue;
         }
         let since = job.now.as_millis() - lifecycle::RECENT_REQUESTS_WINDOW_MS;
+        // Two counts, each over an index range and stopped at the cap: the requester's open
+        // requests (a partial index, migration 10) and their recent ones. One scan with an `OR`
+        // read every request the requester ever made, and an uncapped count reads every open
+        // one: either way each new request cost more as a busy requester's history grew.
         let sql = format!(
             "SELECT \
-               COALESCE(SUM(CASE WHEN state IN ('pending', 'granted') THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN created_at_ms > {} THEN 1 ELSE 0 END), 0) \
-             FROM requests WHERE requester = {} AND (state IN ('pending', 'granted') OR created_at_ms > {})",
+               (SELECT COUNT(*) FROM (SELECT 1 FROM requests WHERE requester = {} \
+                  AND state IN ('pending', 'granted') LIMIT {cap}) AS open_requests), \
+               (SELECT COUNT(*) FROM (SELECT 1 FROM requests WHERE requester = {} \
+                  AND created_at_ms > {} LIMIT {cap}) AS recent_requests)",
             dialect.placeholder(1),
             dialect.placeholder(2),
             dialect.placeholder(3),
+            cap = lifecycle::HISTORY_COUNT_CAP,
         );
         let row = sqlx::query(&sql)
-            .bind(since)
+            .bind(requester.as_str())
             .bind(requester.as_str())
             .bind(since)
             .fetch_one(&mut *conn)

@@ -255,6 +255,13 @@ CREATE TABLE access_summary_sessions (
 UPDATE access_summary_cursor SET after_seq = 0
 "#,
     ),
+    (
+        10,
+        "a requester's open requests, counted on every new request",
+        r#"
+CREATE INDEX requests_open_by_requester ON requests (requester, state) WHERE state IN ('pending', 'granted')
+"#,
+    ),
 ];
 
 /// The statements of one migration.
