@@ -219,6 +219,28 @@ where
     consumed.map_err(|err| StoreError::Database(format!("reading the accesses failed: {err}")))
 }
 
+/// The dashboard's analytics of the accesses `range` selects (caught up first) that `filter`
+/// admits: [`consume`] feeding a [`latch_analytics::Analyzer`], so the window is folded as it
+/// is read, off the async workers.
+pub async fn analytics(
+    store: &dyn Store,
+    range: &SummaryRange,
+    catalog: std::sync::Arc<latch_core::Catalog>,
+    ticket_patterns: std::collections::BTreeMap<String, latch_core::TicketPattern>,
+    filter: latch_analytics::AnalyticsFilter,
+    settings: latch_analytics::Settings,
+) -> Result<latch_analytics::Analytics, StoreError> {
+    consume(store, range, move |accesses| {
+        let mut analyzer =
+            latch_analytics::Analyzer::new(&catalog, &ticket_patterns, &filter, &settings);
+        for access in accesses {
+            analyzer.observe(access?);
+        }
+        Ok(analyzer.finish())
+    })
+    .await?
+}
+
 /// The accesses of [`consume`], decoded as they are taken: a summary that does not decode, or
 /// a page the store could not read, is an error item.
 pub struct Accesses {

@@ -156,16 +156,14 @@ pub(crate) async fn get_analytics(
     };
     let range = access_range(&filter);
     let patterns = ticket_patterns(&state);
-    // Hundreds of thousands of accesses in a busy quarter: they are folded as they are read,
-    // on a blocking thread, off the async workers.
-    let analytics = latch_accesses::consume(&*state.store, &range, move |accesses| {
-        let settings = latch_analytics::Settings::default();
-        let mut analyzer = latch_analytics::Analyzer::new(&catalog, &patterns, &filter, &settings);
-        for access in accesses {
-            analyzer.observe(access?);
-        }
-        Ok::<_, latch_store::StoreError>(analyzer.finish())
-    })
-    .await??;
+    let analytics = latch_accesses::analytics(
+        &*state.store,
+        &range,
+        catalog,
+        patterns,
+        filter,
+        latch_analytics::Settings::default(),
+    )
+    .await?;
     Ok(Json(analytics))
 }

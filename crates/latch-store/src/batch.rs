@@ -29,6 +29,19 @@ pub(crate) enum Val {
     Bytes(Vec<u8>),
 }
 
+impl Val {
+    /// The value as rusqlite binds it (for the writers that go around sqlx).
+    pub(crate) fn into_sqlite(self) -> rusqlite::types::Value {
+        use rusqlite::types::Value;
+        match self {
+            Self::Int(v) | Self::OptInt(Some(v)) => Value::Integer(v),
+            Self::Text(v) | Self::OptText(Some(v)) => Value::Text(v),
+            Self::OptInt(None) | Self::OptText(None) => Value::Null,
+            Self::Bytes(v) => Value::Blob(v),
+        }
+    }
+}
+
 /// Rows per statement stay under both databases' parameter limits (SQLite's is 32766).
 const MAX_PARAMS: usize = 30_000;
 
@@ -283,42 +296,40 @@ async fn load_histories(
     Ok(histories)
 }
 
+/// The `events` columns, in the order of [`event_row`].
+pub(crate) const EVENT_COLUMNS: [&str; 7] = [
+    "seq",
+    "type",
+    "actor",
+    "subject",
+    "at_ms",
+    "body",
+    "leaf_hash",
+];
+
+/// The row of an event in the ledger: its canonical encoding (the leaf) and the leaf's hash,
+/// with the columns it is looked up by.
+pub(crate) fn event_row(event: &StoredEvent) -> Result<Vec<Val>, StoreError> {
+    let body = event.canonical_json();
+    let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
+    Ok(vec![
+        Val::Int(to_i64(event.seq)?),
+        Val::Text(event.event.kind.type_name().to_owned()),
+        Val::Text(event.event.actor.to_string()),
+        Val::Text(event.event.subject.clone()),
+        Val::Int(event.event.at.as_millis()),
+        Val::Text(body),
+        Val::Text(leaf_hash),
+    ])
+}
+
 pub(crate) async fn insert_events(
     conn: &mut AnyConnection,
     dialect: Dialect,
     events: &[StoredEvent],
 ) -> Result<(), StoreError> {
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        let body = event.canonical_json();
-        let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
-        rows.push(vec![
-            Val::Int(to_i64(event.seq)?),
-            Val::Text(event.event.kind.type_name().to_owned()),
-            Val::Text(event.event.actor.to_string()),
-            Val::Text(event.event.subject.clone()),
-            Val::Int(event.event.at.as_millis()),
-            Val::Text(body),
-            Val::Text(leaf_hash),
-        ]);
-    }
-    insert_rows(
-        conn,
-        dialect,
-        "events",
-        &[
-            "seq",
-            "type",
-            "actor",
-            "subject",
-            "at_ms",
-            "body",
-            "leaf_hash",
-        ],
-        "",
-        rows,
-    )
-    .await
+    let rows = events.iter().map(event_row).collect::<Result<_, _>>()?;
+    insert_rows(conn, dialect, "events", &EVENT_COLUMNS, "", rows).await
 }
 
 async fn write_projections(

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
+use crate::batch::Val;
 use crate::sql::{Dialect, clamp_i64};
 
 /// Which sessions to list.
@@ -197,90 +198,22 @@ fn commit_sqlite(
         )
         .map_err(database)?;
     let mut seq = u64::try_from(head).map_err(|_| crate::sql::corrupt("negative ledger head"))?;
-    for event in &events {
-        match &event.kind {
-            EventKind::SessionStarted {
-                grant_id,
-                user,
-                resource,
-                role,
-                client_addr,
-                application_name,
-                tls,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, \
-                     application_name, tls, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .and_then(|mut insert| {
-                    insert.execute(params![
-                        event.subject,
-                        grant_id,
-                        user,
-                        resource,
-                        role,
-                        client_addr,
-                        application_name,
-                        i64::from(*tls),
-                        event.at.as_millis(),
-                    ])
-                })
-                .map_err(database)?;
-            }
-            EventKind::SessionEnded {
-                reason,
-                detail,
-                bytes_in,
-                bytes_out,
-                statements,
-                revocation_delay_ms,
-                ..
-            } => {
-                tx.prepare_cached(
-                    "UPDATE sessions SET ended_at_ms = ?1, end_reason = ?2, end_detail = ?3, \
-                     bytes_in = ?4, bytes_out = ?5, statements = ?6, revocation_delay_ms = ?7 \
-                     WHERE id = ?8",
-                )
-                .and_then(|mut update| {
-                    update.execute(params![
-                        event.at.as_millis(),
-                        reason,
-                        detail,
-                        clamp_i64(*bytes_in),
-                        clamp_i64(*bytes_out),
-                        clamp_i64(*statements),
-                        revocation_delay_ms,
-                        event.subject,
-                    ])
-                })
-                .map_err(database)?;
-            }
-            _ => {}
-        }
+    let bind =
+        |values: Vec<Val>| rusqlite::params_from_iter(values.into_iter().map(Val::into_sqlite));
+    for (sql, values) in events.iter().filter_map(session_change) {
+        tx.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(bind(values)))
+            .map_err(database)?;
     }
     {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(database)?;
+        let sql = format!(
+            "INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            crate::batch::EVENT_COLUMNS.join(", ")
+        );
+        let mut insert = tx.prepare_cached(&sql).map_err(database)?;
         for event in events {
-            let stored = latch_core::StoredEvent { seq, event };
-            let body = stored.canonical_json();
-            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
-            insert
-                .execute(params![
-                    crate::sql::to_i64(stored.seq)?,
-                    stored.event.kind.type_name(),
-                    stored.event.actor.to_string(),
-                    stored.event.subject,
-                    stored.event.at.as_millis(),
-                    body,
-                    leaf_hash,
-                ])
-                .map_err(database)?;
+            let row = crate::batch::event_row(&latch_core::StoredEvent { seq, event })?;
+            insert.execute(bind(row)).map_err(database)?;
             seq += 1;
         }
     }
@@ -304,85 +237,84 @@ async fn commit_events(
     w.commit().await
 }
 
+/// What an event changes in the `sessions` projection: a statement (`?N` parameters) and its
+/// values, or nothing.
+fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
+    match &event.kind {
+        EventKind::SessionStarted {
+            grant_id,
+            user,
+            resource,
+            role,
+            client_addr,
+            application_name,
+            tls,
+        } => Some((
+            "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, \
+             application_name, tls, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (id) DO NOTHING",
+            vec![
+                Val::Text(event.subject.clone()),
+                Val::Text(grant_id.clone()),
+                Val::Text(user.clone()),
+                Val::Text(resource.clone()),
+                Val::Text(role.clone()),
+                Val::Text(client_addr.clone()),
+                Val::OptText(application_name.clone()),
+                Val::Int(i64::from(*tls)),
+                Val::Int(event.at.as_millis()),
+            ],
+        )),
+        EventKind::SessionEnded {
+            reason,
+            detail,
+            bytes_in,
+            bytes_out,
+            statements,
+            revocation_delay_ms,
+            ..
+        } => Some((
+            "UPDATE sessions SET ended_at_ms = ?1, end_reason = ?2, end_detail = ?3, \
+             bytes_in = ?4, bytes_out = ?5, statements = ?6, revocation_delay_ms = ?7 \
+             WHERE id = ?8",
+            vec![
+                Val::Int(event.at.as_millis()),
+                Val::Text(reason.clone()),
+                Val::OptText(detail.clone()),
+                Val::Int(clamp_i64(*bytes_in)),
+                Val::Int(clamp_i64(*bytes_out)),
+                Val::Int(clamp_i64(*statements)),
+                Val::OptInt(*revocation_delay_ms),
+                Val::Text(event.subject.clone()),
+            ],
+        )),
+        _ => None,
+    }
+}
+
 /// Keeps the `sessions` rows in step with their events, in the appending transaction.
 async fn project(
     conn: &mut AnyConnection,
     dialect: Dialect,
     events: &[Event],
 ) -> Result<(), StoreError> {
-    let p = |n| dialect.placeholder(n);
-    for event in events {
-        match &event.kind {
-            EventKind::SessionStarted {
-                grant_id,
-                user,
-                resource,
-                role,
-                client_addr,
-                application_name,
-                tls,
-            } => {
-                let sql = format!(
-                    "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, application_name, tls, started_at_ms) \
-                     VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (id) DO NOTHING",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8),
-                    p(9)
-                );
-                sqlx::query(&sql)
-                    .bind(event.subject.as_str())
-                    .bind(grant_id.as_str())
-                    .bind(user.as_str())
-                    .bind(resource.as_str())
-                    .bind(role.as_str())
-                    .bind(client_addr.as_str())
-                    .bind(application_name.as_deref())
-                    .bind(i64::from(*tls))
-                    .bind(event.at.as_millis())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            EventKind::SessionEnded {
-                reason,
-                detail,
-                bytes_in,
-                bytes_out,
-                statements,
-                revocation_delay_ms,
-                ..
-            } => {
-                let sql = format!(
-                    "UPDATE sessions SET ended_at_ms = {}, end_reason = {}, end_detail = {}, bytes_in = {}, \
-                     bytes_out = {}, statements = {}, revocation_delay_ms = {} WHERE id = {}",
-                    p(1),
-                    p(2),
-                    p(3),
-                    p(4),
-                    p(5),
-                    p(6),
-                    p(7),
-                    p(8)
-                );
-                sqlx::query(&sql)
-                    .bind(event.at.as_millis())
-                    .bind(reason.as_str())
-                    .bind(detail.as_deref())
-                    .bind(clamp_i64(*bytes_in))
-                    .bind(clamp_i64(*bytes_out))
-                    .bind(clamp_i64(*statements))
-                    .bind(*revocation_delay_ms)
-                    .bind(event.subject.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            _ => {}
+    for (sql, values) in events.iter().filter_map(session_change) {
+        // SQLite reads `?N`; PostgreSQL numbers its parameters `$N`.
+        let sql = match dialect {
+            Dialect::Sqlite => sql.to_owned(),
+            Dialect::Postgres => sql.replace('?', "$"),
+        };
+        let mut query = sqlx::query(&sql);
+        for value in values {
+            query = match value {
+                Val::Int(v) => query.bind(v),
+                Val::OptInt(v) => query.bind(v),
+                Val::Text(v) => query.bind(v),
+                Val::OptText(v) => query.bind(v),
+                Val::Bytes(v) => query.bind(v),
+            };
         }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

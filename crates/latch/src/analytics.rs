@@ -85,16 +85,15 @@ pub async fn analytics(
         filter.team.as_ref().map(|(_, members)| members),
         filter.principal.as_deref(),
     );
-    let catalog = loaded.catalog.clone();
-    let analytics = latch_accesses::consume(&store, &range, move |accesses| {
-        let settings = latch_analytics::Settings::default();
-        let mut analyzer = latch_analytics::Analyzer::new(&catalog, &patterns, &filter, &settings);
-        for access in accesses {
-            analyzer.observe(access?);
-        }
-        Ok::<_, latch_store::StoreError>(analyzer.finish())
-    })
-    .await??;
+    let analytics = latch_accesses::analytics(
+        &store,
+        &range,
+        std::sync::Arc::new(loaded.catalog.clone()),
+        patterns,
+        filter,
+        latch_analytics::Settings::default(),
+    )
+    .await?;
     let text = match format {
         AnalyticsFormat::Text => latch_analytics::summary_text(&analytics),
         AnalyticsFormat::Json => serde_json::to_string_pretty(&analytics)? + "\n",
