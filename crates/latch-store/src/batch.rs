@@ -29,7 +29,21 @@ pub(crate) enum Val {
     Bytes(Vec<u8>),
 }
 
+/// A query of sqlx's `Any` driver, to bind values to.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 impl Val {
+    /// `query` with this value bound as its next parameter.
+    pub(crate) fn bind_to(self, query: AnyQuery<'_>) -> AnyQuery<'_> {
+        match self {
+            Self::Int(v) => query.bind(v),
+            Self::OptInt(v) => query.bind(v),
+            Self::Text(v) => query.bind(v),
+            Self::OptText(v) => query.bind(v),
+            Self::Bytes(v) => query.bind(v),
+        }
+    }
+
     /// The value as rusqlite binds it (for the writers that go around sqlx).
     pub(crate) fn into_sqlite(self) -> rusqlite::types::Value {
         use rusqlite::types::Value;
@@ -78,13 +92,7 @@ pub(crate) async fn insert_rows(
         sql.push_str(tail);
         let mut query = sqlx::query(&sql);
         for value in chunk.into_iter().flatten() {
-            query = match value {
-                Val::Int(v) => query.bind(v),
-                Val::OptInt(v) => query.bind(v),
-                Val::Text(v) => query.bind(v),
-                Val::OptText(v) => query.bind(v),
-                Val::Bytes(v) => query.bind(v),
-            };
+            query = value.bind_to(query);
         }
         query.execute(&mut *conn).await?;
     }

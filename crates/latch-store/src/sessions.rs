@@ -306,13 +306,7 @@ async fn project(
         };
         let mut query = sqlx::query(&sql);
         for value in values {
-            query = match value {
-                Val::Int(v) => query.bind(v),
-                Val::OptInt(v) => query.bind(v),
-                Val::Text(v) => query.bind(v),
-                Val::OptText(v) => query.bind(v),
-                Val::Bytes(v) => query.bind(v),
-            };
+            query = value.bind_to(query);
         }
         query.execute(&mut *conn).await?;
     }

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use latch_core::Timestamp;
-use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::StoreError;
@@ -109,7 +108,15 @@ enum Column {
     Csv(String),
 }
 
-fn from_row(row: &AnyRow, which: Text) -> Result<SummaryRecord, StoreError> {
+/// A record from a row of either sqlx driver (`Any`, or PostgreSQL's own).
+fn from_row<R>(row: &R, which: Text) -> Result<SummaryRecord, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     record(
         row.try_get(0)?,
         row.try_get(1)?,
@@ -652,21 +659,7 @@ async fn postgres_page(
         };
     }
     let rows = query.fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            record(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                match which {
-                    Text::Body => Column::Body(row.try_get(5)?),
-                    Text::Csv => Column::Csv(row.try_get(5)?),
-                },
-            )
-        })
-        .collect()
+    rows.iter().map(|row| from_row(row, which)).collect()
 }
 
 /// A page read from the SQLite file with rusqlite, on a blocking thread: sqlx hands each row
