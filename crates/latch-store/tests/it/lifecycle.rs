@@ -16,6 +16,7 @@ crate::on_both_stores!(
     sequence_numbers_are_gapless_under_concurrency,
     leaves_are_the_canonical_events_and_checkpoints_are_kept,
     policies_see_the_requesters_history_counted_in_the_transaction,
+    a_long_history_is_counted_up_to_the_cap,
     unapproved_requests_escalate_when_due_and_keep_their_level,
 );
 
@@ -441,8 +442,9 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
     assert_eq!(store.checkpoints().await.unwrap(), vec![checkpoint]);
 }
 
-/// A policy that refuses a third open request and records what it was shown.
+/// A policy that refuses a request once `cap` are open and records what it was shown.
 struct CapOpenRequests {
+    cap: u32,
     seen: std::sync::Mutex<Vec<(u32, u32)>>,
 }
 
@@ -455,7 +457,7 @@ impl latch_core::policy::AccessPolicy for CapOpenRequests {
             .lock()
             .unwrap()
             .push((facts.history.open_requests, facts.history.recent_requests));
-        let allowed = facts.history.open_requests < 2;
+        let allowed = facts.history.open_requests < self.cap;
         latch_core::policy::RequestVerdict {
             verdict: latch_core::policy::Verdict {
                 allowed,
@@ -505,6 +507,7 @@ impl latch_core::policy::AccessPolicy for CapOpenRequests {
 async fn policies_see_the_requesters_history_counted_in_the_transaction(backend: Backend) {
     let store = TestStore::new(backend).await;
     let policy = Arc::new(CapOpenRequests {
+        cap: 2,
         seen: std::sync::Mutex::new(Vec::new()),
     });
     let mut catalog = sample_catalog();
@@ -566,6 +569,32 @@ async fn policies_see_the_requesters_history_counted_in_the_transaction(backend:
             .unwrap(),
     );
     assert_eq!(policy.seen.lock().unwrap().last(), Some(&(0, 0)));
+}
+
+/// A requester with more open and recent requests than the cap is shown the cap: what each
+/// new request costs does not grow with their history.
+async fn a_long_history_is_counted_up_to_the_cap(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let policy = Arc::new(CapOpenRequests {
+        cap: u32::MAX,
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut catalog = sample_catalog();
+    catalog.policy = Some(latch_core::policy::SharedPolicy(policy.clone()));
+    let (catalog, clock) = (Arc::new(catalog), FakeClock::new(T0));
+    let cap = latch_core::lifecycle::HISTORY_COUNT_CAP;
+    let work: Vec<(String, Command)> = (0..=cap)
+        .map(|i| (format!("req_{i}"), create("alice")))
+        .collect();
+    let results = store.execute_batch(&work, &catalog, &*clock).await.unwrap();
+    assert!(results.iter().all(|r| matches!(r, Executed::Done { .. })));
+    done(
+        store
+            .execute("req_next", &create("alice"), catalog.clone(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(policy.seen.lock().unwrap().last(), Some(&(cap, cap)));
 }
 
 async fn unapproved_requests_escalate_when_due_and_keep_their_level(backend: Backend) {
