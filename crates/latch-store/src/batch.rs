@@ -59,10 +59,103 @@ impl Val {
 /// Rows per statement stay under both databases' parameter limits (SQLite's is 32766).
 const MAX_PARAMS: usize = 30_000;
 
+/// The statements of the write path, run through sqlx (`AnyConnection`) or, on SQLite's
+/// writer thread, through rusqlite (`rusqlite::Transaction`, whose futures are ready at once).
+pub(crate) trait Exec {
+    /// Runs a statement that returns nothing.
+    async fn run(&mut self, sql: &str, values: Vec<Val>) -> Result<(), StoreError>;
+    /// The rows of a query of two text columns.
+    async fn text_pairs(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// The one row of a query of integer columns.
+    async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError>;
+}
+
+impl Exec for AnyConnection {
+    async fn run(&mut self, sql: &str, values: Vec<Val>) -> Result<(), StoreError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = value.bind_to(query);
+        }
+        query.execute(&mut *self).await?;
+        Ok(())
+    }
+
+    async fn text_pairs(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = value.bind_to(query);
+        }
+        query
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = value.bind_to(query);
+        }
+        let row = query.fetch_one(&mut *self).await?;
+        (0..row.len())
+            .map(|i| Ok(row.try_get::<i64, _>(i)?))
+            .collect()
+    }
+}
+
+impl Exec for rusqlite::Transaction<'_> {
+    async fn run(&mut self, sql: &str, values: Vec<Val>) -> Result<(), StoreError> {
+        self.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(sqlite_params(values)))
+            .map(|_| ())
+            .map_err(sqlite_error)
+    }
+
+    async fn text_pairs(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
+        let rows = statement
+            .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+    }
+
+    async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
+        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
+        let columns = statement.column_count();
+        statement
+            .query_row(sqlite_params(values), |row| {
+                (0..columns).map(|i| row.get::<_, i64>(i)).collect()
+            })
+            .map_err(sqlite_error)
+    }
+}
+
+fn sqlite_params(values: Vec<Val>) -> impl rusqlite::Params {
+    rusqlite::params_from_iter(values.into_iter().map(Val::into_sqlite))
+}
+
+pub(crate) fn sqlite_error(err: rusqlite::Error) -> StoreError {
+    StoreError::Database(err.to_string())
+}
+
 /// `INSERT INTO {table} ({columns}) VALUES (…), (…) {tail}`, in as few statements as the
 /// parameter limit allows.
-pub(crate) async fn insert_rows(
-    conn: &mut AnyConnection,
+pub(crate) async fn insert_rows<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     table: &str,
     columns: &[&str],
@@ -90,18 +183,15 @@ pub(crate) async fn insert_rows(
         }
         sql.push(' ');
         sql.push_str(tail);
-        let mut query = sqlx::query(&sql);
-        for value in chunk.into_iter().flatten() {
-            query = value.bind_to(query);
-        }
-        query.execute(&mut *conn).await?;
+        conn.run(&sql, chunk.into_iter().flatten().collect())
+            .await?;
     }
     Ok(())
 }
 
 /// Replays the events of every request in `ids` (absent ones map to `None`).
-async fn load_aggregates(
-    conn: &mut AnyConnection,
+async fn load_aggregates<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     ids: &BTreeSet<&str>,
 ) -> Result<BTreeMap<String, Option<AccessRequest>>, StoreError> {
@@ -114,13 +204,8 @@ async fn load_aggregates(
             "SELECT subject, body FROM events WHERE subject IN ({}) ORDER BY seq",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let subject: String = row.try_get(0)?;
-            let body: String = row.try_get(1)?;
+        let ids = chunk.iter().map(|id| Val::Text((*id).to_owned())).collect();
+        for (subject, body) in conn.text_pairs(&sql, ids).await? {
             let event = StoredEvent::decode(&body)
                 .map_err(|err| corrupt(format!("request `{subject}`: {err}")))?;
             if !event.event.kind.is_request_transition() {
@@ -138,8 +223,8 @@ async fn load_aggregates(
 
 /// Runs `jobs` in order inside the caller's write transaction. A refused job changes nothing;
 /// later jobs on the same request see the effect of earlier ones.
-pub(crate) async fn execute_jobs(
-    conn: &mut AnyConnection,
+pub(crate) async fn execute_jobs<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     ledger: &mut Ledger,
     jobs: &[Job<'_>],
@@ -254,8 +339,8 @@ fn is_open(request: &AccessRequest) -> bool {
 
 /// The history of every requester creating a request in `jobs`, counted in the write
 /// transaction (so that a cap in policy holds under concurrent requests).
-async fn load_histories(
-    conn: &mut AnyConnection,
+async fn load_histories<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     jobs: &[Job<'_>],
 ) -> Result<BTreeMap<String, lifecycle::RequesterHistory>, StoreError> {
@@ -283,21 +368,25 @@ async fn load_histories(
             dialect.placeholder(3),
             cap = lifecycle::HISTORY_COUNT_CAP,
         );
-        let row = sqlx::query(&sql)
-            .bind(requester.as_str())
-            .bind(requester.as_str())
-            .bind(since)
-            .fetch_one(&mut *conn)
+        let counts = conn
+            .int_row(
+                &sql,
+                vec![
+                    Val::Text(requester.clone()),
+                    Val::Text(requester.clone()),
+                    Val::Int(since),
+                ],
+            )
             .await?;
-        let count = |i: usize| -> Result<u32, StoreError> {
-            let n: i64 = row.try_get(i)?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        let count = |i: usize| -> u32 {
+            let n = counts.get(i).copied().unwrap_or(0);
+            u32::try_from(n).unwrap_or(u32::MAX)
         };
         histories.insert(
             requester.clone(),
             lifecycle::RequesterHistory {
-                open_requests: count(0)?,
-                recent_requests: count(1)?,
+                open_requests: count(0),
+                recent_requests: count(1),
             },
         );
     }
@@ -331,8 +420,8 @@ pub(crate) fn event_row(event: &StoredEvent) -> Result<Vec<Val>, StoreError> {
     ])
 }
 
-pub(crate) async fn insert_events(
-    conn: &mut AnyConnection,
+pub(crate) async fn insert_events<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     events: &[StoredEvent],
 ) -> Result<(), StoreError> {
@@ -340,8 +429,8 @@ pub(crate) async fn insert_events(
     insert_rows(conn, dialect, "events", &EVENT_COLUMNS, "", rows).await
 }
 
-async fn write_projections(
-    conn: &mut AnyConnection,
+async fn write_projections<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     changed: &[(&AccessRequest, u64, bool)],
 ) -> Result<(), StoreError> {

@@ -162,7 +162,7 @@ impl SqliteWriter {
     }
 }
 
-fn open_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+pub(crate) fn open_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -180,6 +180,7 @@ impl SqlStore {
             store.dialect,
             store.write_queue.clone(),
             queue,
+            store.sqlite_path.clone(),
         ));
         Ok(store)
     }
@@ -326,16 +327,20 @@ impl Ledger {
 
 /// Runs queued commands in groups until every sender is gone. While one group commits, the
 /// next accumulates, so under load each fsync carries many appends and when idle a command
-/// waits for no one.
+/// waits for no one. On SQLite (`sqlite_path`) each group is run by a thread of its own
+/// ([`CommandWriter`]).
 async fn group_commit(
     pool: AnyPool,
     dialect: Dialect,
     write_queue: Arc<Mutex<()>>,
     mut queue: mpsc::Receiver<QueuedJob>,
+    sqlite_path: Option<std::path::PathBuf>,
 ) {
+    let writer = sqlite_path.map(CommandWriter::start);
+    let writer = writer.as_ref();
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match run_group(&pool, dialect, &write_queue, &group).await {
+        match run_either(&pool, dialect, &write_queue, writer, &group).await {
             Ok(results) => {
                 for (job, result) in group.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
@@ -344,12 +349,10 @@ async fn group_commit(
             // One bad command must not fail the others: run each alone to find it.
             Err(_) if group.len() > 1 => {
                 for job in group.drain(..) {
-                    let result =
-                        run_group(&pool, dialect, &write_queue, std::slice::from_ref(&job))
-                            .await
-                            .and_then(|mut results| {
-                                results.pop().ok_or_else(|| corrupt("no result"))
-                            });
+                    let alone = std::slice::from_ref(&job);
+                    let result = run_either(&pool, dialect, &write_queue, writer, alone)
+                        .await
+                        .and_then(|mut results| results.pop().ok_or_else(|| corrupt("no result")));
                     let _ = job.reply.send(result);
                 }
             }
@@ -359,6 +362,20 @@ async fn group_commit(
                 }
             }
         }
+    }
+}
+
+/// A group run by the SQLite writer thread if there is one, through sqlx otherwise.
+async fn run_either(
+    pool: &AnyPool,
+    dialect: Dialect,
+    write_queue: &Mutex<()>,
+    writer: Option<&CommandWriter>,
+    group: &[QueuedJob],
+) -> Result<Vec<Executed>, StoreError> {
+    match writer {
+        Some(writer) => writer.run(write_queue, group).await,
+        None => run_group(pool, dialect, write_queue, group).await,
     }
 }
 
@@ -378,9 +395,125 @@ async fn run_group(
             now: job.clock.now(),
         })
         .collect();
-    let results = batch::execute_jobs(&mut w.tx, dialect, &mut w.ledger, &jobs).await?;
+    let results = batch::execute_jobs(&mut *w.tx, dialect, &mut w.ledger, &jobs).await?;
     if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
         w.commit().await?;
+    }
+    Ok(results)
+}
+
+/// A command for the SQLite writer thread, decided at `now`.
+struct OwnedJob {
+    id: String,
+    command: Command,
+    catalog: Arc<Catalog>,
+    now: Timestamp,
+}
+
+type CommandBatch = (
+    Vec<OwnedJob>,
+    oneshot::Sender<Result<Vec<Executed>, StoreError>>,
+);
+
+/// The lifecycle's commands on SQLite, run by a thread with its own rusqlite connection: a
+/// group's transaction (ledger head, aggregates, history, events, projections, commit) is one
+/// hand-off to it, where through sqlx each of its statements was a round trip to sqlx's worker
+/// thread. The statements are `batch`'s, the same as through sqlx ([`batch::Exec`]).
+struct CommandWriter {
+    batches: std::sync::mpsc::Sender<CommandBatch>,
+}
+
+impl CommandWriter {
+    fn start(path: std::path::PathBuf) -> Self {
+        let (batches, queue) = std::sync::mpsc::channel::<CommandBatch>();
+        let spawned = std::thread::Builder::new()
+            .name("latch-command-writer".into())
+            .spawn(move || {
+                let mut connection = None;
+                for (work, reply) in queue {
+                    let result = match &mut connection {
+                        Some(connection) => run_sqlite(connection, &work),
+                        None => match crate::sessions::open_writer(&path) {
+                            Ok(opened) => run_sqlite(connection.insert(opened), &work),
+                            Err(err) => Err(err),
+                        },
+                    };
+                    if matches!(result, Err(StoreError::Unavailable(_))) {
+                        connection = None;
+                    }
+                    let _ = reply.send(result);
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "cannot start the command writer thread");
+        }
+        Self { batches }
+    }
+
+    /// Runs `group` in the store's write turn, deciding each command at the current time.
+    async fn run(
+        &self,
+        write_queue: &Mutex<()>,
+        group: &[QueuedJob],
+    ) -> Result<Vec<Executed>, StoreError> {
+        let _turn = write_queue.lock().await;
+        let work = group
+            .iter()
+            .map(|job| OwnedJob {
+                id: job.id.clone(),
+                command: job.command.clone(),
+                catalog: job.catalog.clone(),
+                now: job.clock.now(),
+            })
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the command writer thread stopped".into());
+        self.batches.send((work, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// One group of commands in one transaction on the writer thread's connection.
+fn run_sqlite(
+    connection: &mut rusqlite::Connection,
+    work: &[OwnedJob],
+) -> Result<Vec<Executed>, StoreError> {
+    use futures_util::FutureExt;
+
+    let mut tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(batch::sqlite_error)?;
+    let head: i64 = tx
+        .query_row(
+            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(batch::sqlite_error)?;
+    let mut ledger = Ledger {
+        next_seq: u64::try_from(head).map_err(|_| corrupt("negative ledger head"))?,
+        dialect: Dialect::Sqlite,
+    };
+    let jobs: Vec<batch::Job<'_>> = work
+        .iter()
+        .map(|job| batch::Job {
+            id: &job.id,
+            command: &job.command,
+            catalog: &job.catalog,
+            now: job.now,
+        })
+        .collect();
+    // rusqlite's calls are synchronous: the statements' futures are ready when first polled.
+    let results = batch::execute_jobs(&mut tx, Dialect::Sqlite, &mut ledger, &jobs)
+        .now_or_never()
+        .ok_or_else(|| StoreError::Database("a SQLite write did not complete at once".into()))??;
+    if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
+        tx.execute(
+            "UPDATE ledger_head SET next_seq = ?1 WHERE id = 1",
+            [to_i64(ledger.next_seq)?],
+        )
+        .map_err(batch::sqlite_error)?;
+        tx.commit().map_err(batch::sqlite_error)?;
     }
     Ok(results)
 }
@@ -805,7 +938,7 @@ impl Store for SqlStore {
                 now,
             })
             .collect();
-        let results = batch::execute_jobs(&mut w.tx, self.dialect, &mut w.ledger, &jobs).await?;
+        let results = batch::execute_jobs(&mut *w.tx, self.dialect, &mut w.ledger, &jobs).await?;
         w.commit().await?;
         Ok(results)
     }
@@ -989,7 +1122,7 @@ impl Store for SqlStore {
             .map(|(f, e)| crate::findings::row_values(f, e))
             .collect();
         batch::insert_rows(
-            &mut w.tx,
+            &mut *w.tx,
             self.dialect,
             "findings",
             &crate::findings::ROW_COLUMNS,
@@ -1716,7 +1849,7 @@ impl Store for SqlStore {
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
         batch::insert_rows(
-            &mut conn,
+            &mut *conn,
             self.dialect,
             "tree_nodes",
             &["node", "hash"],

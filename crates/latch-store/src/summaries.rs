@@ -228,7 +228,7 @@ pub(crate) async fn save(
         })
         .collect();
     batch::insert_rows(
-        &mut tx,
+        &mut *tx,
         dialect,
         "access_summaries",
         &[
@@ -249,7 +249,7 @@ pub(crate) async fn save(
         .map(|(session, key)| vec![Val::Text(session.clone()), Val::Text(key.clone())])
         .collect();
     batch::insert_rows(
-        &mut tx,
+        &mut *tx,
         dialect,
         "access_summary_sessions",
         &["session_id", "key"],
