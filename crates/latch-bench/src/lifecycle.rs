@@ -229,13 +229,20 @@ impl Server {
             .context("cannot run `setsid latch serve`")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-        let base = match first {
-            Ok(Ok(Some(line))) => match line.strip_prefix("latch listening on ") {
-                Some(url) => url.trim().to_owned(),
-                None => bail!("unexpected first line from latch serve: {line}"),
-            },
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+        // The API's address, after whatever else it says first (the gateway's, when the
+        // template configures one).
+        let api = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("latch listening on ") {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let base = match api {
+            Ok(Some(url)) => url,
+            Ok(None) | Err(_) => {
                 let _ = child.kill().await;
                 let log = std::fs::read_to_string(log).unwrap_or_default();
                 bail!("latch serve did not say where it listens; its log:\n{log}");
