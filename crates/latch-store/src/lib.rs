@@ -14,6 +14,7 @@ mod outbox;
 mod sessions;
 mod sql;
 mod summaries;
+mod writer;
 
 use async_trait::async_trait;
 use latch_core::catalog::Visibility;

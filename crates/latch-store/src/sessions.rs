@@ -4,13 +4,15 @@
 
 use latch_core::catalog::Visibility;
 use latch_core::{Event, EventKind, Timestamp};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
-use crate::batch::Val;
+use crate::batch::{Exec, Val};
+use crate::sql::Ledger;
 use crate::sql::{Dialect, clamp_i64};
+use crate::writer::SqliteWriter;
 
 /// Which sessions to list.
 #[derive(Clone, Debug)]
@@ -76,16 +78,14 @@ const MAX_APPENDS: usize = 1024;
 
 /// Commits queued session events in groups until every sender is gone: while one group
 /// commits, the next accumulates, so a thousand sessions waiting on their statements share one
-/// fsync. On SQLite (`sqlite_path`), each group is one call to a writer thread of its own
-/// ([`SqliteWriter`]).
+/// fsync. On SQLite each group is run by the writer thread ([`SqliteWriter`]).
 pub(crate) async fn append_commit(
     pool: sqlx::AnyPool,
     dialect: Dialect,
     write_queue: std::sync::Arc<tokio::sync::Mutex<()>>,
     mut queue: mpsc::Receiver<AppendJob>,
-    sqlite_path: Option<std::path::PathBuf>,
+    writer: Option<std::sync::Arc<SqliteWriter>>,
 ) {
-    let writer = sqlite_path.map(SqliteWriter::start);
     let mut group = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
         let events: Vec<Event> = group
@@ -94,8 +94,11 @@ pub(crate) async fn append_commit(
             .collect();
         let result = match &writer {
             Some(writer) => {
-                let _turn = write_queue.lock().await;
-                writer.commit(events).await
+                writer
+                    .transaction(move |tx, ledger| {
+                        crate::writer::ready(write_events(tx, Dialect::Sqlite, ledger, events))
+                    })
+                    .await
             }
             None => commit_events(&pool, dialect, &write_queue, events).await,
         };
@@ -115,116 +118,6 @@ pub(crate) async fn append_commit(
     }
 }
 
-/// A group of session events for the SQLite writer thread, with where its result goes.
-type WriterJob = (Vec<Event>, oneshot::Sender<Result<(), StoreError>>);
-
-/// The gateway's session events on SQLite, written by a thread with its own connection: the
-/// whole transaction (ledger head, sessions projection, events, commit) is one hand-off to it.
-/// Through sqlx each of those statements was a round trip to its SQLite worker thread, a wake-up
-/// and a context switch each way, and strict recording waits for every one of them.
-struct SqliteWriter {
-    jobs: std::sync::mpsc::Sender<WriterJob>,
-}
-
-impl SqliteWriter {
-    fn start(path: std::path::PathBuf) -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<WriterJob>();
-        let spawned = std::thread::Builder::new()
-            .name("latch-session-writer".into())
-            .spawn(move || {
-                let mut connection = None;
-                for (events, reply) in queue {
-                    let result = match &mut connection {
-                        Some(connection) => commit_sqlite(connection, events),
-                        None => match open_writer(&path) {
-                            Ok(opened) => commit_sqlite(connection.insert(opened), events),
-                            Err(err) => Err(err),
-                        },
-                    };
-                    // A failed connection is opened again for the next group.
-                    if matches!(result, Err(StoreError::Unavailable(_))) {
-                        connection = None;
-                    }
-                    let _ = reply.send(result);
-                }
-            });
-        if let Err(err) = spawned {
-            tracing::error!(%err, "cannot start the session writer thread");
-        }
-        Self { jobs }
-    }
-
-    async fn commit(&self, events: Vec<Event>) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::Unavailable("the session writer thread stopped".into());
-        self.jobs.send((events, reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-pub(crate) fn open_writer(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
-    let connection = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
-    // As the pool's connections: an event is acknowledged only once it is on disk.
-    connection
-        .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
-        )
-        .map_err(|err| {
-            StoreError::Unavailable(format!("cannot set up `{}`: {err}", path.display()))
-        })?;
-    Ok(connection)
-}
-
-/// One group of session events in one transaction: what [`commit_events`] does through sqlx.
-fn commit_sqlite(
-    connection: &mut rusqlite::Connection,
-    events: Vec<Event>,
-) -> Result<(), StoreError> {
-    use rusqlite::params;
-
-    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
-    let tx = connection
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(database)?;
-    let head: i64 = tx
-        .query_row(
-            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(database)?;
-    let mut seq = u64::try_from(head).map_err(|_| crate::sql::corrupt("negative ledger head"))?;
-    let bind =
-        |values: Vec<Val>| rusqlite::params_from_iter(values.into_iter().map(Val::into_sqlite));
-    for (sql, values) in events.iter().filter_map(session_change) {
-        tx.prepare_cached(sql)
-            .and_then(|mut statement| statement.execute(bind(values)))
-            .map_err(database)?;
-    }
-    {
-        let sql = format!(
-            "INSERT INTO events ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            crate::batch::EVENT_COLUMNS.join(", ")
-        );
-        let mut insert = tx.prepare_cached(&sql).map_err(database)?;
-        for event in events {
-            let row = crate::batch::event_row(&latch_core::StoredEvent { seq, event })?;
-            insert.execute(bind(row)).map_err(database)?;
-            seq += 1;
-        }
-    }
-    tx.execute(
-        "UPDATE ledger_head SET next_seq = ?1 WHERE id = 1",
-        params![crate::sql::to_i64(seq)?],
-    )
-    .map_err(database)?;
-    tx.commit().map_err(database)
-}
-
 async fn commit_events(
     pool: &sqlx::AnyPool,
     dialect: Dialect,
@@ -232,9 +125,21 @@ async fn commit_events(
     events: Vec<Event>,
 ) -> Result<(), StoreError> {
     let mut w = crate::sql::begin_write_tx(pool, dialect, write_queue).await?;
-    project(&mut w.tx, dialect, &events).await?;
-    w.append(events).await?;
+    write_events(&mut *w.tx, dialect, &mut w.ledger, events).await?;
     w.commit().await
+}
+
+/// Session events into the ledger, with the `sessions` rows they change, in the caller's write
+/// transaction.
+async fn write_events<C: Exec + ?Sized>(
+    conn: &mut C,
+    dialect: Dialect,
+    ledger: &mut Ledger,
+    events: Vec<Event>,
+) -> Result<(), StoreError> {
+    project(conn, dialect, &events).await?;
+    ledger.append(conn, events).await?;
+    Ok(())
 }
 
 /// What an event changes in the `sessions` projection: a statement (`?N` parameters) and its
@@ -293,8 +198,8 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
 }
 
 /// Keeps the `sessions` rows in step with their events, in the appending transaction.
-async fn project(
-    conn: &mut AnyConnection,
+async fn project<C: Exec + ?Sized>(
+    conn: &mut C,
     dialect: Dialect,
     events: &[Event],
 ) -> Result<(), StoreError> {
@@ -304,11 +209,7 @@ async fn project(
             Dialect::Sqlite => sql.to_owned(),
             Dialect::Postgres => sql.replace('?', "$"),
         };
-        let mut query = sqlx::query(&sql);
-        for value in values {
-            query = value.bind_to(query);
-        }
-        query.execute(&mut *conn).await?;
+        conn.run(&sql, values).await?;
     }
     Ok(())
 }

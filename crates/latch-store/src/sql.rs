@@ -26,6 +26,7 @@ use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::summaries::{SummaryPosition, SummaryRange, SummaryRecord};
+use crate::writer::SqliteWriter;
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
     TokenRecord,
@@ -168,19 +169,22 @@ impl SqlStore {
             postgres: None,
         };
         store.migrate().await?;
+        // One writer thread for both committers: they take the write turn anyway.
+        let writer =
+            sqlite_path.map(|path| Arc::new(SqliteWriter::start(path, store.write_queue.clone())));
         tokio::spawn(crate::sessions::append_commit(
             store.pool.clone(),
             store.dialect,
             store.write_queue.clone(),
             append_queue,
-            sqlite_path,
+            writer.clone(),
         ));
         tokio::spawn(group_commit(
             store.pool.clone(),
             store.dialect,
             store.write_queue.clone(),
             queue,
-            store.sqlite_path.clone(),
+            writer,
         ));
         Ok(store)
     }
@@ -256,11 +260,10 @@ async fn begin_write<'a>(
     let mut tx = pool.begin().await?;
     // Taking the ledger row first serialises writers and, on SQLite, makes this the one
     // write transaction before anything is read.
-    let next_seq: i64 =
-        sqlx::query("UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+    let next_seq: i64 = sqlx::query(TAKE_LEDGER_HEAD)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
     let ledger = Ledger {
         next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
         dialect,
@@ -272,10 +275,14 @@ async fn begin_write<'a>(
     })
 }
 
+/// Takes the ledger's row (serialising writers) and reads the next sequence number.
+pub(crate) const TAKE_LEDGER_HEAD: &str =
+    "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq";
+
 /// A write transaction with the ledger's lock held.
 pub(crate) struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
     _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -284,7 +291,7 @@ impl WriteTx<'_> {
         &mut self,
         events: Vec<Event>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.ledger.append(&mut self.tx, events).await
+        self.ledger.append(&mut *self.tx, events).await
     }
 
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
@@ -314,9 +321,10 @@ impl Ledger {
         stored
     }
 
-    async fn append(
+    /// Appends `events` at the next places in the ledger.
+    pub(crate) async fn append<C: batch::Exec + ?Sized>(
         &mut self,
-        conn: &mut AnyConnection,
+        conn: &mut C,
         events: Vec<Event>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let stored: Vec<StoredEvent> = events.into_iter().map(|e| self.assign(e)).collect();
@@ -327,17 +335,15 @@ impl Ledger {
 
 /// Runs queued commands in groups until every sender is gone. While one group commits, the
 /// next accumulates, so under load each fsync carries many appends and when idle a command
-/// waits for no one. On SQLite (`sqlite_path`) each group is run by a thread of its own
-/// ([`CommandWriter`]).
+/// waits for no one. On SQLite each group is run by the writer thread ([`SqliteWriter`]).
 async fn group_commit(
     pool: AnyPool,
     dialect: Dialect,
     write_queue: Arc<Mutex<()>>,
     mut queue: mpsc::Receiver<QueuedJob>,
-    sqlite_path: Option<std::path::PathBuf>,
+    writer: Option<Arc<SqliteWriter>>,
 ) {
-    let writer = sqlite_path.map(CommandWriter::start);
-    let writer = writer.as_ref();
+    let writer = writer.as_deref();
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         match run_either(&pool, dialect, &write_queue, writer, &group).await {
@@ -365,18 +371,48 @@ async fn group_commit(
     }
 }
 
-/// A group run by the SQLite writer thread if there is one, through sqlx otherwise.
+/// A group run by the SQLite writer thread if there is one, through sqlx otherwise. Each
+/// command is decided at the time it is run.
 async fn run_either(
     pool: &AnyPool,
     dialect: Dialect,
     write_queue: &Mutex<()>,
-    writer: Option<&CommandWriter>,
+    writer: Option<&SqliteWriter>,
     group: &[QueuedJob],
 ) -> Result<Vec<Executed>, StoreError> {
-    match writer {
-        Some(writer) => writer.run(write_queue, group).await,
-        None => run_group(pool, dialect, write_queue, group).await,
+    let Some(writer) = writer else {
+        return run_group(pool, dialect, write_queue, group).await;
+    };
+    /// A queued command, owned, for the writer thread.
+    struct Work {
+        id: String,
+        command: Command,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
     }
+    let work: Vec<Work> = group
+        .iter()
+        .map(|job| Work {
+            id: job.id.clone(),
+            command: job.command.clone(),
+            catalog: job.catalog.clone(),
+            clock: job.clock.clone(),
+        })
+        .collect();
+    writer
+        .transaction(move |tx, ledger| {
+            let jobs: Vec<batch::Job<'_>> = work
+                .iter()
+                .map(|work| batch::Job {
+                    id: &work.id,
+                    command: &work.command,
+                    catalog: &work.catalog,
+                    now: work.clock.now(),
+                })
+                .collect();
+            crate::writer::ready(batch::execute_jobs(tx, Dialect::Sqlite, ledger, &jobs))
+        })
+        .await
 }
 
 async fn run_group(
@@ -398,122 +434,6 @@ async fn run_group(
     let results = batch::execute_jobs(&mut *w.tx, dialect, &mut w.ledger, &jobs).await?;
     if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
         w.commit().await?;
-    }
-    Ok(results)
-}
-
-/// A command for the SQLite writer thread, decided at `now`.
-struct OwnedJob {
-    id: String,
-    command: Command,
-    catalog: Arc<Catalog>,
-    now: Timestamp,
-}
-
-type CommandBatch = (
-    Vec<OwnedJob>,
-    oneshot::Sender<Result<Vec<Executed>, StoreError>>,
-);
-
-/// The lifecycle's commands on SQLite, run by a thread with its own rusqlite connection: a
-/// group's transaction (ledger head, aggregates, history, events, projections, commit) is one
-/// hand-off to it, where through sqlx each of its statements was a round trip to sqlx's worker
-/// thread. The statements are `batch`'s, the same as through sqlx ([`batch::Exec`]).
-struct CommandWriter {
-    batches: std::sync::mpsc::Sender<CommandBatch>,
-}
-
-impl CommandWriter {
-    fn start(path: std::path::PathBuf) -> Self {
-        let (batches, queue) = std::sync::mpsc::channel::<CommandBatch>();
-        let spawned = std::thread::Builder::new()
-            .name("latch-command-writer".into())
-            .spawn(move || {
-                let mut connection = None;
-                for (work, reply) in queue {
-                    let result = match &mut connection {
-                        Some(connection) => run_sqlite(connection, &work),
-                        None => match crate::sessions::open_writer(&path) {
-                            Ok(opened) => run_sqlite(connection.insert(opened), &work),
-                            Err(err) => Err(err),
-                        },
-                    };
-                    if matches!(result, Err(StoreError::Unavailable(_))) {
-                        connection = None;
-                    }
-                    let _ = reply.send(result);
-                }
-            });
-        if let Err(err) = spawned {
-            tracing::error!(%err, "cannot start the command writer thread");
-        }
-        Self { batches }
-    }
-
-    /// Runs `group` in the store's write turn, deciding each command at the current time.
-    async fn run(
-        &self,
-        write_queue: &Mutex<()>,
-        group: &[QueuedJob],
-    ) -> Result<Vec<Executed>, StoreError> {
-        let _turn = write_queue.lock().await;
-        let work = group
-            .iter()
-            .map(|job| OwnedJob {
-                id: job.id.clone(),
-                command: job.command.clone(),
-                catalog: job.catalog.clone(),
-                now: job.clock.now(),
-            })
-            .collect();
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::Unavailable("the command writer thread stopped".into());
-        self.batches.send((work, reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-/// One group of commands in one transaction on the writer thread's connection.
-fn run_sqlite(
-    connection: &mut rusqlite::Connection,
-    work: &[OwnedJob],
-) -> Result<Vec<Executed>, StoreError> {
-    use futures_util::FutureExt;
-
-    let mut tx = connection
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(batch::sqlite_error)?;
-    let head: i64 = tx
-        .query_row(
-            "UPDATE ledger_head SET next_seq = next_seq WHERE id = 1 RETURNING next_seq",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(batch::sqlite_error)?;
-    let mut ledger = Ledger {
-        next_seq: u64::try_from(head).map_err(|_| corrupt("negative ledger head"))?,
-        dialect: Dialect::Sqlite,
-    };
-    let jobs: Vec<batch::Job<'_>> = work
-        .iter()
-        .map(|job| batch::Job {
-            id: &job.id,
-            command: &job.command,
-            catalog: &job.catalog,
-            now: job.now,
-        })
-        .collect();
-    // rusqlite's calls are synchronous: the statements' futures are ready when first polled.
-    let results = batch::execute_jobs(&mut tx, Dialect::Sqlite, &mut ledger, &jobs)
-        .now_or_never()
-        .ok_or_else(|| StoreError::Database("a SQLite write did not complete at once".into()))??;
-    if results.iter().any(|r| matches!(r, Executed::Done { .. })) {
-        tx.execute(
-            "UPDATE ledger_head SET next_seq = ?1 WHERE id = 1",
-            [to_i64(ledger.next_seq)?],
-        )
-        .map_err(batch::sqlite_error)?;
-        tx.commit().map_err(batch::sqlite_error)?;
     }
     Ok(results)
 }
