@@ -25,7 +25,7 @@ use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severit
 use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
-use crate::summaries::{SummaryPosition, SummaryRange, SummaryRecord};
+use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
 use crate::{
     Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
@@ -62,10 +62,8 @@ pub struct SqlStore {
     jobs: mpsc::Sender<QueuedJob>,
     /// Gateway session events waiting for their own group committer.
     appends: mpsc::Sender<crate::sessions::AppendJob>,
-    /// The SQLite file, for the bulk reads that go around sqlx (see `summaries`).
-    sqlite_path: Option<std::path::PathBuf>,
-    /// PostgreSQL without sqlx's `Any` layer, for the same bulk reads (see `summaries`).
-    postgres: Option<sqlx::PgPool>,
+    /// Where reports and the dashboard read around sqlx's `Any` layer (see `summaries`).
+    bulk: BulkReads,
 }
 
 /// A command waiting for group commit.
@@ -111,7 +109,12 @@ impl SqlStore {
             .map_err(|err| {
                 StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display()))
             })?;
-        Self::migrated(pool, Dialect::Sqlite, Some(path.to_path_buf())).await
+        Self::migrated(
+            pool,
+            Dialect::Sqlite,
+            BulkReads::SqliteFile(path.to_path_buf()),
+        )
+        .await
     }
 
     /// Connects to PostgreSQL at `url` and migrates the database.
@@ -123,39 +126,27 @@ impl SqlStore {
             .connect(url)
             .await
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
-        let mut store = Self::migrated(pool, Dialect::Postgres, None).await?;
         // Connected when first used: only reports and the dashboard read through it.
-        store.postgres = Some(
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_lazy(url)
-                .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?,
-        );
-        Ok(store)
+        let native = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy(url)
+            .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
+        Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native)).await
     }
 
     /// Closes every connection; later calls fail as if the database were down.
     pub async fn close(&self) {
         self.pool.close().await;
-        if let Some(postgres) = &self.postgres {
-            postgres.close().await;
-        }
-    }
-
-    /// Where pages of access summaries are read.
-    fn summary_source(&self) -> crate::summaries::Source<'_> {
-        match (&self.sqlite_path, &self.postgres) {
-            (Some(path), _) => crate::summaries::Source::SqliteFile(path),
-            (None, Some(pool)) => crate::summaries::Source::Postgres(pool),
-            (None, None) => crate::summaries::Source::Any(&self.pool, self.dialect),
+        if let BulkReads::Postgres(native) = &self.bulk {
+            native.close().await;
         }
     }
 
     async fn migrated(
         pool: AnyPool,
         dialect: Dialect,
-        sqlite_path: Option<std::path::PathBuf>,
+        bulk: BulkReads,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
         let (appends, append_queue) = mpsc::channel(4096);
@@ -165,13 +156,17 @@ impl SqlStore {
             write_queue: Arc::new(Mutex::new(())),
             jobs,
             appends,
-            sqlite_path: sqlite_path.clone(),
-            postgres: None,
+            bulk,
         };
         store.migrate().await?;
         // One writer thread for both committers: they take the write turn anyway.
-        let writer =
-            sqlite_path.map(|path| Arc::new(SqliteWriter::start(path, store.write_queue.clone())));
+        let writer = match &store.bulk {
+            BulkReads::SqliteFile(path) => Some(Arc::new(SqliteWriter::start(
+                path.clone(),
+                store.write_queue.clone(),
+            ))),
+            BulkReads::Postgres(_) => None,
+        };
         tokio::spawn(crate::sessions::append_commit(
             store.pool.clone(),
             store.dialect,
@@ -2041,7 +2036,7 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        crate::summaries::page(self.summary_source(), range, after, limit).await
+        crate::summaries::page(&self.bulk, range, after, limit).await
     }
 
     async fn summary_lines(
@@ -2049,6 +2044,6 @@ impl Store for SqlStore {
         range: &SummaryRange,
         lines: tokio::sync::mpsc::Sender<crate::ReportLines>,
     ) -> Result<(), StoreError> {
-        crate::summaries::lines(self.summary_source(), range, lines).await
+        crate::summaries::lines(&self.bulk, range, lines).await
     }
 }

@@ -10,7 +10,7 @@ use latch_core::Timestamp;
 use sqlx::{AnyPool, Row};
 
 use crate::StoreError;
-use crate::batch::{self, Val};
+use crate::batch::{self, Val, sqlite_error};
 use crate::sql::{Dialect, clamp_i64, corrupt, to_i64};
 
 /// One stored summary with the columns a period is selected by. Read by
@@ -60,56 +60,12 @@ impl SummaryRecord {
     }
 }
 
-/// The columns a page reads: the summary, or its report line.
-#[derive(Clone, Copy)]
-enum Text {
-    Body,
-    Csv,
-}
+/// The columns a page reads.
+const PAGE_COLUMNS: &str = "key, created_seq, requested_at_ms, requester, resource, body";
 
-impl Text {
-    fn columns(self) -> &'static str {
-        match self {
-            Self::Body => "key, created_seq, requested_at_ms, requester, resource, body",
-            // A report needs the line and the page position only: empty texts cost no allocation,
-            // three strings per row do at a million rows.
-            Self::Csv => "'', created_seq, requested_at_ms, '', '', csv",
-        }
-    }
-}
-
-fn record(
-    key: String,
-    created_seq: i64,
-    requested_at_ms: i64,
-    requester: String,
-    resource: String,
-    text: Column,
-) -> Result<SummaryRecord, StoreError> {
-    let (body, csv) = match text {
-        Column::Body(body) => (body, String::new()),
-        Column::Csv(csv) => (Vec::new(), csv),
-    };
-    Ok(SummaryRecord {
-        key,
-        created_seq: u64::try_from(created_seq)
-            .map_err(|_| corrupt(format!("negative sequence number {created_seq}")))?,
-        requested_at: Timestamp::from_millis(requested_at_ms),
-        requester,
-        resource,
-        body,
-        csv,
-    })
-}
-
-/// The last column a page read.
-enum Column {
-    Body(Vec<u8>),
-    Csv(String),
-}
-
-/// A record from a row of either sqlx driver (`Any`, or PostgreSQL's own).
-fn from_row<R>(row: &R, which: Text) -> Result<SummaryRecord, StoreError>
+/// A stored summary from a row of `PAGE_COLUMNS`, of either sqlx driver (`Any`, or
+/// PostgreSQL's own). The report line is not read back: reports read the lines alone.
+fn from_row<R>(row: &R) -> Result<SummaryRecord, StoreError>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
@@ -123,11 +79,28 @@ where
         row.try_get(2)?,
         row.try_get(3)?,
         row.try_get(4)?,
-        match which {
-            Text::Body => Column::Body(row.try_get(5)?),
-            Text::Csv => Column::Csv(row.try_get(5)?),
-        },
+        row.try_get(5)?,
     )
+}
+
+fn record(
+    key: String,
+    created_seq: i64,
+    requested_at_ms: i64,
+    requester: String,
+    resource: String,
+    body: Vec<u8>,
+) -> Result<SummaryRecord, StoreError> {
+    Ok(SummaryRecord {
+        key,
+        created_seq: u64::try_from(created_seq)
+            .map_err(|_| corrupt(format!("negative sequence number {created_seq}")))?,
+        requested_at: Timestamp::from_millis(requested_at_ms),
+        requester,
+        resource,
+        body,
+        csv: String::new(),
+    })
 }
 
 pub(crate) async fn cursor(pool: &AnyPool) -> Result<u64, StoreError> {
@@ -154,8 +127,7 @@ pub(crate) async fn by_key(
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let sql = format!(
-            "SELECT {} FROM access_summaries WHERE key IN ({})",
-            Text::Body.columns(),
+            "SELECT {PAGE_COLUMNS} FROM access_summaries WHERE key IN ({})",
             list(dialect, 1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
@@ -163,7 +135,7 @@ pub(crate) async fn by_key(
             query = query.bind(key.as_str());
         }
         for row in query.fetch_all(pool).await? {
-            found.push(from_row(&row, Text::Body)?);
+            found.push(from_row(&row)?);
         }
     }
     Ok(found)
@@ -261,10 +233,19 @@ pub(crate) async fn save(
     Ok(true)
 }
 
-/// A bind value of a page's query.
+/// A value of a page's query: a time, a sequence number or a name.
 enum Bind {
     Int(i64),
     Text(String),
+}
+
+impl From<Bind> for Val {
+    fn from(bind: Bind) -> Self {
+        match bind {
+            Bind::Int(value) => Val::Int(value),
+            Bind::Text(value) => Val::Text(value),
+        }
+    }
 }
 
 /// How a query carries its values: as bound parameters, or written into its text (PostgreSQL's
@@ -368,62 +349,33 @@ fn page_query(
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
-    which: Text,
 ) -> Result<Option<(String, Vec<Bind>)>, StoreError> {
     let mut args = Args::Bound(dialect, Vec::new());
-    let sql = select(which.columns(), range, after, Some(limit), &mut args)?;
+    let sql = select(PAGE_COLUMNS, range, after, Some(limit), &mut args)?;
     let Args::Bound(_, binds) = args else {
         return Ok(None);
     };
     Ok(sql.map(|sql| (sql, binds)))
 }
 
-async fn sqlx_page(
-    pool: &AnyPool,
-    dialect: Dialect,
-    range: &SummaryRange,
-    after: Option<SummaryPosition>,
-    limit: u32,
-    which: Text,
-) -> Result<Vec<SummaryRecord>, StoreError> {
-    let Some((sql, binds)) = page_query(dialect, range, after, limit, which)? else {
-        return Ok(Vec::new());
-    };
-    let mut query = sqlx::query(&sql);
-    for bind in binds {
-        query = match bind {
-            Bind::Int(value) => query.bind(value),
-            Bind::Text(value) => query.bind(value),
-        };
-    }
-    query
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| from_row(row, which))
-        .collect()
+/// Where the reads of reports and the dashboard go around sqlx's `Any` layer: the SQLite file
+/// (read with rusqlite), or PostgreSQL through sqlx's own driver (pages) and `COPY` (report
+/// lines).
+pub(crate) enum BulkReads {
+    SqliteFile(std::path::PathBuf),
+    Postgres(sqlx::PgPool),
 }
 
-/// Where pages of summaries are read.
-pub(crate) enum Source<'a> {
-    SqliteFile(&'a Path),
-    Postgres(&'a sqlx::PgPool),
-    Any(&'a AnyPool, Dialect),
-}
-
-/// A page of summaries, from the SQLite file or PostgreSQL's
-/// own driver when there is one, through sqlx's `Any` otherwise.
+/// A page of summaries.
 pub(crate) async fn page(
-    source: Source<'_>,
+    bulk: &BulkReads,
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let which = Text::Body;
-    match source {
-        Source::SqliteFile(path) => sqlite_page(path, range, after, limit, which).await,
-        Source::Postgres(pool) => postgres_page(pool, range, after, limit, which).await,
-        Source::Any(pool, dialect) => sqlx_page(pool, dialect, range, after, limit, which).await,
+    match bulk {
+        BulkReads::SqliteFile(path) => sqlite_page(path, range, after, limit).await,
+        BulkReads::Postgres(pool) => postgres_page(pool, range, after, limit).await,
     }
 }
 
@@ -453,12 +405,12 @@ impl ReportLines {
 /// range (one snapshot, no page boundaries); stops early, without error, when the receiver is
 /// gone.
 pub(crate) async fn lines(
-    source: Source<'_>,
+    bulk: &BulkReads,
     range: &SummaryRange,
     lines: tokio::sync::mpsc::Sender<ReportLines>,
 ) -> Result<(), StoreError> {
-    match source {
-        Source::SqliteFile(path) => {
+    match bulk {
+        BulkReads::SqliteFile(path) => {
             let mut args = Args::Bound(Dialect::Sqlite, Vec::new());
             let Some(sql) = select("csv", range, None, None, &mut args)? else {
                 return Ok(());
@@ -466,29 +418,12 @@ pub(crate) async fn lines(
             let Args::Bound(_, binds) = args else {
                 return Ok(());
             };
-            let path = path.to_path_buf();
+            let path = path.clone();
             tokio::task::spawn_blocking(move || sqlite_lines(&path, &sql, binds, &lines))
                 .await
                 .map_err(|err| StoreError::Database(format!("the report reader failed: {err}")))?
         }
-        Source::Postgres(pool) => postgres_lines(pool, range, &lines).await,
-        Source::Any(pool, dialect) => {
-            let mut after = None;
-            loop {
-                let page = sqlx_page(pool, dialect, range, after, 5000, Text::Csv).await?;
-                let mut run = ReportLines::default();
-                for record in &page {
-                    run.push(record.csv.as_bytes());
-                }
-                after = match page.last() {
-                    Some(last) if page.len() >= 5000 => Some(last.position()),
-                    _ => None,
-                };
-                if lines.send(run).await.is_err() || after.is_none() {
-                    return Ok(());
-                }
-            }
-        }
+        BulkReads::Postgres(pool) => postgres_lines(pool, range, &lines).await,
     }
 }
 
@@ -498,22 +433,20 @@ fn sqlite_lines(
     binds: Vec<Bind>,
     lines: &tokio::sync::mpsc::Sender<ReportLines>,
 ) -> Result<(), StoreError> {
-    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
-    let connection = open_sqlite_reader(path)?;
-    let mut statement = connection.prepare(sql).map_err(database)?;
-    let mut rows = statement
-        .query(rusqlite::params_from_iter(sqlite_values(binds)))
-        .map_err(database)?;
     let mut run = ReportLines::default();
-    while let Some(row) = rows.next().map_err(database)? {
-        let line = row.get_ref(0).map_err(database)?;
-        run.push(line.as_bytes().map_err(|err| database(err.into()))?);
-        if run.full() && lines.blocking_send(std::mem::take(&mut run)).is_err() {
-            return Ok(());
+    let mut receiving = true;
+    sqlite_rows(path, sql, binds, |row| {
+        let line = row.get_ref(0).map_err(sqlite_error)?;
+        run.push(line.as_bytes().map_err(|err| sqlite_error(err.into()))?);
+        if run.full() {
+            receiving = lines.blocking_send(std::mem::take(&mut run)).is_ok();
         }
+        Ok(receiving)
+    })?;
+    if receiving {
+        // The receiver may be gone since: then nobody needs the rest.
+        let _ = lines.blocking_send(run);
     }
-    // The receiver may be gone: then nobody needs the rest.
-    let _ = lines.blocking_send(run);
     Ok(())
 }
 
@@ -639,16 +572,14 @@ fn read_i32(data: &[u8], at: usize) -> Option<i32> {
 }
 
 /// A page read with sqlx's PostgreSQL driver itself: through `Any`, every value of every row is
-/// converted and copied once more, which doubled what a dashboard's read of a quarter of a
-/// million summaries cost.
+/// converted and copied once more.
 async fn postgres_page(
     pool: &sqlx::PgPool,
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
-    which: Text,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let Some((sql, binds)) = page_query(Dialect::Postgres, range, after, limit, which)? else {
+    let Some((sql, binds)) = page_query(Dialect::Postgres, range, after, limit)? else {
         return Ok(Vec::new());
     };
     let mut query = sqlx::query(&sql);
@@ -659,7 +590,7 @@ async fn postgres_page(
         };
     }
     let rows = query.fetch_all(pool).await?;
-    rows.iter().map(|row| from_row(row, which)).collect()
+    rows.iter().map(from_row).collect()
 }
 
 /// A page read from the SQLite file with rusqlite, on a blocking thread: sqlx hands each row
@@ -670,66 +601,57 @@ async fn sqlite_page(
     range: &SummaryRange,
     after: Option<SummaryPosition>,
     limit: u32,
-    which: Text,
 ) -> Result<Vec<SummaryRecord>, StoreError> {
-    let Some((sql, binds)) = page_query(Dialect::Sqlite, range, after, limit, which)? else {
+    let Some((sql, binds)) = page_query(Dialect::Sqlite, range, after, limit)? else {
         return Ok(Vec::new());
     };
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || read_sqlite(&path, &sql, binds, which))
-        .await
-        .map_err(|err| StoreError::Database(format!("the summary reader failed: {err}")))?
+    tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        sqlite_rows(&path, &sql, binds, |row| {
+            found.push(record(
+                row.get(0).map_err(sqlite_error)?,
+                row.get(1).map_err(sqlite_error)?,
+                row.get(2).map_err(sqlite_error)?,
+                row.get(3).map_err(sqlite_error)?,
+                row.get(4).map_err(sqlite_error)?,
+                row.get(5).map_err(sqlite_error)?,
+            )?);
+            Ok(true)
+        })?;
+        Ok(found)
+    })
+    .await
+    .map_err(|err| StoreError::Database(format!("the summary reader failed: {err}")))?
 }
 
-/// The SQLite file, opened read-only for one read.
-fn open_sqlite_reader(path: &Path) -> Result<rusqlite::Connection, StoreError> {
-    use rusqlite::OpenFlags;
-
+/// Runs `sql` on the SQLite file, opened read-only for this one read, handing each row to
+/// `each` until it says to stop.
+fn sqlite_rows(
+    path: &Path,
+    sql: &str,
+    binds: Vec<Bind>,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
     connection
         .busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|err| StoreError::Database(err.to_string()))?;
-    Ok(connection)
-}
-
-fn sqlite_values(binds: Vec<Bind>) -> impl Iterator<Item = rusqlite::types::Value> {
-    binds.into_iter().map(|bind| match bind {
-        Bind::Int(value) => rusqlite::types::Value::Integer(value),
-        Bind::Text(value) => rusqlite::types::Value::Text(value),
-    })
-}
-
-fn read_sqlite(
-    path: &Path,
-    sql: &str,
-    binds: Vec<Bind>,
-    which: Text,
-) -> Result<Vec<SummaryRecord>, StoreError> {
-    let database = |err: rusqlite::Error| StoreError::Database(err.to_string());
-    let connection = open_sqlite_reader(path)?;
-    let mut statement = connection.prepare(sql).map_err(database)?;
+        .map_err(sqlite_error)?;
+    let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+    let values = binds.into_iter().map(|bind| Val::from(bind).into_sqlite());
     let mut rows = statement
-        .query(rusqlite::params_from_iter(sqlite_values(binds)))
-        .map_err(database)?;
-    let mut found = Vec::new();
-    while let Some(row) = rows.next().map_err(database)? {
-        found.push(record(
-            row.get(0).map_err(database)?,
-            row.get(1).map_err(database)?,
-            row.get(2).map_err(database)?,
-            row.get(3).map_err(database)?,
-            row.get(4).map_err(database)?,
-            match which {
-                Text::Body => Column::Body(row.get(5).map_err(database)?),
-                Text::Csv => Column::Csv(row.get(5).map_err(database)?),
-            },
-        )?);
+        .query(rusqlite::params_from_iter(values))
+        .map_err(sqlite_error)?;
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        if !each(row)? {
+            break;
+        }
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]
