@@ -13,9 +13,7 @@ use crate::StoreError;
 use crate::batch::{self, Val, sqlite_error};
 use crate::sql::{Dialect, clamp_i64, corrupt, to_i64};
 
-/// One stored summary with the columns a period is selected by. Read by
-/// `Store::summaries_csv_page`, only the position (`created_seq`, `requested_at`) and `csv` are
-/// filled.
+/// One stored summary with the columns a period is selected by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SummaryRecord {
     /// The request id's key (what follows `req_`).
@@ -25,11 +23,11 @@ pub struct SummaryRecord {
     pub requested_at: Timestamp,
     pub requester: String,
     pub resource: String,
-    /// The summary, encoded by its owner (empty when read by `summaries_csv_page`).
+    /// The summary, encoded by its owner.
     pub body: Vec<u8>,
-    /// Its line of the CSV report, rendered by its owner (empty when read by
-    /// `summaries_page`): a report of a million accesses is then a read, not a million
-    /// renderings.
+    /// Its line of the CSV report, rendered by its owner, written with the summary and read
+    /// back only by `Store::summary_lines` (empty in what `summaries_page` returns): a report
+    /// of a million accesses is then a read, not a million renderings.
     pub csv: String,
 }
 
