@@ -253,6 +253,7 @@ async fn bench(
         password: Some(credential.credential.clone()),
         database: credential.resource.clone(),
         sslmode,
+        proxy_pid: Some(latch.pid),
     };
     let direct = Target {
         name: "direct".into(),
@@ -261,11 +262,13 @@ async fn bench(
         password: None,
         database: db.name.clone(),
         sslmode: "disable",
+        proxy_pid: None,
     };
     let bouncer = Target {
         name: "pgbouncer".into(),
         port: pgbouncer.port,
         database: setup::PGBOUNCER_SESSION_DB.into(),
+        proxy_pid: Some(pgbouncer.pid()),
         ..direct.clone()
     };
     let targets = vec![
@@ -515,11 +518,17 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
     eprintln!(
-        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms{}",
+        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms, CPU µs/tx proxy {} machine {}{}",
         summary.tps,
         summary
             .latency_avg_ms
             .map_or_else(|| "-".into(), |v| format!("{v:.3}")),
+        summary
+            .proxy_cpu_us_per_tx
+            .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+        summary
+            .machine_cpu_us_per_tx
+            .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
         summary
             .error
             .as_deref()
@@ -556,9 +565,9 @@ fn print_report(report: &Report, options: &Options) {
         println!("{title}");
         println!();
         println!(
-            "| target | tps per round | median tps | median latency ms | /direct | /pgbouncer |"
+            "| target | tps per round | median tps | median latency ms | /direct | /pgbouncer | proxy CPU µs/tx | machine CPU µs/tx |"
         );
-        println!("|---|---|---:|---:|---:|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|");
         let median_of = |target: &str| {
             let runs: Vec<&Run> = report
                 .runs
@@ -578,12 +587,25 @@ fn print_report(report: &Report, options: &Options) {
                     .filter_map(|r| r.summary.latency_avg_ms)
                     .collect::<Vec<_>>(),
             );
-            (runs, tps, lat)
+            let cpu = |of: fn(&Summary) -> Option<f64>| {
+                median(
+                    &runs
+                        .iter()
+                        .filter_map(|r| of(&r.summary))
+                        .collect::<Vec<_>>(),
+                )
+                .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+            };
+            let cpus = (
+                cpu(|s| s.proxy_cpu_us_per_tx),
+                cpu(|s| s.machine_cpu_us_per_tx),
+            );
+            (runs, tps, lat, cpus)
         };
-        let (_, direct, _) = median_of("direct");
-        let (_, bouncer, _) = median_of("pgbouncer");
+        let (_, direct, _, _) = median_of("direct");
+        let (_, bouncer, _, _) = median_of("pgbouncer");
         for &target in &targets {
-            let (runs, tps, lat) = median_of(target);
+            let (runs, tps, lat, (proxy_cpu, machine_cpu)) = median_of(target);
             if runs.is_empty() {
                 continue;
             }
@@ -599,7 +621,7 @@ fn print_report(report: &Report, options: &Options) {
                 _ => "-".into(),
             };
             println!(
-                "| {target} | {} | {} | {} | {} | {} |",
+                "| {target} | {} | {} | {} | {} | {} | {proxy_cpu} | {machine_cpu} |",
                 per_round.join(", "),
                 tps.map_or_else(|| "-".into(), |v| format!("{v:.0}")),
                 lat.map_or_else(|| "-".into(), |v| format!("{v:.3}")),

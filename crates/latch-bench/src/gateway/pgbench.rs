@@ -20,6 +20,8 @@ pub struct Target {
     pub database: String,
     /// libpq `sslmode`: `disable` everywhere except the TLS line.
     pub sslmode: &'static str,
+    /// The proxy between pgbench and PostgreSQL (pgbouncer, latch), whose CPU time is counted.
+    pub proxy_pid: Option<u32>,
 }
 
 impl Target {
@@ -49,11 +51,18 @@ pub struct Summary {
     /// Why the run is not valid (pgbench failed or clients aborted); its figures are then
     /// partial.
     pub error: Option<String>,
+    /// CPU time of the proxy per transaction (user + system, µs): what the proxy costs,
+    /// steadier than throughput on a machine whose speed varies from hour to hour.
+    pub proxy_cpu_us_per_tx: Option<f64>,
+    /// CPU time of the whole machine per transaction (µs): pgbench, PostgreSQL and the proxy.
+    pub machine_cpu_us_per_tx: Option<f64>,
 }
 
 /// `pgbench ARGS… DATABASE` against `target`; a failed run is a [`Summary`] with `error` set,
 /// not an `Err` (which is kept for not being able to run pgbench at all).
 pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result<Summary> {
+    let proxy_before = target.proxy_pid.and_then(process_cpu_ticks);
+    let machine_before = machine_busy_ticks();
     let output = target
         .command(host)
         .args(args)
@@ -64,6 +73,15 @@ pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let mut summary = parse_summary(&stdout);
+    let per_tx = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) if summary.transactions > 0 && a >= b => {
+            Some((a - b) as f64 * 1e6 / USER_HZ / summary.transactions as f64)
+        }
+        _ => None,
+    };
+    summary.proxy_cpu_us_per_tx =
+        per_tx(proxy_before, target.proxy_pid.and_then(process_cpu_ticks));
+    summary.machine_cpu_us_per_tx = per_tx(machine_before, machine_busy_ticks());
     let aborted = stderr
         .lines()
         .filter(|line| line.contains("aborted") || line.contains("error"))
@@ -82,6 +100,40 @@ pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result
         ));
     }
     Ok(summary)
+}
+
+/// The unit of the CPU times in `/proc` (`USER_HZ`, 100 on every Linux we run on).
+const USER_HZ: f64 = 100.0;
+
+/// User plus system time of process `pid` and its reaped children, in `USER_HZ` ticks
+/// (`/proc/PID/stat` fields 14 and 15).
+fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `after_name` starts at field 3, so field N is at index N - 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Ticks the machine's CPUs spent on anything but idling and waiting for I/O (`/proc/stat`).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4);
+    Some(busy.map(|(_, t)| t).sum())
 }
 
 /// The summary lines of pgbench 15: `tps = …`, `latency average = … ms`, `number of
