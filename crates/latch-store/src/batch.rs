@@ -72,6 +72,11 @@ pub(crate) trait Exec {
     ) -> Result<Vec<(String, String)>, StoreError>;
     /// The one row of a query of integer columns.
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError>;
+    /// Rows one `INSERT` of [`insert_rows`] carries: as many as the parameter limit allows where
+    /// each statement is a round trip.
+    fn rows_per_insert(&self, width: usize) -> usize {
+        (MAX_PARAMS / width.max(1)).max(1)
+    }
 }
 
 impl Exec for AnyConnection {
@@ -142,6 +147,13 @@ impl Exec for rusqlite::Transaction<'_> {
             })
             .map_err(sqlite_error)
     }
+
+    /// One: in-process, a row costs no round trip, and a one-row `INSERT` is the same text every
+    /// time, so it is prepared once (a many-row text differs with the group's size and was
+    /// parsed again for nearly every group), and it needs no statement journal.
+    fn rows_per_insert(&self, _width: usize) -> usize {
+        1
+    }
 }
 
 fn sqlite_params(values: Vec<Val>) -> impl rusqlite::Params {
@@ -163,7 +175,7 @@ pub(crate) async fn insert_rows<C: Exec + ?Sized>(
     rows: Vec<Vec<Val>>,
 ) -> Result<(), StoreError> {
     let width = columns.len();
-    let per_statement = (MAX_PARAMS / width.max(1)).max(1);
+    let per_statement = conn.rows_per_insert(width);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_statement).collect();
@@ -316,7 +328,7 @@ pub(crate) async fn execute_jobs<C: Exec + ?Sized>(
     if appended.is_empty() {
         return Ok(results);
     }
-    insert_events(conn, dialect, &appended).await?;
+    ledger.write(conn, &appended).await?;
     let changed: Vec<(&AccessRequest, u64, bool)> = dirty
         .iter()
         .filter_map(|(id, (seq, approved))| {
@@ -406,9 +418,11 @@ pub(crate) const EVENT_COLUMNS: [&str; 7] = [
 
 /// The row of an event in the ledger: its canonical encoding (the leaf) and the leaf's hash,
 /// with the columns it is looked up by.
-pub(crate) fn event_row(event: &StoredEvent) -> Result<Vec<Val>, StoreError> {
-    let body = event.canonical_json();
-    let leaf_hash = latch_ledger::leaf_hash(body.as_bytes()).to_string();
+pub(crate) fn event_row(
+    event: &StoredEvent,
+    body: String,
+    leaf_hash: latch_ledger::Hash,
+) -> Result<Vec<Val>, StoreError> {
     Ok(vec![
         Val::Int(to_i64(event.seq)?),
         Val::Text(event.event.kind.type_name().to_owned()),
@@ -416,17 +430,8 @@ pub(crate) fn event_row(event: &StoredEvent) -> Result<Vec<Val>, StoreError> {
         Val::Text(event.event.subject.clone()),
         Val::Int(event.event.at.as_millis()),
         Val::Text(body),
-        Val::Text(leaf_hash),
+        Val::Text(leaf_hash.to_string()),
     ])
-}
-
-pub(crate) async fn insert_events<C: Exec + ?Sized>(
-    conn: &mut C,
-    dialect: Dialect,
-    events: &[StoredEvent],
-) -> Result<(), StoreError> {
-    let rows = events.iter().map(event_row).collect::<Result<_, _>>()?;
-    insert_rows(conn, dialect, "events", &EVENT_COLUMNS, "", rows).await
 }
 
 async fn write_projections<C: Exec + ?Sized>(

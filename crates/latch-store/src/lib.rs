@@ -11,6 +11,7 @@ mod bulk;
 mod findings;
 mod migrations;
 mod outbox;
+mod recent;
 mod sessions;
 mod sql;
 mod summaries;

@@ -24,6 +24,7 @@ use crate::batch;
 use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severity_rank};
 use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
+use crate::recent::{Appended, RecentEvents};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
@@ -64,7 +65,13 @@ pub struct SqlStore {
     appends: mpsc::Sender<crate::sessions::AppendJob>,
     /// Where reports and the dashboard read around sqlx's `Any` layer (see `summaries`).
     bulk: BulkReads,
+    /// The newest events the SQLite writer committed, for the ledger's followers.
+    recent: Arc<RecentEvents>,
 }
+
+/// Events [`RecentEvents`] keeps: a few seconds of the gateway's busiest recording, about
+/// 1 KiB each.
+const RECENT_EVENTS: usize = 16_384;
 
 /// A command waiting for group commit.
 struct QueuedJob {
@@ -157,6 +164,7 @@ impl SqlStore {
             jobs,
             appends,
             bulk,
+            recent: Arc::new(RecentEvents::new(RECENT_EVENTS)),
         };
         store.migrate().await?;
         // One writer thread for both committers: they take the write turn anyway.
@@ -164,6 +172,7 @@ impl SqlStore {
             BulkReads::SqliteFile(path) => Some(Arc::new(SqliteWriter::start(
                 path.clone(),
                 store.write_queue.clone(),
+                store.recent.clone(),
             ))),
             BulkReads::Postgres(_) => None,
         };
@@ -221,7 +230,14 @@ impl SqlStore {
 
     /// Opens a write transaction holding the ledger's lock. Dropping it rolls back.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
-        begin_write(&self.pool, self.dialect, &self.write_queue).await
+        let mut w = begin_write(&self.pool, self.dialect, &self.write_queue).await?;
+        // On SQLite every ledger write is this process's, in the write turn, so the followers'
+        // cache sees every event, whichever path wrote it.
+        if self.dialect == Dialect::Sqlite {
+            w.ledger.appended = Some(Vec::new());
+            w.recent = Some(self.recent.clone());
+        }
+        Ok(w)
     }
 
     /// The turn of a write that does not touch the ledger (the outbox): on SQLite it waits in
@@ -262,10 +278,12 @@ async fn begin_write<'a>(
     let ledger = Ledger {
         next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
         dialect,
+        appended: None,
     };
     Ok(WriteTx {
         tx,
         ledger,
+        recent: None,
         _queued: queued,
     })
 }
@@ -278,6 +296,8 @@ pub(crate) const TAKE_LEDGER_HEAD: &str =
 pub(crate) struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) ledger: Ledger,
+    /// Where the committed events go, if anywhere.
+    recent: Option<Arc<RecentEvents>>,
     _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -295,6 +315,9 @@ impl WriteTx<'_> {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
+        if let Some(recent) = &self.recent {
+            recent.publish(self.ledger.appended.take().unwrap_or_default());
+        }
         Ok(())
     }
 }
@@ -303,6 +326,9 @@ impl WriteTx<'_> {
 pub(crate) struct Ledger {
     pub(crate) next_seq: u64,
     pub(crate) dialect: Dialect,
+    /// The events written, kept for [`crate::recent::RecentEvents`] when the transaction
+    /// commits; `None` where nothing keeps them.
+    pub(crate) appended: Option<Vec<Appended>>,
 }
 
 impl Ledger {
@@ -323,8 +349,39 @@ impl Ledger {
         events: Vec<Event>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let stored: Vec<StoredEvent> = events.into_iter().map(|e| self.assign(e)).collect();
-        batch::insert_events(conn, self.dialect, &stored).await?;
+        self.write(conn, &stored).await?;
         Ok(stored)
+    }
+
+    /// Writes events already given their places: each row holds the event's canonical
+    /// encoding (the leaf) and the leaf's hash.
+    pub(crate) async fn write<C: batch::Exec + ?Sized>(
+        &mut self,
+        conn: &mut C,
+        events: &[StoredEvent],
+    ) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let body = event.canonical_json();
+            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
+            if let Some(kept) = &mut self.appended {
+                kept.push(Appended {
+                    event: event.clone(),
+                    body: body.clone(),
+                    leaf_hash,
+                });
+            }
+            rows.push(batch::event_row(event, body, leaf_hash)?);
+        }
+        batch::insert_rows(
+            conn,
+            self.dialect,
+            "events",
+            &batch::EVENT_COLUMNS,
+            "",
+            rows,
+        )
+        .await
     }
 }
 
@@ -1512,6 +1569,15 @@ impl Store for SqlStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
+        if let Some(recent) = self
+            .recent
+            .after(after, usize::try_from(limit).unwrap_or(0))
+        {
+            return Ok(recent
+                .iter()
+                .map(|a| (a.event.clone(), a.body.clone()))
+                .collect());
+        }
         self.raw_events(after, limit)
             .await?
             .into_iter()
@@ -1719,6 +1785,9 @@ impl Store for SqlStore {
     }
 
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError> {
+        if let Some(recent) = self.recent.leaf_hashes(from, to) {
+            return Ok(recent);
+        }
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
             "SELECT seq, leaf_hash FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq",

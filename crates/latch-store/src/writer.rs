@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::StoreError;
 use crate::batch::sqlite_error;
+use crate::recent::RecentEvents;
 use crate::sql::{Dialect, Ledger, TAKE_LEDGER_HEAD, corrupt, to_i64};
 
 /// Work for the thread: given its connection (or why there is none), it says whether the
@@ -23,10 +24,16 @@ pub(crate) struct SqliteWriter {
     jobs: std::sync::mpsc::Sender<Job>,
     /// The store's write turn: every writer, this one included, takes it first.
     write_queue: Arc<Mutex<()>>,
+    /// Where committed events go for the ledger's followers.
+    recent: Arc<RecentEvents>,
 }
 
 impl SqliteWriter {
-    pub(crate) fn start(path: PathBuf, write_queue: Arc<Mutex<()>>) -> Self {
+    pub(crate) fn start(
+        path: PathBuf,
+        write_queue: Arc<Mutex<()>>,
+        recent: Arc<RecentEvents>,
+    ) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new()
             .name("latch-sqlite-writer".into())
@@ -53,7 +60,11 @@ impl SqliteWriter {
         if let Err(err) = spawned {
             tracing::error!(%err, "cannot start the SQLite writer thread");
         }
-        Self { jobs, write_queue }
+        Self {
+            jobs,
+            write_queue,
+            recent,
+        }
     }
 
     /// Runs `work` in one write transaction, in the store's write turn, with the ledger's head
@@ -67,8 +78,10 @@ impl SqliteWriter {
     {
         let _turn = self.write_queue.lock().await;
         let (reply, answer) = oneshot::channel();
+        let recent = self.recent.clone();
         let job: Job = Box::new(move |connection| {
-            let result = connection.and_then(|connection| in_transaction(connection, work));
+            let result =
+                connection.and_then(|connection| in_transaction(connection, &recent, work));
             let good = !matches!(result, Err(StoreError::Unavailable(_)));
             let _ = reply.send(result);
             good
@@ -81,6 +94,7 @@ impl SqliteWriter {
 
 fn in_transaction<T>(
     connection: &mut rusqlite::Connection,
+    recent: &RecentEvents,
     work: impl FnOnce(&mut rusqlite::Transaction<'_>, &mut Ledger) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut tx = connection
@@ -92,6 +106,7 @@ fn in_transaction<T>(
     let mut ledger = Ledger {
         next_seq: u64::try_from(head).map_err(|_| corrupt("negative ledger head"))?,
         dialect: Dialect::Sqlite,
+        appended: Some(Vec::new()),
     };
     let before = ledger.next_seq;
     let out = work(&mut tx, &mut ledger)?;
@@ -102,6 +117,7 @@ fn in_transaction<T>(
         )
         .map_err(sqlite_error)?;
         tx.commit().map_err(sqlite_error)?;
+        recent.publish(ledger.appended.unwrap_or_default());
     }
     Ok(out)
 }
@@ -131,5 +147,7 @@ fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
         .map_err(|err| {
             StoreError::Unavailable(format!("cannot set up `{}`: {err}", path.display()))
         })?;
+    // Room for every statement of the write path, so that none is parsed twice.
+    connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }

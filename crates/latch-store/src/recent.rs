@@ -1,0 +1,188 @@
+//! The newest events, kept in memory as the SQLite writer committed them, for the followers of
+//! the ledger (the access projection, the live audit, the checkpointer) that read every event
+//! soon after it is written. Read back through sqlx, each event cost a row handed across
+//! sqlx's worker thread and a decode of its canonical JSON, once per follower: under the
+//! gateway's load (an event per statement) that was about a fifth of latch's CPU.
+//!
+//! The cache only ever answers for a run it holds whole: it keeps one contiguous run of
+//! sequence numbers, starts a new run when a commit does not follow on (a write that went
+//! around the writer thread), and says "not here" (the caller reads the store) for anything
+//! it does not hold. Only committed events are put in it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use latch_core::StoredEvent;
+use latch_ledger::Hash;
+
+/// One appended event: what the store wrote for it.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    pub event: StoredEvent,
+    /// Its canonical encoding: the ledger's leaf.
+    pub body: String,
+    pub leaf_hash: Hash,
+}
+
+/// The newest committed events, at most `capacity` of them.
+pub(crate) struct RecentEvents {
+    entries: Mutex<VecDeque<Arc<Appended>>>,
+    capacity: usize,
+}
+
+impl RecentEvents {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
+            capacity,
+        }
+    }
+
+    /// Adds events just committed, in order.
+    pub(crate) fn publish(&self, appended: Vec<Appended>) {
+        let Some(first) = appended.first().map(|a| a.event.seq) else {
+            return;
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let follows_on = entries
+            .back()
+            .is_none_or(|last| last.event.seq.checked_add(1) == Some(first));
+        if !follows_on {
+            entries.clear();
+        }
+        for (expected, a) in (first..).zip(appended) {
+            if a.event.seq != expected {
+                // Not one run: keep nothing rather than a hole.
+                entries.clear();
+                return;
+            }
+            entries.push_back(Arc::new(a));
+        }
+        let excess = entries.len().saturating_sub(self.capacity);
+        entries.drain(..excess);
+    }
+
+    /// Up to `limit` events after `after`, if the cache holds the next one; `None` sends the
+    /// caller to the store. An empty answer never comes from here: whether nothing follows
+    /// `after` is for the store to say.
+    pub(crate) fn after(&self, after: u64, limit: usize) -> Option<Vec<Arc<Appended>>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let first = entries.front()?.event.seq;
+        let wanted = after.checked_add(1)?;
+        let offset = usize::try_from(wanted.checked_sub(first)?).ok()?;
+        if offset >= entries.len() || limit == 0 {
+            return None;
+        }
+        Some(entries.iter().skip(offset).take(limit).cloned().collect())
+    }
+
+    /// The leaf hashes of events `from + 1 ..= to`, if the cache holds them all.
+    pub(crate) fn leaf_hashes(&self, from: u64, to: u64) -> Option<Vec<Hash>> {
+        let count = usize::try_from(to.checked_sub(from)?).ok()?;
+        let run = self.after(from, count)?;
+        (run.len() == count).then(|| run.iter().map(|a| a.leaf_hash).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latch_core::{Actor, Event, EventKind, Timestamp};
+
+    fn appended(seq: u64) -> Appended {
+        let event = StoredEvent {
+            seq,
+            event: Event {
+                at: Timestamp::from_millis(1_700_000_000_000),
+                actor: Actor::System,
+                subject: format!("s{seq}"),
+                kind: EventKind::AccessRefused {
+                    action: "connect".into(),
+                    reason: "test".into(),
+                },
+            },
+        };
+        let body = event.canonical_json();
+        let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
+        Appended {
+            event,
+            body,
+            leaf_hash,
+        }
+    }
+
+    fn seqs(run: Option<Vec<Arc<Appended>>>) -> Option<Vec<u64>> {
+        run.map(|r| r.iter().map(|a| a.event.seq).collect())
+    }
+
+    #[test]
+    fn answers_only_for_what_it_holds() {
+        let recent = RecentEvents::new(4);
+        assert_eq!(seqs(recent.after(0, 10)), None, "empty");
+        recent.publish((1..=3).map(appended).collect());
+        assert_eq!(seqs(recent.after(0, 10)), Some(vec![1, 2, 3]));
+        assert_eq!(seqs(recent.after(1, 1)), Some(vec![2]));
+        assert_eq!(seqs(recent.after(3, 10)), None, "nothing after the newest");
+        recent.publish((4..=6).map(appended).collect());
+        // Capacity 4: 1 and 2 are gone, so a reader after 0 or 1 goes to the store.
+        assert_eq!(seqs(recent.after(0, 10)), None);
+        assert_eq!(seqs(recent.after(1, 10)), None);
+        assert_eq!(seqs(recent.after(2, 10)), Some(vec![3, 4, 5, 6]));
+    }
+
+    #[test]
+    fn a_gap_starts_a_new_run() {
+        let recent = RecentEvents::new(100);
+        recent.publish((1..=3).map(appended).collect());
+        // Events 4 and 5 were written around the writer: the cache must not skip them.
+        recent.publish((6..=7).map(appended).collect());
+        assert_eq!(seqs(recent.after(3, 10)), None);
+        assert_eq!(seqs(recent.after(5, 10)), Some(vec![6, 7]));
+        assert_eq!(recent.leaf_hashes(2, 7), None);
+        assert_eq!(
+            recent.leaf_hashes(5, 7),
+            Some(vec![appended(6).leaf_hash, appended(7).leaf_hash])
+        );
+        // A commit out of order keeps nothing.
+        recent.publish(vec![appended(8), appended(10)]);
+        assert_eq!(seqs(recent.after(7, 10)), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever runs are committed (in order, with holes where a write went around), an
+        /// answer is always the events that follow `after`, without a gap, and the newest run's
+        /// events are always answered for.
+        #[test]
+        fn answers_are_the_events_that_follow(
+            runs in proptest::collection::vec((0u64..3, 1u64..20), 1..30),
+            capacity in 1usize..64,
+            limit in 1usize..40,
+        ) {
+            let recent = RecentEvents::new(capacity);
+            let mut next = 1u64;
+            let mut newest_run = 1..1;
+            for (hole, len) in runs {
+                next += hole;
+                recent.publish((next..next + len).map(appended).collect());
+                newest_run = if hole == 0 && newest_run.end == next {
+                    newest_run.start..next + len
+                } else {
+                    next..next + len
+                };
+                next += len;
+            }
+            for after in 0..next + 2 {
+                let answer = seqs(recent.after(after, limit));
+                if let Some(answer) = &answer {
+                    proptest::prop_assert!(!answer.is_empty() && answer.len() <= limit);
+                    let expected: Vec<u64> = (after + 1..).take(answer.len()).collect();
+                    proptest::prop_assert_eq!(answer, &expected);
+                }
+                let held = newest_run.end.saturating_sub(capacity as u64).max(newest_run.start);
+                if after + 1 >= held && after + 1 < newest_run.end {
+                    proptest::prop_assert!(answer.is_some(), "after {} not answered", after);
+                }
+            }
+        }
+    }
+}
