@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::class::Classified;
 use crate::classify::classify;
+use crate::redact::replace_literals;
 
 /// Number of independently locked shards; a power of two.
 const SHARDS: usize = 16;
@@ -113,8 +114,9 @@ impl Classifier {
 /// under `pgbench -M simple`. A number's value never changes a statement's class or the
 /// objects it names, but mistaking something else for a number could, and under an enforced
 /// read role the class is the gate. So only texts without quotes of any kind, dollar quotes or
-/// parameters, backslashes or comments are shaped: in what is left, a run of digits that does
-/// not continue a word is a numeric constant and nothing else.
+/// parameters, backslashes or comments are shaped: in what is left, the literals the lexer
+/// finds can only be numbers. They become `0`, itself a number, so a shaped text is a text
+/// that does the same, and no other text can share its entry by accident.
 fn numbers_as_zero(sql: &str) -> Option<String> {
     let bytes = sql.as_bytes();
     let unsure = bytes
@@ -125,32 +127,8 @@ fn numbers_as_zero(sql: &str) -> Option<String> {
     if unsure || !bytes.iter().any(u8::is_ascii_digit) {
         return None;
     }
-    let mut shaped = String::with_capacity(sql.len());
-    let mut changed = false;
-    let mut rest = sql;
-    let mut previous: Option<u8> = None;
-    while let Some(first) = rest.bytes().next() {
-        let continues_word =
-            previous.is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_' || p >= 0x80);
-        if first.is_ascii_digit() && !continues_word {
-            let end = rest
-                .bytes()
-                .position(|b| !(b.is_ascii_digit() || b == b'.'))
-                .unwrap_or(rest.len());
-            let (number, after) = rest.split_at(end);
-            shaped.push('0');
-            changed |= number != "0";
-            previous = number.bytes().last();
-            rest = after;
-        } else {
-            let end = rest.char_indices().nth(1).map_or(rest.len(), |(i, _)| i);
-            let (ch, after) = rest.split_at(end);
-            shaped.push_str(ch);
-            previous = ch.bytes().last();
-            rest = after;
-        }
-    }
-    changed.then_some(shaped)
+    let shaped = replace_literals(sql, "0");
+    (shaped != sql).then_some(shaped)
 }
 
 #[cfg(test)]

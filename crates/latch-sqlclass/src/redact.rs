@@ -12,10 +12,15 @@ use crate::lex::{self, Kind};
 /// backslash before a quote in a plain `'…'` string would end the literal where this lexer
 /// does not.
 pub fn redact_literals(sql: &str) -> String {
+    replace_literals(sql, "?")
+}
+
+/// `sql` with every literal replaced by `with`, everything else kept byte for byte.
+pub(crate) fn replace_literals(sql: &str, with: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     for span in lex::lex(sql) {
         match span.kind {
-            Kind::Literal => out.push('?'),
+            Kind::Literal => out.push_str(with),
             Kind::Comment | Kind::Semicolon | Kind::Code => {
                 out.push_str(sql.get(span.start..span.end).unwrap_or_default());
             }
