@@ -234,8 +234,7 @@ impl SqlStore {
         // On SQLite every ledger write is this process's, in the write turn, so the followers'
         // cache sees every event, whichever path wrote it.
         if self.dialect == Dialect::Sqlite {
-            w.ledger.appended = Some(Vec::new());
-            w.recent = Some(self.recent.clone());
+            w.ledger.recent = Some(self.recent.clone());
         }
         Ok(w)
     }
@@ -278,12 +277,12 @@ async fn begin_write<'a>(
     let ledger = Ledger {
         next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
         dialect,
-        appended: None,
+        recent: None,
+        appended: Vec::new(),
     };
     Ok(WriteTx {
         tx,
         ledger,
-        recent: None,
         _queued: queued,
     })
 }
@@ -296,8 +295,6 @@ pub(crate) const TAKE_LEDGER_HEAD: &str =
 pub(crate) struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) ledger: Ledger,
-    /// Where the committed events go, if anywhere.
-    recent: Option<Arc<RecentEvents>>,
     _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -315,9 +312,7 @@ impl WriteTx<'_> {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
-        if let Some(recent) = &self.recent {
-            recent.publish(self.ledger.appended.take().unwrap_or_default());
-        }
+        self.ledger.committed();
         Ok(())
     }
 }
@@ -326,9 +321,10 @@ impl WriteTx<'_> {
 pub(crate) struct Ledger {
     pub(crate) next_seq: u64,
     pub(crate) dialect: Dialect,
-    /// The events written, kept for [`crate::recent::RecentEvents`] when the transaction
-    /// commits; `None` where nothing keeps them.
-    pub(crate) appended: Option<Vec<Appended>>,
+    /// Where the events go once committed, if anywhere.
+    pub(crate) recent: Option<Arc<RecentEvents>>,
+    /// The events written, kept for `recent` (empty without it).
+    pub(crate) appended: Vec<Appended>,
 }
 
 impl Ledger {
@@ -364,8 +360,8 @@ impl Ledger {
         for event in events {
             let body = event.canonical_json();
             let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
-            if let Some(kept) = &mut self.appended {
-                kept.push(Appended {
+            if self.recent.is_some() {
+                self.appended.push(Appended {
                     event: event.clone(),
                     body: body.clone(),
                     leaf_hash,
@@ -382,6 +378,13 @@ impl Ledger {
             rows,
         )
         .await
+    }
+
+    /// Hands the events written to `recent`; call once the transaction has committed.
+    pub(crate) fn committed(&mut self) {
+        if let Some(recent) = &self.recent {
+            recent.publish(std::mem::take(&mut self.appended));
+        }
     }
 }
 

@@ -80,8 +80,7 @@ impl SqliteWriter {
         let (reply, answer) = oneshot::channel();
         let recent = self.recent.clone();
         let job: Job = Box::new(move |connection| {
-            let result =
-                connection.and_then(|connection| in_transaction(connection, &recent, work));
+            let result = connection.and_then(|connection| in_transaction(connection, recent, work));
             let good = !matches!(result, Err(StoreError::Unavailable(_)));
             let _ = reply.send(result);
             good
@@ -94,7 +93,7 @@ impl SqliteWriter {
 
 fn in_transaction<T>(
     connection: &mut rusqlite::Connection,
-    recent: &RecentEvents,
+    recent: Arc<RecentEvents>,
     work: impl FnOnce(&mut rusqlite::Transaction<'_>, &mut Ledger) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut tx = connection
@@ -106,7 +105,8 @@ fn in_transaction<T>(
     let mut ledger = Ledger {
         next_seq: u64::try_from(head).map_err(|_| corrupt("negative ledger head"))?,
         dialect: Dialect::Sqlite,
-        appended: Some(Vec::new()),
+        recent: Some(recent),
+        appended: Vec::new(),
     };
     let before = ledger.next_seq;
     let out = work(&mut tx, &mut ledger)?;
@@ -117,7 +117,7 @@ fn in_transaction<T>(
         )
         .map_err(sqlite_error)?;
         tx.commit().map_err(sqlite_error)?;
-        recent.publish(ledger.appended.unwrap_or_default());
+        ledger.committed();
     }
     Ok(out)
 }
