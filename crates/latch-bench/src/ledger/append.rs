@@ -1,19 +1,25 @@
-//! `latch-bench ledger append`: ledger events appended per second through `Store::execute`, the
-//! path every API write takes, with durable commits (SQLite `synchronous = FULL`, PostgreSQL
-//! `fsync` and `synchronous_commit` on) and group commit (concurrent calls share a transaction
-//! and its fsync). In process, on a fresh store per run.
+//! `latch-bench ledger append`: ledger events appended per second, with durable commits (SQLite
+//! `synchronous = FULL`, PostgreSQL `fsync` and `synchronous_commit` on) and group commit
+//! (concurrent calls share a transaction and its fsync). In process, on a fresh store per run.
 //!
-//! Each writer is a task that loops creating requests with distinct ids (`Command::Create`, one
-//! `request.created` event each) and waits for each to be acknowledged before the next. After
-//! `--warmup` seconds, `--seconds` are measured; events/s is the events of the appends started in
-//! the measured window over the time until the last of them was acknowledged.
+//! Two workloads, each a loop per writer task that appends and waits for the acknowledgement
+//! before the next:
+//! - `statements`: the gateway's strict recording. Each writer is a session: it appends one
+//!   `session.statement` event per call through `Store::append_session_events`, the call strict
+//!   mode waits on before it forwards a statement. This is the ledger's volume path.
+//! - `requests`: the lifecycle. Each writer creates requests with distinct ids through
+//!   `Store::execute` (`Command::Create`, one `request.created` event each), the path every API
+//!   write takes: it also reads the requester's history and writes the `requests` projection.
+//!
+//! After `--warmup` seconds, `--seconds` are measured; events/s is the events of the appends
+//! started in the measured window over the time until the last of them was acknowledged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use latch_core::time::{Clock, SystemClock};
-use latch_core::{AccessDuration, Catalog, Command};
+use latch_core::{AccessDuration, Actor, Catalog, Command, Event, EventKind};
 use latch_store::{Executed, SqlStore, Store};
 use tokio::task::JoinSet;
 
@@ -40,10 +46,37 @@ pub struct Options {
     rounds: usize,
     #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
     backend: BackendChoice,
+    /// What each append is (comma-separated): a gateway statement recorded strictly, or a new
+    /// access request.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "statements,requests"
+    )]
+    workload: Vec<Workload>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// `session.statement` events through `Store::append_session_events` (strict recording).
+    Statements,
+    /// `Command::Create` through `Store::execute` (the lifecycle).
+    Requests,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Statements => "statements",
+            Self::Requests => "requests",
+        })
+    }
 }
 
 struct RunResult {
     round: usize,
+    workload: Workload,
     backend: Backend,
     writers: usize,
     /// Events of the appends started after the warm-up.
@@ -62,9 +95,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     ensure!(options.seconds > 0, "--seconds must be at least 1");
     ensure!(options.rounds > 0, "--rounds must be at least 1");
+    ensure!(!options.workload.is_empty(), "--workload must name one");
     let backends = options.backend.backends();
     eprintln!(
-        "ledger append: writers {:?}, {} s measured after {} s warm-up, {} round(s) of {}",
+        "ledger append: workloads {:?}, writers {:?}, {} s measured after {} s warm-up, {} round(s) of {}",
+        options.workload,
         options.writers,
         options.seconds,
         options.warmup,
@@ -77,19 +112,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let mut results = Vec::new();
     for round in 1..=options.rounds {
-        for &writers in &options.writers {
-            for &backend in &backends {
-                let result = run_once(round, backend, writers, &options)
-                    .await
-                    .with_context(|| format!("round {round}, {writers} writers on {backend}"))?;
-                eprintln!(
-                    "  round {round} {backend} {writers} writers: {:.0} events/s, p50 {} ms, p99 {} ms, {} errors",
-                    result.events_per_sec,
-                    percentile(&result.latencies, 50.0).map_or_else(|| "-".into(), ms),
-                    percentile(&result.latencies, 99.0).map_or_else(|| "-".into(), ms),
-                    result.errors
-                );
-                results.push(result);
+        for &workload in &options.workload {
+            for &writers in &options.writers {
+                for &backend in &backends {
+                    let result = run_once(round, workload, backend, writers, &options)
+                        .await
+                        .with_context(|| {
+                            format!("round {round}, {workload}, {writers} writers on {backend}")
+                        })?;
+                    eprintln!(
+                        "  round {round} {workload} {backend} {writers} writers: {:.0} events/s, p50 {} ms, p99 {} ms, {} errors",
+                        result.events_per_sec,
+                        percentile(&result.latencies, 50.0).map_or_else(|| "-".into(), ms),
+                        percentile(&result.latencies, 99.0).map_or_else(|| "-".into(), ms),
+                        result.errors
+                    );
+                    results.push(result);
+                }
             }
         }
     }
@@ -103,6 +142,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
 async fn run_once(
     round: usize,
+    workload: Workload,
     backend: Backend,
     writers: usize,
     options: &Options,
@@ -114,17 +154,27 @@ async fn run_once(
     let measure_from = start + Duration::from_secs(options.warmup);
     let until = measure_from + Duration::from_secs(options.seconds);
     let mut tasks = JoinSet::new();
-    for _ in 0..writers {
-        tasks.spawn(write(
-            opened.store.clone(),
-            catalog.clone(),
-            clock.clone(),
-            measure_from,
-            until,
-        ));
+    for writer in 0..writers {
+        match workload {
+            Workload::Requests => tasks.spawn(write(
+                opened.store.clone(),
+                catalog.clone(),
+                clock.clone(),
+                measure_from,
+                until,
+            )),
+            Workload::Statements => tasks.spawn(record_statements(
+                opened.store.clone(),
+                clock.clone(),
+                writer,
+                measure_from,
+                until,
+            )),
+        };
     }
     let mut result = RunResult {
         round,
+        workload,
         backend,
         writers,
         events: 0,
@@ -165,6 +215,94 @@ struct WriterResult {
     last_end: Instant,
     errors: u64,
     first_error: Option<String>,
+}
+
+/// One writer as a gateway session in strict mode: records one statement at a time, each
+/// acknowledged durable before the next, until `until`. The session's start is appended first
+/// and counted as a warm-up event.
+async fn record_statements(
+    store: Arc<SqlStore>,
+    clock: Arc<dyn Clock>,
+    writer: usize,
+    measure_from: Instant,
+    until: Instant,
+) -> WriterResult {
+    let mut result = WriterResult {
+        measured_events: 0,
+        all_events: 0,
+        latencies: Vec::new(),
+        last_end: until,
+        errors: 0,
+        first_error: None,
+    };
+    let session = format!("ses_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let grant = format!("grt_bench{writer:04}");
+    let user = format!("user{writer:04}");
+    let started = Event {
+        at: clock.now(),
+        actor: Actor::user(user.clone()),
+        subject: session.clone(),
+        kind: EventKind::SessionStarted {
+            grant_id: grant.clone(),
+            user: user.clone(),
+            resource: "payments-db".into(),
+            role: "read".into(),
+            client_addr: "127.0.0.1:50000".into(),
+            application_name: Some("pgbench".into()),
+            tls: true,
+        },
+    };
+    if let Err(err) = store.append_session_events(vec![started]).await {
+        result.errors += 1;
+        result.first_error = Some(err.to_string());
+        return result;
+    }
+    result.all_events += 1;
+    for seq in 1u64.. {
+        let begun = Instant::now();
+        if begun >= until {
+            break;
+        }
+        // What strict mode records before forwarding: the statement, its outcome pending.
+        let statement = Event {
+            at: clock.now(),
+            actor: Actor::user(user.clone()),
+            subject: session.clone(),
+            kind: EventKind::SessionStatement {
+                grant_id: grant.clone(),
+                seq,
+                text: format!(
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = {}",
+                    seq * 7919 % 1_000_000
+                ),
+                protocol: "simple".into(),
+                class: "read".into(),
+                objects: vec!["pgbench_accounts".into()],
+                outcome: "pending".into(),
+                rows: None,
+                detail: None,
+                duration_us: 0,
+            },
+        };
+        match store.append_session_events(vec![statement]).await {
+            Ok(()) => {
+                let ended = Instant::now();
+                result.all_events += 1;
+                if begun >= measure_from {
+                    result.measured_events += 1;
+                    result
+                        .latencies
+                        .push(i64::try_from((ended - begun).as_micros()).unwrap_or(i64::MAX));
+                    result.last_end = result.last_end.max(ended);
+                }
+            }
+            Err(err) => {
+                result.errors += 1;
+                result.first_error.get_or_insert(err.to_string());
+            }
+        }
+    }
+    result
 }
 
 /// One writer: creates requests with fresh ids, one at a time, until `until`.
@@ -233,17 +371,20 @@ async fn write(
 fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
     println!();
     println!(
-        "ledger append: `Store::execute` (one request.created per append, group commit, durable), {} s per run, workspace at {}",
+        "ledger append: one event per append, group commit, durable; {} s per run, workspace at {}",
         options.seconds,
         super::commit()
     );
     println!();
-    println!("| round | backend | writers | events | events/s | p50 ms | p99 ms | errors |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| round | workload | backend | writers | events | events/s | p50 ms | p99 ms | errors |"
+    );
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|");
     for r in results {
         println!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
             r.round,
+            r.workload,
             r.backend,
             r.writers,
             r.events,
@@ -253,16 +394,15 @@ fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
             r.errors
         );
     }
-    let rate = |backend: Backend, writers: usize| {
+    let rate = |workload: Workload, backend: Backend, writers: usize| {
         median(
             &results
                 .iter()
-                .filter(|r| r.backend == backend && r.writers == writers)
+                .filter(|r| r.workload == workload && r.backend == backend && r.writers == writers)
                 .map(|r| r.events_per_sec)
                 .collect::<Vec<_>>(),
         )
     };
-    println!();
     let (first, last) = match (options.writers.first(), options.writers.last()) {
         (Some(&first), Some(&last)) => (first, last),
         _ => return,
@@ -272,56 +412,71 @@ fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
         .iter()
         .map(|w| format!("{w} writers events/s"))
         .collect();
+    println!();
     println!(
-        "| backend | {} | {last}/{first} writers |",
+        "| workload | backend | {} | {last}/{first} writers |",
         header.join(" | ")
     );
-    println!("|---|{}---:|", "---:|".repeat(options.writers.len()));
-    for &backend in backends {
-        let cells: Vec<String> = options
-            .writers
-            .iter()
-            .map(|&w| rate(backend, w).map_or_else(|| "-".into(), |v| format!("{v:.0}")))
-            .collect();
-        let ratio = match (rate(backend, last), rate(backend, first)) {
-            (Some(l), Some(f)) => format!("{:.1}", l / f),
-            _ => "-".into(),
-        };
-        println!("| {backend} | {} | {ratio} |", cells.join(" | "));
+    println!("|---|---|{}---:|", "---:|".repeat(options.writers.len()));
+    for &workload in &options.workload {
+        for &backend in backends {
+            let cells: Vec<String> = options
+                .writers
+                .iter()
+                .map(|&w| {
+                    rate(workload, backend, w).map_or_else(|| "-".into(), |v| format!("{v:.0}"))
+                })
+                .collect();
+            let ratio = match (
+                rate(workload, backend, last),
+                rate(workload, backend, first),
+            ) {
+                (Some(l), Some(f)) => format!("{:.1}", l / f),
+                _ => "-".into(),
+            };
+            println!(
+                "| {workload} | {backend} | {} | {ratio} |",
+                cells.join(" | ")
+            );
+        }
     }
     if backends.len() == 2 {
-        let ratios: Vec<String> = options
-            .writers
-            .iter()
-            .filter_map(|&w| {
-                Some(format!(
-                    "{w} writers {:.2}",
-                    rate(Backend::Postgres, w)? / rate(Backend::Sqlite, w)?
-                ))
-            })
-            .collect();
         println!();
-        println!(
-            "PostgreSQL/SQLite events/s (medians): {}",
-            ratios.join(", ")
-        );
+        for &workload in &options.workload {
+            let ratios: Vec<String> = options
+                .writers
+                .iter()
+                .filter_map(|&w| {
+                    Some(format!(
+                        "{w} writers {:.2}",
+                        rate(workload, Backend::Postgres, w)? / rate(workload, Backend::Sqlite, w)?
+                    ))
+                })
+                .collect();
+            println!(
+                "PostgreSQL/SQLite events/s (medians), {workload}: {}",
+                ratios.join(", ")
+            );
+        }
     }
     println!();
-    match rate(Backend::Sqlite, TARGET_WRITERS) {
-        Some(v) if v >= TARGET_EVENTS_PER_SEC => {
-            println!("target met: SQLite with 64 writers appends at least 100,000 events/s");
+    for &workload in &options.workload {
+        match rate(workload, Backend::Sqlite, TARGET_WRITERS) {
+            Some(v) if v >= TARGET_EVENTS_PER_SEC => println!(
+                "{workload}: target met: SQLite with 64 writers appends {v:.0} events/s, at least 100,000"
+            ),
+            Some(v) => println!(
+                "{workload}: target NOT met: SQLite with 64 writers appends {v:.0} events/s against 100,000 ({:.1}× short)",
+                TARGET_EVENTS_PER_SEC / v
+            ),
+            None => println!("{workload}: target not measured: run SQLite with 64 writers"),
         }
-        Some(v) => println!(
-            "target NOT met: SQLite with 64 writers appends {v:.0} events/s against 100,000 ({:.1}× short)",
-            TARGET_EVENTS_PER_SEC / v
-        ),
-        None => println!("target not measured: run SQLite with 64 writers"),
     }
     for r in results {
         if let Some(example) = &r.first_error {
             println!(
-                "errors in round {} on {} with {} writers: {} × e.g. {example}",
-                r.round, r.backend, r.writers, r.errors
+                "errors in round {}, {}, on {} with {} writers: {} × e.g. {example}",
+                r.round, r.workload, r.backend, r.writers, r.errors
             );
         }
     }
