@@ -72,6 +72,12 @@ pub(crate) trait Exec {
     ) -> Result<Vec<(String, String)>, StoreError>;
     /// The one row of a query of integer columns.
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError>;
+    /// The rows of a query of a text and an integer column.
+    async fn text_int_rows(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// Rows one `INSERT` of [`insert_rows`] carries: as many as the parameter limit allows where
     /// each statement is a round trip.
     fn rows_per_insert(&self, width: usize) -> usize {
@@ -116,6 +122,23 @@ impl Exec for AnyConnection {
             .map(|i| Ok(row.try_get::<i64, _>(i)?))
             .collect()
     }
+
+    async fn text_int_rows(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = value.bind_to(query);
+        }
+        query
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
 }
 
 impl Exec for rusqlite::Transaction<'_> {
@@ -146,6 +169,18 @@ impl Exec for rusqlite::Transaction<'_> {
                 (0..columns).map(|i| row.get::<_, i64>(i)).collect()
             })
             .map_err(sqlite_error)
+    }
+
+    async fn text_int_rows(
+        &mut self,
+        sql: &str,
+        values: Vec<Val>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
+        let rows = statement
+            .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
     /// One: in-process, a row costs no round trip, and a one-row `INSERT` is the same text every
@@ -213,8 +248,9 @@ async fn load_aggregates<C: Exec + ?Sized>(
     for chunk in ids.chunks(500) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| dialect.placeholder(i)).collect();
         let sql = format!(
-            "SELECT subject, body FROM events WHERE subject IN ({}) ORDER BY seq",
-            placeholders.join(", ")
+            "SELECT subject, body FROM events WHERE subject IN ({}) AND type NOT IN {} ORDER BY seq",
+            placeholders.join(", "),
+            crate::statement_index::STATEMENT_TYPES
         );
         let ids = chunk.iter().map(|id| Val::Text((*id).to_owned())).collect();
         for (subject, body) in conn.text_pairs(&sql, ids).await? {

@@ -14,6 +14,7 @@ mod outbox;
 mod recent;
 mod sessions;
 mod sql;
+mod statement_index;
 mod summaries;
 mod writer;
 

@@ -262,6 +262,28 @@ UPDATE access_summary_cursor SET after_seq = 0
 CREATE INDEX requests_open_by_requester ON requests (requester, state) WHERE state IN ('pending', 'granted')
 "#,
     ),
+    (
+        11,
+        "recorded statements indexed by session off the append path",
+        // `events_subject` no longer holds the statement types; `session_statements` does, filled
+        // in batches by a follower (`statement_index`). Existing statements are indexed here.
+        r#"
+DROP INDEX events_subject;
+CREATE INDEX events_subject ON events (subject, seq) WHERE type NOT IN ('session.statement', 'session.statement_outcome');
+CREATE TABLE session_statements (
+    session TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (session, seq)
+);
+INSERT INTO session_statements (session, seq)
+    SELECT subject, seq FROM events WHERE type IN ('session.statement', 'session.statement_outcome');
+CREATE TABLE session_statements_cursor (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    after_seq BIGINT NOT NULL
+);
+INSERT INTO session_statements_cursor (id, after_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -26,6 +26,7 @@ use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::recent::{Appended, RecentEvents};
 use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
+use crate::statement_index::STATEMENT_TYPES;
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
 use crate::{
@@ -67,6 +68,10 @@ pub struct SqlStore {
     bulk: BulkReads,
     /// The newest events the SQLite writer committed, for the ledger's followers.
     recent: Arc<RecentEvents>,
+    /// Indexes recorded statements by session, off the append path.
+    indexer: Arc<crate::statement_index::StatementIndexer>,
+    /// Dropped with the store, which stops the indexer's follower.
+    _stop_indexer: mpsc::Sender<()>,
 }
 
 /// Events [`RecentEvents`] keeps: a few seconds of the gateway's busiest recording, about
@@ -105,6 +110,12 @@ impl SqlStore {
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = FULL",
                         "PRAGMA busy_timeout = 10000",
+                        // Checkpoints run in whichever connection commits past this many WAL
+                        // pages, on the writer's serial path. SQLite's default, 1,000 pages,
+                        // copied the same few hot pages back every few dozen group commits;
+                        // 8,192 (32 MiB) copies each once per 8,192 and halves the p99 of an
+                        // append (docs/BENCHMARKS.md, `ledger append`).
+                        "PRAGMA wal_autocheckpoint = 8192",
                     ] {
                         conn.execute(pragma).await?;
                     }
@@ -142,6 +153,20 @@ impl SqlStore {
         Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native)).await
     }
 
+    /// Indexes every recorded statement not yet indexed by session, as the store's follower
+    /// does on its own every 250 ms (`statement_index`). Readers never need this: what is not
+    /// indexed is read from the events themselves. Returns how many events it read past.
+    pub async fn index_statements(&self) -> Result<u64, StoreError> {
+        let mut read = 0;
+        loop {
+            let batch = self.indexer.batch().await?;
+            if batch == 0 {
+                return Ok(read);
+            }
+            read += batch;
+        }
+    }
+
     /// Closes every connection; later calls fail as if the database were down.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -157,25 +182,38 @@ impl SqlStore {
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
         let (appends, append_queue) = mpsc::channel(4096);
-        let store = Self {
-            pool,
-            dialect,
-            write_queue: Arc::new(Mutex::new(())),
-            jobs,
-            appends,
-            bulk,
-            recent: Arc::new(RecentEvents::new(RECENT_EVENTS)),
-        };
-        store.migrate().await?;
-        // One writer thread for both committers: they take the write turn anyway.
-        let writer = match &store.bulk {
+        let (stop_indexer, indexer_stopped) = mpsc::channel(1);
+        let write_queue = Arc::new(Mutex::new(()));
+        let recent = Arc::new(RecentEvents::new(RECENT_EVENTS));
+        migrate(&pool, dialect).await?;
+        // One writer thread for the committers and the indexer: they take the write turn anyway.
+        let writer = match &bulk {
             BulkReads::SqliteFile(path) => Some(Arc::new(SqliteWriter::start(
                 path.clone(),
-                store.write_queue.clone(),
-                store.recent.clone(),
+                write_queue.clone(),
+                recent.clone(),
             ))),
             BulkReads::Postgres(_) => None,
         };
+        let indexer = Arc::new(crate::statement_index::StatementIndexer {
+            pool: pool.clone(),
+            dialect,
+            write_queue: write_queue.clone(),
+            writer: writer.clone(),
+            recent: recent.clone(),
+        });
+        let store = Self {
+            pool,
+            dialect,
+            write_queue,
+            jobs,
+            appends,
+            bulk,
+            recent,
+            indexer,
+            _stop_indexer: stop_indexer,
+        };
+        tokio::spawn(store.indexer.clone().follow(indexer_stopped));
         tokio::spawn(crate::sessions::append_commit(
             store.pool.clone(),
             store.dialect,
@@ -192,42 +230,45 @@ impl SqlStore {
         ));
         Ok(store)
     }
+}
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        if self.dialect == Dialect::Postgres {
-            // Replicas starting together migrate one at a time.
-            tx.execute("SELECT pg_advisory_xact_lock(7411730)").await?;
-        }
-        tx.execute(
+/// Applies the migrations not applied yet, in one transaction.
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    if dialect == Dialect::Postgres {
+        // Replicas starting together migrate one at a time.
+        tx.execute("SELECT pg_advisory_xact_lock(7411730)").await?;
+    }
+    tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
         )
         .await?;
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?;
-        for (version, name, sql) in MIGRATIONS {
-            if applied.contains(version) {
-                continue;
-            }
-            for statement in statements(sql) {
-                tx.execute(statement).await?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
-                .bind(*version)
-                .bind(*name)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version, name, "applied migration");
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
         }
-        tx.commit().await?;
-        Ok(())
+        for statement in statements(sql) {
+            tx.execute(statement).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(*name)
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(version, name, "applied migration");
     }
+    tx.commit().await?;
+    Ok(())
+}
 
+impl SqlStore {
     /// Opens a write transaction holding the ledger's lock. Dropping it rolls back.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
         let mut w = begin_write(&self.pool, self.dialect, &self.write_queue).await?;
@@ -927,7 +968,9 @@ impl Store for SqlStore {
 
     async fn record_once(&self, event: Event) -> Result<Option<StoredEvent>, StoreError> {
         let mut w = self.begin_write().await?;
-        let present = sqlx::query("SELECT 1 FROM events WHERE type = $1 AND subject = $2 LIMIT 1")
+        let present = sqlx::query(&format!(
+            "SELECT 1 FROM events WHERE type = $1 AND subject = $2 AND type NOT IN {STATEMENT_TYPES} LIMIT 1"
+        ))
             .bind(event.kind.type_name())
             .bind(event.subject.as_str())
             .fetch_optional(&mut *w.tx)
@@ -1008,7 +1051,8 @@ impl Store for SqlStore {
     ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&format!(
-            "SELECT seq, body FROM events WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
+            "SELECT seq, body FROM events WHERE seq IN ({}) ORDER BY seq LIMIT {limit}",
+            crate::statement_index::subject_seqs(limit)
         ))
         .bind(subject)
         .bind(clamp_i64(after))
@@ -2010,7 +2054,8 @@ impl Store for SqlStore {
         // an expression is not indexed, so it seeks `events_subject` instead, as PostgreSQL does.
         sqlx::query(&format!(
             "SELECT r.id FROM requests r WHERE NOT EXISTS \
-             (SELECT 1 FROM events e WHERE e.subject = r.id AND e.type || '' = 'request.created') \
+             (SELECT 1 FROM events e WHERE e.subject = r.id AND e.type || '' = 'request.created' \
+               AND e.type NOT IN {STATEMENT_TYPES}) \
              ORDER BY r.id LIMIT {limit}"
         ))
         .fetch_all(&mut *conn)

@@ -76,11 +76,39 @@ impl SqliteWriter {
             + Send
             + 'static,
     {
+        let recent = self.recent.clone();
+        self.run(move |connection| in_transaction(connection, recent, work))
+            .await
+    }
+
+    /// Runs `work` in one write transaction that does not append to the ledger, in the store's
+    /// write turn: committed when `work` succeeds.
+    pub(crate) async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(move |connection| {
+            let mut tx = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sqlite_error)?;
+            let out = work(&mut tx)?;
+            tx.commit().map_err(sqlite_error)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `work` on the thread's connection, in the store's write turn.
+    async fn run<T, W>(&self, work: W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let _turn = self.write_queue.lock().await;
         let (reply, answer) = oneshot::channel();
-        let recent = self.recent.clone();
         let job: Job = Box::new(move |connection| {
-            let result = connection.and_then(|connection| in_transaction(connection, recent, work));
+            let result = connection.and_then(work);
             let good = !matches!(result, Err(StoreError::Unavailable(_)));
             let _ = reply.send(result);
             good
@@ -140,9 +168,11 @@ fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
+    // The checkpoint threshold as the pool's (`SqlStore::open_sqlite` says why).
     connection
         .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+             PRAGMA wal_autocheckpoint = 8192;",
         )
         .map_err(|err| {
             StoreError::Unavailable(format!("cannot set up `{}`: {err}", path.display()))

@@ -10,6 +10,7 @@ use latch_testkit::{Backend, FakeClock, T0, TestStore};
 crate::on_both_stores!(
     concurrent_session_appends_share_commits_and_project_sessions,
     credentials_are_found_by_hash_only,
+    a_session_reads_back_whole_whether_its_statements_are_indexed_or_not,
 );
 
 fn event(session: &str, at: Timestamp, kind: EventKind) -> Event {
@@ -174,4 +175,94 @@ async fn credentials_are_found_by_hash_only(backend: Backend) {
         Some(record)
     );
     assert_eq!(store.credential_by_hash("other").await.unwrap(), None);
+}
+
+/// Statements are indexed by session off the append path, in batches: a session's events read
+/// back the same, in order and page by page, before, during and after indexing.
+async fn a_session_reads_back_whole_whether_its_statements_are_indexed_or_not(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let now = T0;
+    let ended = |statements| {
+        event(
+            "ses_a",
+            now,
+            EventKind::SessionEnded {
+                grant_id: "grt_1".into(),
+                reason: "client_closed".into(),
+                detail: None,
+                bytes_in: 1,
+                bytes_out: 2,
+                statements,
+                revocation_delay_ms: None,
+            },
+        )
+    };
+    let read_all = |page: u32| {
+        let store = store.store.clone();
+        async move {
+            let mut kinds = Vec::new();
+            let mut after = 0;
+            loop {
+                let events = store.subject_events("ses_a", after, page).await.unwrap();
+                let Some((last, _)) = events.last() else {
+                    return kinds;
+                };
+                after = last.seq;
+                for (e, body) in &events {
+                    assert_eq!(e.event.subject, "ses_a");
+                    assert_eq!(body, &e.canonical_json());
+                    kinds.push(match &e.event.kind {
+                        EventKind::SessionStarted { .. } => "started".to_owned(),
+                        EventKind::SessionStatement { seq, .. } => format!("s{seq}"),
+                        EventKind::SessionEnded { .. } => "ended".to_owned(),
+                        other => panic!("unexpected {other:?}"),
+                    });
+                }
+            }
+        }
+    };
+    let mut expected = vec!["started".to_owned()];
+    store
+        .append_session_events(vec![started("ses_a", now), started("ses_b", now)])
+        .await
+        .unwrap();
+    // Two sessions interleaved; half of ses_a's statements indexed, then the rest not yet.
+    for seq in 1..=30 {
+        store
+            .append_session_events(vec![
+                statement("ses_a", now, seq),
+                statement("ses_b", now, seq),
+            ])
+            .await
+            .unwrap();
+        expected.push(format!("s{seq}"));
+        if seq == 15 {
+            store.index_statements().await.unwrap();
+        }
+    }
+    store.append_session_events(vec![ended(30)]).await.unwrap();
+    expected.push("ended".to_owned());
+    for page in [1, 7, 1000] {
+        assert_eq!(
+            read_all(page).await,
+            expected,
+            "page size {page}, partly indexed"
+        );
+    }
+    store.index_statements().await.unwrap();
+    assert_eq!(
+        store.index_statements().await.unwrap(),
+        0,
+        "nothing left to index"
+    );
+    for page in [1, 7, 1000] {
+        assert_eq!(
+            read_all(page).await,
+            expected,
+            "page size {page}, all indexed"
+        );
+    }
+    // The other session is untouched by ses_a's reads.
+    let other = store.subject_events("ses_b", 0, 1000).await.unwrap();
+    assert_eq!(other.len(), 31);
 }

@@ -1,0 +1,242 @@
+//! Which recorded statements belong to which session, kept off the append path.
+//!
+//! An index on `events (subject, seq)` puts each session's entries together, so a group commit
+//! of statements from 64 sessions wrote 64 leaf pages of it: 32 of the 37 pages an average
+//! group wrote, and so most of the append path's time (docs/BENCHMARKS.md, `ledger append`).
+//! The statement types (`session.statement`, `session.statement_outcome`, nearly every event of
+//! a busy gateway) are therefore left out of that index (a partial index, migration 11), and a
+//! follower indexes them here in large batches, where one session's many new entries share a
+//! page. The index is derived: it can always be rebuilt from the events, and the ledger's proofs
+//! do not depend on it. Readers see every statement: what the follower has not yet indexed is
+//! read from the events after its cursor (see `SqlStore::subject_events`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch_core::EventKind;
+use sqlx::AnyPool;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::StoreError;
+use crate::batch::{Exec, Val, insert_rows};
+use crate::recent::RecentEvents;
+use crate::sql::{Dialect, clamp_i64, corrupt};
+use crate::writer::{SqliteWriter, ready};
+
+/// The event types indexed here instead of by `events_subject`, as SQL. Every query that looks
+/// events up by subject says `type NOT IN` this list, or SQLite and PostgreSQL cannot use the
+/// partial index.
+pub(crate) const STATEMENT_TYPES: &str = "('session.statement', 'session.statement_outcome')";
+
+/// The most events one indexing transaction reads past.
+const BATCH: u64 = 50_000;
+
+/// How long the follower waits between rounds: long enough that a session's new entries share
+/// pages, short enough that the unindexed tail readers scan stays small and that the newest
+/// events are still in [`RecentEvents`].
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Where the index is written: on SQLite by the writer thread, on its connection (another
+/// connection's commit would empty the writer's page cache), from the events it keeps in
+/// memory where it still has them; on PostgreSQL through the pool.
+pub(crate) struct StatementIndexer {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+    pub write_queue: Arc<Mutex<()>>,
+    pub writer: Option<Arc<SqliteWriter>>,
+    pub recent: Arc<RecentEvents>,
+}
+
+impl StatementIndexer {
+    /// Indexes new statements every [`INTERVAL`] until `stop`'s sender is dropped (with the
+    /// store).
+    pub(crate) async fn follow(self: Arc<Self>, mut stop: mpsc::Receiver<()>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(INTERVAL) => {}
+                _ = stop.recv() => return,
+            }
+            loop {
+                match self.batch().await {
+                    Ok(read) if read < BATCH => break,
+                    Ok(_) => {}
+                    Err(err) => {
+                        // A closed store or a database that is down: the next round tries
+                        // again, and readers scan the unindexed tail meanwhile.
+                        tracing::debug!(%err, "cannot index recorded statements now");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Indexes the statements among the next [`BATCH`] committed events after the cursor, in
+    /// one transaction; returns how many events it read past.
+    pub(crate) async fn batch(&self) -> Result<u64, StoreError> {
+        if let Some(writer) = &self.writer {
+            let recent = self.recent.clone();
+            return writer
+                .write(move |tx| ready(index_batch(tx, Dialect::Sqlite, Some(&recent))))
+                .await;
+        }
+        let _turn = match self.dialect {
+            Dialect::Sqlite => Some(self.write_queue.lock().await),
+            Dialect::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let read = index_batch(&mut *tx, self.dialect, None).await?;
+        tx.commit().await?;
+        Ok(read)
+    }
+}
+
+/// One batch of [`StatementIndexer::batch`], in the caller's transaction.
+async fn index_batch<C: Exec + ?Sized>(
+    conn: &mut C,
+    dialect: Dialect,
+    recent: Option<&RecentEvents>,
+) -> Result<u64, StoreError> {
+    // On PostgreSQL replicas sharing the store index one at a time.
+    let lock = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    };
+    let cursor = first(
+        conn.int_row(
+            &format!("SELECT after_seq FROM session_statements_cursor WHERE id = 1{lock}"),
+            Vec::new(),
+        )
+        .await?,
+    )?;
+    // Every event below the head is committed: appends commit in sequence order (they hold the
+    // ledger's row), so this never skips one that commits later.
+    let head = first(
+        conn.int_row("SELECT next_seq FROM ledger_head WHERE id = 1", Vec::new())
+            .await?,
+    )?;
+    let upto = (head - 1).min(cursor.saturating_add(clamp_i64(BATCH)));
+    if upto <= cursor {
+        return Ok(0);
+    }
+    let read = u64::try_from(upto - cursor).map_err(|_| corrupt("negative ledger cursor"))?;
+    let cached = recent
+        .and_then(|recent| recent.after(u64::try_from(cursor).ok()?, usize::try_from(read).ok()?))
+        .filter(|events| events.len() as u64 == read);
+    let entries: Vec<(String, i64)> = match cached {
+        Some(events) => events
+            .iter()
+            .filter(|a| is_statement(&a.event.event.kind))
+            .map(|a| (a.event.event.subject.clone(), clamp_i64(a.event.seq)))
+            .collect(),
+        None => {
+            conn.text_int_rows(
+                &format!(
+                    "SELECT subject, seq FROM events WHERE type IN {STATEMENT_TYPES} \
+                     AND seq > {p1} AND seq <= {p2}",
+                    p1 = dialect.placeholder(1),
+                    p2 = dialect.placeholder(2),
+                ),
+                vec![Val::Int(cursor), Val::Int(upto)],
+            )
+            .await?
+        }
+    };
+    insert_rows(
+        conn,
+        dialect,
+        "session_statements",
+        &["session", "seq"],
+        "ON CONFLICT (session, seq) DO NOTHING",
+        entries
+            .into_iter()
+            .map(|(session, seq)| vec![Val::Text(session), Val::Int(seq)])
+            .collect(),
+    )
+    .await?;
+    conn.run(
+        &format!(
+            "UPDATE session_statements_cursor SET after_seq = {} WHERE id = 1",
+            dialect.placeholder(1)
+        ),
+        vec![Val::Int(upto)],
+    )
+    .await?;
+    Ok(read)
+}
+
+/// The kinds whose types [`STATEMENT_TYPES`] lists.
+fn is_statement(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::SessionStatement { .. } | EventKind::SessionStatementOutcome { .. }
+    )
+}
+
+fn first(row: Vec<i64>) -> Result<i64, StoreError> {
+    row.first()
+        .copied()
+        .ok_or_else(|| corrupt("a one-value query returned no value"))
+}
+
+/// The sequence numbers of `subject`'s events after `after`, first `limit` of them, as a
+/// subquery with `$1` the subject and `$2` `after`: the events `events_subject` holds, the
+/// statements indexed here, and the statements after the cursor, which are not indexed yet.
+pub(crate) fn subject_seqs(limit: u32) -> String {
+    format!(
+        "SELECT seq FROM (SELECT seq FROM events WHERE subject = $1 AND seq > $2 \
+           AND type NOT IN {STATEMENT_TYPES} ORDER BY seq LIMIT {limit}) AS described \
+         UNION ALL SELECT seq FROM (SELECT seq FROM session_statements WHERE session = $1 \
+           AND seq > $2 ORDER BY seq LIMIT {limit}) AS indexed \
+         UNION ALL SELECT seq FROM (SELECT seq FROM events WHERE type IN {STATEMENT_TYPES} \
+           AND seq > (SELECT after_seq FROM session_statements_cursor WHERE id = 1) \
+           AND subject = $1 AND seq > $2 ORDER BY seq LIMIT {limit}) AS unindexed"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_names_exactly_the_statement_kinds() {
+        let statement = EventKind::SessionStatement {
+            grant_id: "grt_1".into(),
+            seq: 1,
+            text: "select 1".into(),
+            protocol: "simple".into(),
+            class: "read".into(),
+            objects: Vec::new(),
+            outcome: "pending".into(),
+            rows: None,
+            detail: None,
+            duration_us: 0,
+        };
+        let outcome = EventKind::SessionStatementOutcome {
+            grant_id: "grt_1".into(),
+            seq: 1,
+            outcome: "rows".into(),
+            rows: Some(1),
+            detail: None,
+            duration_us: 5,
+        };
+        let ended = EventKind::SessionEnded {
+            grant_id: "grt_1".into(),
+            reason: "client_closed".into(),
+            detail: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            statements: 1,
+            revocation_delay_ms: None,
+        };
+        let listed: Vec<&str> = STATEMENT_TYPES
+            .trim_matches(|c| c == '(' || c == ')')
+            .split(", ")
+            .map(|t| t.trim_matches('\''))
+            .collect();
+        assert_eq!(listed, [statement.type_name(), outcome.type_name()]);
+        assert!(is_statement(&statement) && is_statement(&outcome));
+        assert!(!is_statement(&ended));
+        assert!(!listed.contains(&ended.type_name()));
+    }
+}
