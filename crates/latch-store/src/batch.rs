@@ -100,16 +100,7 @@ impl Exec for AnyConnection {
         sql: &str,
         values: Vec<Val>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut query = sqlx::query(sql);
-        for value in values {
-            query = value.bind_to(query);
-        }
-        query
-            .fetch_all(&mut *self)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        any_pairs(self, sql, values).await
     }
 
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
@@ -128,17 +119,30 @@ impl Exec for AnyConnection {
         sql: &str,
         values: Vec<Val>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut query = sqlx::query(sql);
-        for value in values {
-            query = value.bind_to(query);
-        }
-        query
-            .fetch_all(&mut *self)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        any_pairs(self, sql, values).await
     }
+}
+
+/// The rows of a query of two columns, through sqlx.
+async fn any_pairs<A, B>(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: Vec<Val>,
+) -> Result<Vec<(A, B)>, StoreError>
+where
+    A: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    B: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    let mut query = sqlx::query(sql);
+    for value in values {
+        query = value.bind_to(query);
+    }
+    query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 impl Exec for rusqlite::Transaction<'_> {
@@ -154,11 +158,7 @@ impl Exec for rusqlite::Transaction<'_> {
         sql: &str,
         values: Vec<Val>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
-        let rows = statement
-            .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(sqlite_error)?;
-        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+        sqlite_pairs(self, sql, values)
     }
 
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
@@ -176,11 +176,7 @@ impl Exec for rusqlite::Transaction<'_> {
         sql: &str,
         values: Vec<Val>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
-        let rows = statement
-            .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(sqlite_error)?;
-        rows.collect::<Result<_, _>>().map_err(sqlite_error)
+        sqlite_pairs(self, sql, values)
     }
 
     /// One: in-process, a row costs no round trip, and a one-row `INSERT` is the same text every
@@ -189,6 +185,19 @@ impl Exec for rusqlite::Transaction<'_> {
     fn rows_per_insert(&self, _width: usize) -> usize {
         1
     }
+}
+
+/// The rows of a query of two columns, through rusqlite.
+fn sqlite_pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    values: Vec<Val>,
+) -> Result<Vec<(A, B)>, StoreError> {
+    let mut statement = tx.prepare_cached(sql).map_err(sqlite_error)?;
+    let rows = statement
+        .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(sqlite_error)?;
+    rows.collect::<Result<_, _>>().map_err(sqlite_error)
 }
 
 fn sqlite_params(values: Vec<Val>) -> impl rusqlite::Params {

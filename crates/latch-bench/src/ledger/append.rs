@@ -217,6 +217,37 @@ struct WriterResult {
     first_error: Option<String>,
 }
 
+impl WriterResult {
+    fn new(until: Instant) -> Self {
+        Self {
+            measured_events: 0,
+            all_events: 0,
+            latencies: Vec::new(),
+            last_end: until,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    /// `events` acknowledged for an append that began at `started` and ended at `ended`;
+    /// measured when it began after the warm-up.
+    fn acknowledged(
+        &mut self,
+        events: u64,
+        started: Instant,
+        ended: Instant,
+        measure_from: Instant,
+    ) {
+        self.all_events += events;
+        if started >= measure_from {
+            self.measured_events += events;
+            self.latencies
+                .push(i64::try_from((ended - started).as_micros()).unwrap_or(i64::MAX));
+            self.last_end = self.last_end.max(ended);
+        }
+    }
+}
+
 /// One writer as a gateway session in strict mode: records one statement at a time, each
 /// acknowledged durable before the next, until `until`. The session's start is appended first
 /// and counted as a warm-up event.
@@ -227,14 +258,7 @@ async fn record_statements(
     measure_from: Instant,
     until: Instant,
 ) -> WriterResult {
-    let mut result = WriterResult {
-        measured_events: 0,
-        all_events: 0,
-        latencies: Vec::new(),
-        last_end: until,
-        errors: 0,
-        first_error: None,
-    };
+    let mut result = WriterResult::new(until);
     let session = format!("ses_{}", ulid::Ulid::new().to_string().to_lowercase());
     let grant = format!("grt_bench{writer:04}");
     let user = format!("user{writer:04}");
@@ -285,17 +309,7 @@ async fn record_statements(
             },
         };
         match store.append_session_events(vec![statement]).await {
-            Ok(()) => {
-                let ended = Instant::now();
-                result.all_events += 1;
-                if begun >= measure_from {
-                    result.measured_events += 1;
-                    result
-                        .latencies
-                        .push(i64::try_from((ended - begun).as_micros()).unwrap_or(i64::MAX));
-                    result.last_end = result.last_end.max(ended);
-                }
-            }
+            Ok(()) => result.acknowledged(1, begun, Instant::now(), measure_from),
             Err(err) => {
                 result.errors += 1;
                 result.first_error.get_or_insert(err.to_string());
@@ -313,14 +327,7 @@ async fn write(
     measure_from: Instant,
     until: Instant,
 ) -> WriterResult {
-    let mut result = WriterResult {
-        measured_events: 0,
-        all_events: 0,
-        latencies: Vec::new(),
-        last_end: until,
-        errors: 0,
-        first_error: None,
-    };
+    let mut result = WriterResult::new(until);
     let Some(duration) = AccessDuration::from_secs(3600) else {
         result.errors += 1;
         result.first_error = Some("bad duration".into());
@@ -348,15 +355,7 @@ async fn write(
         let ended = Instant::now();
         let problem = match outcome {
             Ok(Executed::Done { events, .. }) => {
-                let n = events.len() as u64;
-                result.all_events += n;
-                if started >= measure_from {
-                    result.measured_events += n;
-                    result
-                        .latencies
-                        .push(i64::try_from((ended - started).as_micros()).unwrap_or(i64::MAX));
-                    result.last_end = result.last_end.max(ended);
-                }
+                result.acknowledged(events.len() as u64, started, ended, measure_from);
                 continue;
             }
             Ok(Executed::Refused(refusal)) => format!("refused: {}", refusal.message),

@@ -11,6 +11,7 @@ crate::on_both_stores!(
     concurrent_session_appends_share_commits_and_project_sessions,
     credentials_are_found_by_hash_only,
     a_session_reads_back_whole_whether_its_statements_are_indexed_or_not,
+    statements_recorded_before_the_session_index_are_indexed_by_its_migration,
 );
 
 fn event(session: &str, at: Timestamp, kind: EventKind) -> Event {
@@ -265,4 +266,78 @@ async fn a_session_reads_back_whole_whether_its_statements_are_indexed_or_not(ba
     // The other session is untouched by ses_a's reads.
     let other = store.subject_events("ses_b", 0, 1000).await.unwrap();
     assert_eq!(other.len(), 31);
+}
+
+/// A store recorded before statements were indexed off the append path (migration 11) is
+/// upgraded in place: every statement it already holds is found by its session at once.
+async fn statements_recorded_before_the_session_index_are_indexed_by_its_migration(
+    backend: Backend,
+) {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(latch_testkit::create_postgres_database().await),
+    };
+    let url = match &pg {
+        Some((_, url)) => url.clone(),
+        None => format!("sqlite://{}", dir.path().join("latch.db").display()),
+    };
+    let open = || async {
+        match &pg {
+            Some((_, url)) => latch_store::SqlStore::open_postgres(url).await.unwrap(),
+            None => latch_store::SqlStore::open_sqlite(&dir.path().join("latch.db"))
+                .await
+                .unwrap(),
+        }
+    };
+    let now = T0;
+    {
+        let store = open().await;
+        store
+            .append_session_events(vec![started("ses_old", now)])
+            .await
+            .unwrap();
+        for seq in 1..=5 {
+            store
+                .append_session_events(vec![statement("ses_old", now, seq)])
+                .await
+                .unwrap();
+        }
+        store.close().await;
+    }
+    // Back to the schema before migration 11, with its statements in the ledger.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    for sql in [
+        "DROP TABLE session_statements",
+        "DROP TABLE session_statements_cursor",
+        "DROP INDEX events_subject",
+        "CREATE INDEX events_subject ON events (subject, seq)",
+        "DELETE FROM schema_migrations WHERE version = 11",
+    ] {
+        conn.execute(sql).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = open().await;
+    let seqs: Vec<u64> = store
+        .subject_events("ses_old", 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|(e, _)| match &e.event.kind {
+            EventKind::SessionStatement { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        store.index_statements().await.unwrap(),
+        0,
+        "the migration indexed every statement already recorded"
+    );
+    store.close().await;
+    if let Some((name, _)) = &pg {
+        latch_testkit::drop_postgres_database(name);
+    }
 }
