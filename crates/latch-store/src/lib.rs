@@ -412,6 +412,11 @@ pub trait Store: Send + Sync + 'static {
     /// Projected requests that no `request.created` event made, at most `limit`.
     async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError>;
 
+    /// The first disagreement between the index of statements by session and the statement
+    /// events it indexes, as (session, what is wrong): a statement indexed under the wrong
+    /// session or not at all would be missing from `latch sessions show`.
+    async fn statement_index_drift(&self) -> Result<Option<(String, String)>, StoreError>;
+
     /// Replays every event and compares the result with the projections.
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError>;
 

@@ -2047,6 +2047,11 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn statement_index_drift(&self) -> Result<Option<(String, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        crate::statement_index::drift(&mut conn).await
+    }
+
     async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         // `e.type || ''`: without statistics SQLite would answer through `events_type` and scan

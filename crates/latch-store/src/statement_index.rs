@@ -165,6 +165,52 @@ async fn index_batch<C: Exec + ?Sized>(
     Ok(read)
 }
 
+/// The first disagreement between `session_statements` and the statement events up to the
+/// follower's cursor (see `Store::statement_index_drift`): each side is read by an index
+/// that holds it whole, so this streams on both databases.
+pub(crate) async fn drift(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Option<(String, String)>, StoreError> {
+    use sqlx::Row;
+    let missing = sqlx::query(&format!(
+        "SELECT e.subject, e.seq FROM events e \
+         WHERE e.type IN {STATEMENT_TYPES} \
+           AND e.seq <= (SELECT after_seq FROM session_statements_cursor WHERE id = 1) \
+           AND NOT EXISTS (SELECT 1 FROM session_statements s \
+                           WHERE s.session = e.subject AND s.seq = e.seq) \
+         ORDER BY e.seq LIMIT 1"
+    ))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = missing {
+        let seq: i64 = row.try_get(1)?;
+        return Ok(Some((
+            row.try_get(0)?,
+            format!("its statement event {seq} is missing from the index of statements by session"),
+        )));
+    }
+    let invented = sqlx::query(&format!(
+        "SELECT s.session, s.seq FROM session_statements s \
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = s.seq \
+                           AND e.subject = s.session AND e.type IN {STATEMENT_TYPES}) \
+         ORDER BY s.seq LIMIT 1"
+    ))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match invented {
+        Some(row) => {
+            let seq: i64 = row.try_get(1)?;
+            Some((
+                row.try_get(0)?,
+                format!(
+                    "the index of statements by session lists event {seq}, which is not a statement of it"
+                ),
+            ))
+        }
+        None => None,
+    })
+}
+
 /// The kinds whose types [`STATEMENT_TYPES`] lists.
 fn is_statement(kind: &EventKind) -> bool {
     matches!(

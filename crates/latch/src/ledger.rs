@@ -515,6 +515,11 @@ async fn verify_store(
             .await?;
         first_drift = sessions.compare(projected).err();
     }
+    if first_drift.is_none()
+        && let Some((session, problem)) = store.statement_index_drift().await?
+    {
+        first_drift = Some(crate::verify::Failure::SessionDrift { session, problem });
+    }
     if let Some(drift) = first_drift {
         return Err(failed(drift));
     }
@@ -522,7 +527,7 @@ async fn verify_store(
         &verifier,
         key,
         &[&format!(
-            "projections ({} requests and their grants, {} gateway sessions) match a replay of the events",
+            "projections ({} requests and their grants, {} gateway sessions and their statements) match a replay of the events",
             replay.requests,
             sessions.len()
         )],

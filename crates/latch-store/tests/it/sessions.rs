@@ -12,6 +12,7 @@ crate::on_both_stores!(
     credentials_are_found_by_hash_only,
     a_session_reads_back_whole_whether_its_statements_are_indexed_or_not,
     statements_recorded_before_the_session_index_are_indexed_by_its_migration,
+    an_edited_statement_index_is_named_as_drift,
 );
 
 fn event(session: &str, at: Timestamp, kind: EventKind) -> Event {
@@ -268,32 +269,74 @@ async fn a_session_reads_back_whole_whether_its_statements_are_indexed_or_not(ba
     assert_eq!(other.len(), 31);
 }
 
+/// A store in a place of its own, reopened and edited with plain SQL by the tests below.
+struct Fresh {
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Fresh {
+    async fn new(backend: Backend) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            pg: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(latch_testkit::create_postgres_database().await),
+            },
+        }
+    }
+
+    async fn open(&self) -> latch_store::SqlStore {
+        match &self.pg {
+            Some((_, url)) => latch_store::SqlStore::open_postgres(url).await.unwrap(),
+            None => latch_store::SqlStore::open_sqlite(&self.dir.path().join("latch.db"))
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Runs `statements` as an attacker with database access would.
+    async fn tamper(&self, statements: &[&str]) {
+        use sqlx::{Connection, Executor};
+        let url = match &self.pg {
+            Some((_, url)) => url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("latch.db").display()),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        for sql in statements {
+            conn.execute(*sql).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Some((name, _)) = &self.pg {
+            latch_testkit::drop_postgres_database(name);
+        }
+    }
+}
+
+fn statement_seqs(events: &[(latch_core::StoredEvent, String)]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|(e, _)| match &e.event.kind {
+            EventKind::SessionStatement { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A store recorded before statements were indexed off the append path (migration 11) is
 /// upgraded in place: every statement it already holds is found by its session at once.
 async fn statements_recorded_before_the_session_index_are_indexed_by_its_migration(
     backend: Backend,
 ) {
-    use sqlx::{Connection, Executor};
-    let dir = tempfile::tempdir().unwrap();
-    let pg = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(latch_testkit::create_postgres_database().await),
-    };
-    let url = match &pg {
-        Some((_, url)) => url.clone(),
-        None => format!("sqlite://{}", dir.path().join("latch.db").display()),
-    };
-    let open = || async {
-        match &pg {
-            Some((_, url)) => latch_store::SqlStore::open_postgres(url).await.unwrap(),
-            None => latch_store::SqlStore::open_sqlite(&dir.path().join("latch.db"))
-                .await
-                .unwrap(),
-        }
-    };
+    let fresh = Fresh::new(backend).await;
     let now = T0;
     {
-        let store = open().await;
+        let store = fresh.open().await;
         store
             .append_session_events(vec![started("ses_old", now)])
             .await
@@ -307,37 +350,86 @@ async fn statements_recorded_before_the_session_index_are_indexed_by_its_migrati
         store.close().await;
     }
     // Back to the schema before migration 11, with its statements in the ledger.
-    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-    for sql in [
-        "DROP TABLE session_statements",
-        "DROP TABLE session_statements_cursor",
-        "DROP INDEX events_subject",
-        "CREATE INDEX events_subject ON events (subject, seq)",
-        "DELETE FROM schema_migrations WHERE version = 11",
-    ] {
-        conn.execute(sql).await.unwrap();
-    }
-    conn.close().await.unwrap();
+    fresh
+        .tamper(&[
+            "DROP TABLE session_statements",
+            "DROP TABLE session_statements_cursor",
+            "DROP INDEX events_subject",
+            "CREATE INDEX events_subject ON events (subject, seq)",
+            "DELETE FROM schema_migrations WHERE version = 11",
+        ])
+        .await;
 
-    let store = open().await;
-    let seqs: Vec<u64> = store
-        .subject_events("ses_old", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|(e, _)| match &e.event.kind {
-            EventKind::SessionStatement { seq, .. } => Some(*seq),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let store = fresh.open().await;
+    let events = store.subject_events("ses_old", 0, 1000).await.unwrap();
+    assert_eq!(statement_seqs(&events), [1, 2, 3, 4, 5]);
     assert_eq!(
         store.index_statements().await.unwrap(),
         0,
         "the migration indexed every statement already recorded"
     );
+    assert_eq!(store.statement_index_drift().await.unwrap(), None);
     store.close().await;
-    if let Some((name, _)) = &pg {
-        latch_testkit::drop_postgres_database(name);
+}
+
+/// The index of statements by session is derived, so an edit to it leaves the ledger whole
+/// but would hide a statement from its session: the drift check names the session.
+async fn an_edited_statement_index_is_named_as_drift(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let now = T0;
+    let store = fresh.open().await;
+    store
+        .append_session_events(vec![started("ses_a", now), started("ses_b", now)])
+        .await
+        .unwrap();
+    for seq in 1..=3 {
+        store
+            .append_session_events(vec![
+                statement("ses_a", now, seq),
+                statement("ses_b", now, seq),
+            ])
+            .await
+            .unwrap();
     }
+    store.index_statements().await.unwrap();
+    assert_eq!(store.statement_index_drift().await.unwrap(), None);
+    let events = store.subject_events("ses_a", 0, 1000).await.unwrap();
+    let hidden = events
+        .iter()
+        .find(|(e, _)| matches!(e.event.kind, EventKind::SessionStatement { seq: 2, .. }))
+        .map(|(e, _)| e.seq)
+        .unwrap();
+
+    fresh
+        .tamper(&[&format!(
+            "DELETE FROM session_statements WHERE seq = {hidden}"
+        )])
+        .await;
+    let (session, problem) = store.statement_index_drift().await.unwrap().unwrap();
+    assert_eq!(session, "ses_a");
+    assert!(
+        problem.contains(&format!("event {hidden} is missing")),
+        "{problem}"
+    );
+
+    // Put back under the other session: listed where it does not belong.
+    fresh
+        .tamper(&[&format!(
+            "INSERT INTO session_statements (session, seq) VALUES ('ses_b', {hidden})"
+        )])
+        .await;
+    let (session, _) = store.statement_index_drift().await.unwrap().unwrap();
+    assert_eq!(session, "ses_a", "still missing from its own session");
+    fresh
+        .tamper(&[&format!(
+            "INSERT INTO session_statements (session, seq) VALUES ('ses_a', {hidden})"
+        )])
+        .await;
+    let (session, problem) = store.statement_index_drift().await.unwrap().unwrap();
+    assert_eq!(session, "ses_b");
+    assert!(
+        problem.contains(&format!("lists event {hidden}")),
+        "{problem}"
+    );
+    store.close().await;
 }

@@ -2219,7 +2219,7 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
     assert!(
         verified
             .stdout
-            .contains("2 gateway sessions) match a replay"),
+            .contains("2 gateway sessions and their statements) match a replay"),
         "{verified:#?}"
     );
     block_on(async {
