@@ -755,9 +755,9 @@ fn the_ledger_proves_verifies_offline_and_names_tampering() {
         "{verified:#?}"
     );
     assert!(
-        verified
-            .stdout
-            .contains("requests and their grants, 0 gateway sessions) match a replay"),
+        verified.stdout.contains(
+            "requests and their grants, 0 gateway sessions and their statements) match a replay"
+        ),
         "{verified:#?}"
     );
 
