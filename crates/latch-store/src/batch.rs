@@ -59,25 +59,30 @@ impl Val {
 /// Rows per statement stay under both databases' parameter limits (SQLite's is 32766).
 const MAX_PARAMS: usize = 30_000;
 
+/// A column value both drivers read (text and integers).
+pub(crate) trait Column:
+    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+impl<T> Column for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
 /// The statements of the write path, run through sqlx (`AnyConnection`) or, on SQLite's
 /// writer thread, through rusqlite (`rusqlite::Transaction`, whose futures are ready at once).
 pub(crate) trait Exec {
     /// Runs a statement that returns nothing.
     async fn run(&mut self, sql: &str, values: Vec<Val>) -> Result<(), StoreError>;
-    /// The rows of a query of two text columns.
-    async fn text_pairs(
+    /// The rows of a query of two columns.
+    async fn pairs<A: Column, B: Column>(
         &mut self,
         sql: &str,
         values: Vec<Val>,
-    ) -> Result<Vec<(String, String)>, StoreError>;
+    ) -> Result<Vec<(A, B)>, StoreError>;
     /// The one row of a query of integer columns.
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError>;
-    /// The rows of a query of a text and an integer column.
-    async fn text_int_rows(
-        &mut self,
-        sql: &str,
-        values: Vec<Val>,
-    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// Rows one `INSERT` of [`insert_rows`] carries: as many as the parameter limit allows where
     /// each statement is a round trip.
     fn rows_per_insert(&self, width: usize) -> usize {
@@ -95,12 +100,21 @@ impl Exec for AnyConnection {
         Ok(())
     }
 
-    async fn text_pairs(
+    async fn pairs<A: Column, B: Column>(
         &mut self,
         sql: &str,
         values: Vec<Val>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        any_pairs(self, sql, values).await
+    ) -> Result<Vec<(A, B)>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = value.bind_to(query);
+        }
+        query
+            .fetch_all(&mut *self)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
     }
 
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
@@ -113,36 +127,6 @@ impl Exec for AnyConnection {
             .map(|i| Ok(row.try_get::<i64, _>(i)?))
             .collect()
     }
-
-    async fn text_int_rows(
-        &mut self,
-        sql: &str,
-        values: Vec<Val>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        any_pairs(self, sql, values).await
-    }
-}
-
-/// The rows of a query of two columns, through sqlx.
-async fn any_pairs<A, B>(
-    conn: &mut AnyConnection,
-    sql: &str,
-    values: Vec<Val>,
-) -> Result<Vec<(A, B)>, StoreError>
-where
-    A: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-    B: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    let mut query = sqlx::query(sql);
-    for value in values {
-        query = value.bind_to(query);
-    }
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect()
 }
 
 impl Exec for rusqlite::Transaction<'_> {
@@ -153,12 +137,16 @@ impl Exec for rusqlite::Transaction<'_> {
             .map_err(sqlite_error)
     }
 
-    async fn text_pairs(
+    async fn pairs<A: Column, B: Column>(
         &mut self,
         sql: &str,
         values: Vec<Val>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        sqlite_pairs(self, sql, values)
+    ) -> Result<Vec<(A, B)>, StoreError> {
+        let mut statement = self.prepare_cached(sql).map_err(sqlite_error)?;
+        let rows = statement
+            .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sqlite_error)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_error)
     }
 
     async fn int_row(&mut self, sql: &str, values: Vec<Val>) -> Result<Vec<i64>, StoreError> {
@@ -171,33 +159,12 @@ impl Exec for rusqlite::Transaction<'_> {
             .map_err(sqlite_error)
     }
 
-    async fn text_int_rows(
-        &mut self,
-        sql: &str,
-        values: Vec<Val>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        sqlite_pairs(self, sql, values)
-    }
-
     /// One: in-process, a row costs no round trip, and a one-row `INSERT` is the same text every
     /// time, so it is prepared once (a many-row text differs with the group's size and was
     /// parsed again for nearly every group), and it needs no statement journal.
     fn rows_per_insert(&self, _width: usize) -> usize {
         1
     }
-}
-
-/// The rows of a query of two columns, through rusqlite.
-fn sqlite_pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &str,
-    values: Vec<Val>,
-) -> Result<Vec<(A, B)>, StoreError> {
-    let mut statement = tx.prepare_cached(sql).map_err(sqlite_error)?;
-    let rows = statement
-        .query_map(sqlite_params(values), |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(sqlite_error)?;
-    rows.collect::<Result<_, _>>().map_err(sqlite_error)
 }
 
 fn sqlite_params(values: Vec<Val>) -> impl rusqlite::Params {
@@ -262,7 +229,7 @@ async fn load_aggregates<C: Exec + ?Sized>(
             crate::statement_index::STATEMENT_TYPES
         );
         let ids = chunk.iter().map(|id| Val::Text((*id).to_owned())).collect();
-        for (subject, body) in conn.text_pairs(&sql, ids).await? {
+        for (subject, body) in conn.pairs::<String, String>(&sql, ids).await? {
             let event = StoredEvent::decode(&body)
                 .map_err(|err| corrupt(format!("request `{subject}`: {err}")))?;
             if !event.event.kind.is_request_transition() {

@@ -78,6 +78,19 @@ pub struct SqlStore {
 /// 1 KiB each.
 const RECENT_EVENTS: usize = 16_384;
 
+/// How every SQLite connection of the store is set up, the pool's and the writer thread's.
+pub(crate) const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    // FULL: an event is acknowledged only once it is on disk.
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 10000",
+    // Checkpoints run in whichever connection commits past this many WAL pages, on the
+    // writer's serial path. SQLite's default, 1,000 pages, copied the same few hot pages back
+    // every few dozen group commits; 8,192 (32 MiB) copies each once per 8,192 and halves the
+    // p99 of an append (docs/BENCHMARKS.md, `ledger append`).
+    "PRAGMA wal_autocheckpoint = 8192",
+];
+
 /// A command waiting for group commit.
 struct QueuedJob {
     id: String,
@@ -105,18 +118,7 @@ impl SqlStore {
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    // FULL: an event is acknowledged only once it is on disk.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
-                        "PRAGMA busy_timeout = 10000",
-                        // Checkpoints run in whichever connection commits past this many WAL
-                        // pages, on the writer's serial path. SQLite's default, 1,000 pages,
-                        // copied the same few hot pages back every few dozen group commits;
-                        // 8,192 (32 MiB) copies each once per 8,192 and halves the p99 of an
-                        // append (docs/BENCHMARKS.md, `ledger append`).
-                        "PRAGMA wal_autocheckpoint = 8192",
-                    ] {
+                    for pragma in SQLITE_PRAGMAS {
                         conn.execute(pragma).await?;
                     }
                     Ok(())
@@ -157,14 +159,7 @@ impl SqlStore {
     /// does on its own every 250 ms (`statement_index`). Readers never need this: what is not
     /// indexed is read from the events themselves. Returns how many events it read past.
     pub async fn index_statements(&self) -> Result<u64, StoreError> {
-        let mut read = 0;
-        loop {
-            let batch = self.indexer.batch().await?;
-            if batch == 0 {
-                return Ok(read);
-            }
-            read += batch;
-        }
+        self.indexer.catch_up().await
     }
 
     /// Closes every connection; later calls fail as if the database were down.
@@ -198,7 +193,6 @@ impl SqlStore {
         let indexer = Arc::new(crate::statement_index::StatementIndexer {
             pool: pool.clone(),
             dialect,
-            write_queue: write_queue.clone(),
             writer: writer.clone(),
             recent: recent.clone(),
         });

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use latch_core::EventKind;
 use sqlx::AnyPool;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 use crate::StoreError;
 use crate::batch::{Exec, Val, insert_rows};
@@ -42,7 +42,6 @@ const INTERVAL: Duration = Duration::from_millis(250);
 pub(crate) struct StatementIndexer {
     pub pool: AnyPool,
     pub dialect: Dialect,
-    pub write_queue: Arc<Mutex<()>>,
     pub writer: Option<Arc<SqliteWriter>>,
     pub recent: Arc<RecentEvents>,
 }
@@ -56,34 +55,37 @@ impl StatementIndexer {
                 _ = tokio::time::sleep(INTERVAL) => {}
                 _ = stop.recv() => return,
             }
-            loop {
-                match self.batch().await {
-                    Ok(read) if read < BATCH => break,
-                    Ok(_) => {}
-                    Err(err) => {
-                        // A closed store or a database that is down: the next round tries
-                        // again, and readers scan the unindexed tail meanwhile.
-                        tracing::debug!(%err, "cannot index recorded statements now");
-                        break;
-                    }
-                }
+            if let Err(err) = self.catch_up().await {
+                // A closed store or a database that is down: the next round tries again, and
+                // readers scan the unindexed tail meanwhile.
+                tracing::debug!(%err, "cannot index recorded statements now");
+            }
+        }
+    }
+
+    /// Indexes batch after batch until one finds fewer events than it could take: every
+    /// statement committed before it started is indexed. Returns how many events it read past.
+    pub(crate) async fn catch_up(&self) -> Result<u64, StoreError> {
+        let mut read = 0;
+        loop {
+            let batch = self.batch().await?;
+            read += batch;
+            if batch < BATCH {
+                return Ok(read);
             }
         }
     }
 
     /// Indexes the statements among the next [`BATCH`] committed events after the cursor, in
     /// one transaction; returns how many events it read past.
-    pub(crate) async fn batch(&self) -> Result<u64, StoreError> {
+    async fn batch(&self) -> Result<u64, StoreError> {
         if let Some(writer) = &self.writer {
             let recent = self.recent.clone();
             return writer
                 .write(move |tx| ready(index_batch(tx, Dialect::Sqlite, Some(&recent))))
                 .await;
         }
-        let _turn = match self.dialect {
-            Dialect::Sqlite => Some(self.write_queue.lock().await),
-            Dialect::Postgres => None,
-        };
+        // Only PostgreSQL has no writer thread.
         let mut tx = self.pool.begin().await?;
         let read = index_batch(&mut *tx, self.dialect, None).await?;
         tx.commit().await?;
@@ -130,7 +132,7 @@ async fn index_batch<C: Exec + ?Sized>(
             .map(|a| (a.event.event.subject.clone(), clamp_i64(a.event.seq)))
             .collect(),
         None => {
-            conn.text_int_rows(
+            conn.pairs(
                 &format!(
                     "SELECT subject, seq FROM events WHERE type IN {STATEMENT_TYPES} \
                      AND seq > {p1} AND seq <= {p2}",

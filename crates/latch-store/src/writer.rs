@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, oneshot};
 use crate::StoreError;
 use crate::batch::sqlite_error;
 use crate::recent::RecentEvents;
-use crate::sql::{Dialect, Ledger, TAKE_LEDGER_HEAD, corrupt, to_i64};
+use crate::sql::{Dialect, Ledger, SQLITE_PRAGMAS, TAKE_LEDGER_HEAD, corrupt, to_i64};
 
 /// Work for the thread: given its connection (or why there is none), it says whether the
 /// connection is still good.
@@ -168,15 +168,11 @@ fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display())))?;
-    // The checkpoint threshold as the pool's (`SqlStore::open_sqlite` says why).
-    connection
-        .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
-             PRAGMA wal_autocheckpoint = 8192;",
-        )
-        .map_err(|err| {
+    for pragma in SQLITE_PRAGMAS {
+        connection.execute_batch(pragma).map_err(|err| {
             StoreError::Unavailable(format!("cannot set up `{}`: {err}", path.display()))
         })?;
+    }
     // Room for every statement of the write path, so that none is parsed twice.
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
