@@ -223,25 +223,10 @@ async fn a_session_reads_back_whole_whether_its_statements_are_indexed_or_not(ba
             }
         }
     };
+    // Half of ses_a's statements indexed, then the rest not yet.
+    record_two_sessions(&store, 30, 15).await;
     let mut expected = vec!["started".to_owned()];
-    store
-        .append_session_events(vec![started("ses_a", now), started("ses_b", now)])
-        .await
-        .unwrap();
-    // Two sessions interleaved; half of ses_a's statements indexed, then the rest not yet.
-    for seq in 1..=30 {
-        store
-            .append_session_events(vec![
-                statement("ses_a", now, seq),
-                statement("ses_b", now, seq),
-            ])
-            .await
-            .unwrap();
-        expected.push(format!("s{seq}"));
-        if seq == 15 {
-            store.index_statements().await.unwrap();
-        }
-    }
+    expected.extend((1..=30).map(|seq| format!("s{seq}")));
     store.append_session_events(vec![ended(30)]).await.unwrap();
     expected.push("ended".to_owned());
     for page in [1, 7, 1000] {
@@ -267,6 +252,27 @@ async fn a_session_reads_back_whole_whether_its_statements_are_indexed_or_not(ba
     // The other session is untouched by ses_a's reads.
     let other = store.subject_events("ses_b", 0, 1000).await.unwrap();
     assert_eq!(other.len(), 31);
+}
+
+/// Starts sessions `ses_a` and `ses_b` at `T0` and records `statements` statements in each,
+/// interleaved, one append per pair; indexes by session once `index_after` pairs are in.
+async fn record_two_sessions(store: &latch_store::SqlStore, statements: u64, index_after: u64) {
+    store
+        .append_session_events(vec![started("ses_a", T0), started("ses_b", T0)])
+        .await
+        .unwrap();
+    for seq in 1..=statements {
+        store
+            .append_session_events(vec![
+                statement("ses_a", T0, seq),
+                statement("ses_b", T0, seq),
+            ])
+            .await
+            .unwrap();
+        if seq == index_after {
+            store.index_statements().await.unwrap();
+        }
+    }
 }
 
 /// A store in a place of its own, reopened and edited with plain SQL by the tests below.
@@ -376,22 +382,8 @@ async fn statements_recorded_before_the_session_index_are_indexed_by_its_migrati
 /// but would hide a statement from its session: the drift check names the session.
 async fn an_edited_statement_index_is_named_as_drift(backend: Backend) {
     let fresh = Fresh::new(backend).await;
-    let now = T0;
     let store = fresh.open().await;
-    store
-        .append_session_events(vec![started("ses_a", now), started("ses_b", now)])
-        .await
-        .unwrap();
-    for seq in 1..=3 {
-        store
-            .append_session_events(vec![
-                statement("ses_a", now, seq),
-                statement("ses_b", now, seq),
-            ])
-            .await
-            .unwrap();
-    }
-    store.index_statements().await.unwrap();
+    record_two_sessions(&store, 3, 3).await;
     assert_eq!(store.statement_index_drift().await.unwrap(), None);
     let events = store.subject_events("ses_a", 0, 1000).await.unwrap();
     let hidden = events
