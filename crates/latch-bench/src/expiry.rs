@@ -224,7 +224,7 @@ async fn run_once(round: usize, backend: Backend, options: &Options) -> anyhow::
         setup.as_secs_f64(),
         -margin
     );
-    let mut after = store.counts().await?.events;
+    let mut after = store.ledger_size().await?;
     eprintln!(
         "  round {round} {backend}: {} grants set up in {:.1} s; they expire in the second from {target}, {:.1} s from now",
         options.grants,

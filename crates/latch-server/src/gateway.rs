@@ -394,8 +394,8 @@ pub async fn follow_revocations(
 ) {
     // Sessions start after this replica does; revocations before it refuse their connections.
     let mut after = loop {
-        match store.counts().await {
-            Ok(counts) => break counts.events,
+        match store.ledger_size().await {
+            Ok(size) => break size,
             Err(err) => tracing::warn!(%err, "cannot read the ledger's head; retrying"),
         }
         tokio::select! {

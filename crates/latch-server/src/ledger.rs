@@ -145,8 +145,8 @@ impl Ledger {
             Some(range) => range,
             None => guard.insert(self.load_range().await?),
         };
-        let size = self.store.counts().await?.events;
-        let latest = self.store.checkpoints().await?.pop();
+        let size = self.store.ledger_size().await?;
+        let latest = self.store.checkpoint(None).await?;
         if size == 0 || latest.as_ref().is_some_and(|c| c.size >= size) {
             return Ok(latest);
         }
@@ -180,7 +180,7 @@ impl Ledger {
     /// The tree's right border at the latest checkpoint, from stored nodes: O(log n) reads.
     /// (Events after it are appended, and their nodes stored, by the next checkpoint.)
     async fn load_range(&self) -> Result<CompactRange, LedgerError> {
-        let Some(latest) = self.store.checkpoints().await?.pop() else {
+        let Some(latest) = self.store.checkpoint(None).await? else {
             return Ok(CompactRange::new());
         };
         let whole = LeafRange {
@@ -205,11 +205,7 @@ impl Ledger {
         &self,
         size: Option<u64>,
     ) -> Result<Option<StoredCheckpoint>, LedgerError> {
-        let checkpoints = self.store.checkpoints().await?;
-        Ok(match size {
-            None => checkpoints.into_iter().last(),
-            Some(size) => checkpoints.into_iter().find(|c| c.size == size),
-        })
+        Ok(self.store.checkpoint(size).await?)
     }
 
     /// The tree hashes of `ranges`, from one read of the stored nodes they need.

@@ -545,7 +545,7 @@ pub async fn run(state: AppState, config: Arc<NotifyConfig>, shutdown: Cancellat
             match state.store.notify_cursor().await? {
                 Some(cursor) => Ok::<u64, StoreError>(cursor),
                 None => {
-                    let head = state.store.counts().await?.events;
+                    let head = state.store.ledger_size().await?;
                     state
                         .store
                         .enqueue_notifications(Vec::new(), head, state.clock.now())

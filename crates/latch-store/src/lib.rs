@@ -336,6 +336,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn counts(&self) -> Result<Counts, StoreError>;
 
+    /// The number of events in the ledger (its tree's size), from the ledger's head: one row,
+    /// however long the ledger.
+    async fn ledger_size(&self) -> Result<u64, StoreError>;
+
     /// Stores a token (its hash only) with its `token.created` event.
     async fn create_token(
         &self,
@@ -395,8 +399,12 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps a signed checkpoint; one per tree size (a second one for a size is ignored).
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
 
-    /// Every checkpoint, smallest first.
+    /// Every checkpoint, smallest first (for the verifier and the export, which read them all).
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// The checkpoint of tree size `size`, or the latest with `None`: one row, however many
+    /// checkpoints are kept (one a second adds 86,400 a day).
+    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError>;
 
     /// The projected requests with these ids (absent ones are left out), in no particular order.
     async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError>;

@@ -1657,12 +1657,18 @@ impl Store for SqlStore {
             .await?
             .try_get(0)?;
         counts.active_grants = u64::try_from(active).unwrap_or(0);
+        drop(conn);
+        counts.events = self.ledger_size().await?;
+        Ok(counts)
+    }
+
+    async fn ledger_size(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
         let next: i64 = sqlx::query("SELECT next_seq FROM ledger_head WHERE id = 1")
             .fetch_one(&mut *conn)
             .await?
             .try_get(0)?;
-        counts.events = u64::try_from(next - 1).unwrap_or(0);
-        Ok(counts)
+        Ok(u64::try_from(next - 1).unwrap_or(0))
     }
 
     async fn create_token(
@@ -1967,23 +1973,34 @@ impl Store for SqlStore {
 
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query("SELECT size, root, at_ms, note FROM checkpoints ORDER BY size")
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let size: i64 = row.try_get(0)?;
-                let root: String = row.try_get(1)?;
-                Ok(StoredCheckpoint {
-                    size: u64::try_from(size).map_err(|_| corrupt("negative checkpoint size"))?,
-                    root: parse_hash(&root).ok_or_else(|| {
-                        corrupt(format!("checkpoint {size} has a malformed root"))
-                    })?,
-                    at: Timestamp::from_millis(row.try_get(2)?),
-                    note: row.try_get(3)?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = match size {
+            Some(size) => {
+                sqlx::query(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE size = $1"
+                ))
+                .bind(to_i64(size)?)
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
+                ))
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+        };
+        row.as_ref().map(checkpoint_from_row).transpose()
     }
 
     async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError> {
@@ -2162,4 +2179,18 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         crate::summaries::lines(&self.bulk, range, lines).await
     }
+}
+
+const CHECKPOINT_COLUMNS: &str = "size, root, at_ms, note";
+
+fn checkpoint_from_row(row: &AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    let size: i64 = row.try_get(0)?;
+    let root: String = row.try_get(1)?;
+    Ok(StoredCheckpoint {
+        size: u64::try_from(size).map_err(|_| corrupt("negative checkpoint size"))?,
+        root: parse_hash(&root)
+            .ok_or_else(|| corrupt(format!("checkpoint {size} has a malformed root")))?,
+        at: Timestamp::from_millis(row.try_get(2)?),
+        note: row.try_get(3)?,
+    })
 }

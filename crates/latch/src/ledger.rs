@@ -421,7 +421,7 @@ async fn verify_store(
         .collect();
     checkpoints.extend_from_slice(trusted);
     let mut verifier = Verifier::new(&checkpoints, key).map_err(failed)?;
-    let total = store.counts().await?.events;
+    let total = store.ledger_size().await?;
     let bar = progress(total);
     // The ledger comes first: a projection drift is reported only when the events themselves
     // verify, so the message names the deeper problem.
@@ -682,7 +682,7 @@ async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     let key = configured_key(&config)?;
     let store = std::sync::Arc::new(crate::admin::open_store(&config).await?);
     let mut events = std::io::BufWriter::new(std::fs::File::create(out.join(EVENTS_FILE))?);
-    let total = store.counts().await?.events;
+    let total = store.ledger_size().await?;
     let bar = progress(total);
     bar.set_message("exporting");
     let mut pages = latch_store::raw_event_pages(page_source(&config, &store), 0, PAGE);

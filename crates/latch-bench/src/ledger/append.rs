@@ -199,7 +199,7 @@ async fn run_once(
     result.latencies.sort_unstable();
     result.events_per_sec = result.events as f64 / (last_end - measure_from).as_secs_f64();
     // Every acknowledged append must be in the ledger.
-    let stored = opened.store.counts().await?.events;
+    let stored = opened.store.ledger_size().await?;
     ensure!(
         stored == acknowledged,
         "the ledger holds {stored} events but {acknowledged} appends were acknowledged"

@@ -293,7 +293,7 @@ pub async fn generate(options: &Options) -> anyhow::Result<Generated> {
             checkpoint.size
         );
     }
-    let counted = store.counts().await?.events;
+    let counted = store.ledger_size().await?;
     ensure!(
         counted == options.events,
         "the ledger holds {counted} events, expected {}",

@@ -77,7 +77,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let ledger = &opened.ledger;
     let (events, checkpoints, root) = {
         let store = ledger.open_store().await?;
-        let events = store.counts().await?.events;
+        let events = store.ledger_size().await?;
         let checkpoints = store.checkpoints().await?;
         store.close().await;
         let root = checkpoints

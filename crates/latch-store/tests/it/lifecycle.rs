@@ -431,6 +431,7 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
         at: T0,
         note: "note".into(),
     };
+    assert_eq!(store.checkpoint(None).await.unwrap(), None, "none yet");
     store.add_checkpoint(&checkpoint).await.unwrap();
     store
         .add_checkpoint(&latch_store::StoredCheckpoint {
@@ -439,7 +440,21 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
         })
         .await
         .unwrap();
-    assert_eq!(store.checkpoints().await.unwrap(), vec![checkpoint]);
+    assert_eq!(store.checkpoints().await.unwrap(), vec![checkpoint.clone()]);
+
+    // The checkpointer reads the latest one and the proofs one by size, not the whole list.
+    let later = latch_store::StoredCheckpoint {
+        size: 4,
+        root: latch_ledger::root(&leaves[..2]),
+        at: T0,
+        note: "later".into(),
+    };
+    store.add_checkpoint(&later).await.unwrap();
+    assert_eq!(store.checkpoint(None).await.unwrap(), Some(later.clone()));
+    assert_eq!(store.checkpoint(Some(3)).await.unwrap(), Some(checkpoint));
+    assert_eq!(store.checkpoint(Some(4)).await.unwrap(), Some(later));
+    assert_eq!(store.checkpoint(Some(5)).await.unwrap(), None);
+    assert_eq!(store.ledger_size().await.unwrap(), 3);
 }
 
 /// A policy that refuses a request once `cap` are open and records what it was shown.
