@@ -27,18 +27,18 @@ pub async fn catch_up_with(store: &dyn Store, page: u32) -> Result<u64, StoreErr
     loop {
         let from = store.summary_cursor().await?;
         let events = store.events(from, page).await?;
-        let Some((last, _)) = events.last() else {
+        let Some(last) = events.last() else {
             return Ok(from);
         };
-        let to = last.seq;
+        let to = last.event.seq;
 
         // What the page's events need that the page does not start itself.
         let mut created: HashSet<&str> = HashSet::new();
         let mut started: HashSet<&str> = HashSet::new();
         let mut keys: HashSet<&str> = HashSet::new();
         let mut sessions: HashSet<&str> = HashSet::new();
-        for (stored, _) in &events {
-            let event = &stored.event;
+        for entry in &events {
+            let event = &entry.event.event;
             match &event.kind {
                 EventKind::RequestCreated { .. } => {
                     created.insert(row_key(&event.subject));
@@ -70,8 +70,8 @@ pub async fn catch_up_with(store: &dyn Store, page: u32) -> Result<u64, StoreErr
         for record in store.summaries_by_key(&keys).await? {
             fold.load(decode(&record)?);
         }
-        for (stored, _) in &events {
-            fold.observe(stored);
+        for entry in &events {
+            fold.observe(&entry.event);
         }
         let (changed, learnt) = fold.take_changed();
         let records = changed.iter().map(encode).collect::<Result<Vec<_>, _>>()?;

@@ -283,7 +283,8 @@ async fn observe(
         let page = store.events(*after, PAGE).await?;
         let seen_at = SystemClock.now();
         let mut fresh = false;
-        for (event, _) in &page {
+        for entry in &page {
+            let event = &entry.event;
             *after = event.seq;
             if let EventKind::GrantExpired { grant_id } = &event.event.kind {
                 let expires_at = *expires.get(grant_id).context("an unknown grant expired")?;

@@ -56,11 +56,12 @@ async fn catch_up(
     let mut read = 0;
     loop {
         let page = store.events(after, PAGE).await?;
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last() else {
             break;
         };
-        let last_seq = last.seq;
-        for (event, _) in &page {
+        let last_seq = last.event.seq;
+        for entry in &page {
+            let event = &entry.event;
             if until.is_some_and(|until| event.event.at >= until) {
                 return Ok((after, read, found));
             }

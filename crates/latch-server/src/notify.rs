@@ -178,14 +178,15 @@ async fn enqueue_events(
     let mut read = 0;
     loop {
         let page = state.store.events(*cursor, PAGE).await?;
-        let Some((last, _)) = page.last() else {
+        let Some(last) = page.last() else {
             break;
         };
-        let last_seq = last.seq;
+        let last_seq = last.event.seq;
         let now = state.clock.now();
         let mut items = Vec::new();
         let mut requests: HashMap<String, Option<AccessRequest>> = HashMap::new();
-        for (event, _) in &page {
+        for entry in &page {
+            let event = &entry.event;
             let subject = &event.event.subject;
             let request = if subject.starts_with("req_") {
                 if !requests.contains_key(subject) {

@@ -85,9 +85,10 @@ pub async fn make_pack(
     let mut after = 0;
     loop {
         let page = store.events(after, 5000).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.seq;
-        for (event, body) in page {
+        let Some(last) = page.last() else { break };
+        after = last.event.seq;
+        for entry in page {
+            let latch_store::LedgerEntry { event, body } = std::sync::Arc::unwrap_or_clone(entry);
             if event.seq > checkpoint.size {
                 if period.contains(event.event.at) {
                     return Err(PackError::Uncovered {

@@ -615,7 +615,7 @@ async fn list_events(
     Ok(Json(EventList {
         events: events
             .into_iter()
-            .map(|(event, body)| EventView::new(&event, body))
+            .map(|entry| EventView::new(&entry.event, entry.body.clone()))
             .collect(),
     }))
 }
@@ -776,7 +776,7 @@ async fn inclusion_proof(
         .events(index, 1)
         .await?
         .pop()
-        .map(|(_, body)| body)
+        .map(|entry| entry.body.clone())
         .ok_or_else(|| ApiError::not_found(format!("no event {}", query.seq)))?;
     Ok(Json(InclusionProofView {
         seq: query.seq,

@@ -131,7 +131,8 @@ async fn publish_all(
         // Pipelined: every publish of the batch is sent, then the acknowledgements are awaited
         // in order; the expected-last-id header keeps a failure from reordering the stream.
         let mut pending = Vec::with_capacity(page.len());
-        for (event, _) in &page {
+        for entry in &page {
+            let event = &entry.event;
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", message_id(sink, event.seq).as_str());
             if event.seq > 1 {

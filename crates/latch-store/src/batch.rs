@@ -88,6 +88,15 @@ pub(crate) trait Exec {
     fn rows_per_insert(&self, width: usize) -> usize {
         (MAX_PARAMS / width.max(1)).max(1)
     }
+
+    /// Appends rows to the ledger's table.
+    async fn insert_events(
+        &mut self,
+        dialect: Dialect,
+        rows: &[EventRow<'_>],
+    ) -> Result<(), StoreError> {
+        insert_event_rows(self, dialect, rows).await
+    }
 }
 
 impl Exec for AnyConnection {
@@ -164,6 +173,36 @@ impl Exec for rusqlite::Transaction<'_> {
     /// parsed again for nearly every group), and it needs no statement journal.
     fn rows_per_insert(&self, _width: usize) -> usize {
         1
+    }
+
+    /// One statement prepared once, bound to the borrowed values: the ledger's volume path
+    /// (an event per statement through the gateway) builds no SQL text and copies no value
+    /// before SQLite does.
+    async fn insert_events(
+        &mut self,
+        _dialect: Dialect,
+        rows: &[EventRow<'_>],
+    ) -> Result<(), StoreError> {
+        let mut statement = self
+            .prepare_cached(
+                "INSERT INTO events (seq, type, actor, subject, at_ms, body, leaf_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(sqlite_error)?;
+        for row in rows {
+            statement
+                .execute(rusqlite::params![
+                    row.seq,
+                    row.kind,
+                    row.actor,
+                    row.subject,
+                    row.at_ms,
+                    row.body,
+                    row.leaf_hash,
+                ])
+                .map_err(sqlite_error)?;
+        }
+        Ok(())
     }
 }
 
@@ -429,21 +468,55 @@ pub(crate) const EVENT_COLUMNS: [&str; 7] = [
 ];
 
 /// The row of an event in the ledger: its canonical encoding (the leaf) and the leaf's hash,
-/// with the columns it is looked up by.
-pub(crate) fn event_row(
-    event: &StoredEvent,
-    body: String,
-    leaf_hash: latch_ledger::Hash,
-) -> Result<Vec<Val>, StoreError> {
-    Ok(vec![
-        Val::Int(to_i64(event.seq)?),
-        Val::Text(event.event.kind.type_name().to_owned()),
-        Val::Text(event.event.actor.to_string()),
-        Val::Text(event.event.subject.clone()),
-        Val::Int(event.event.at.as_millis()),
-        Val::Text(body),
-        Val::Text(leaf_hash.to_string()),
-    ])
+/// with the columns it is looked up by. Borrowed: every event of the ledger passes here.
+pub(crate) struct EventRow<'a> {
+    seq: i64,
+    kind: &'static str,
+    actor: String,
+    subject: &'a str,
+    at_ms: i64,
+    body: &'a str,
+    leaf_hash: String,
+}
+
+impl<'a> EventRow<'a> {
+    pub(crate) fn new(
+        event: &'a StoredEvent,
+        body: &'a str,
+        leaf_hash: &latch_ledger::Hash,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            seq: to_i64(event.seq)?,
+            kind: event.event.kind.type_name(),
+            actor: event.event.actor.to_string(),
+            subject: &event.event.subject,
+            at_ms: event.event.at.as_millis(),
+            body,
+            leaf_hash: leaf_hash.to_string(),
+        })
+    }
+
+    fn values(&self) -> Vec<Val> {
+        vec![
+            Val::Int(self.seq),
+            Val::Text(self.kind.to_owned()),
+            Val::Text(self.actor.clone()),
+            Val::Text(self.subject.to_owned()),
+            Val::Int(self.at_ms),
+            Val::Text(self.body.to_owned()),
+            Val::Text(self.leaf_hash.clone()),
+        ]
+    }
+}
+
+/// Inserts event rows through sqlx: as many to a statement as the parameter limit allows.
+pub(crate) async fn insert_event_rows<C: Exec + ?Sized>(
+    conn: &mut C,
+    dialect: Dialect,
+    rows: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let values = rows.iter().map(EventRow::values).collect();
+    insert_rows(conn, dialect, "events", &EVENT_COLUMNS, "", values).await
 }
 
 async fn write_projections<C: Exec + ?Sized>(

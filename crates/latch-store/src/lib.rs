@@ -18,6 +18,8 @@ mod statement_index;
 mod summaries;
 mod writer;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use latch_core::catalog::Visibility;
 use latch_core::time::Clock;
@@ -121,6 +123,13 @@ pub struct StoredCheckpoint {
     pub at: Timestamp,
     /// The C2SP signed note, exactly as signed.
     pub note: String,
+}
+
+/// An event as the ledger holds it: decoded, with its canonical encoding (the bytes of its leaf).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub event: StoredEvent,
+    pub body: String,
 }
 
 /// An event row exactly as stored.
@@ -327,12 +336,9 @@ pub trait Store: Send + Sync + 'static {
         escalate_after: Option<latch_core::AccessDuration>,
     ) -> Result<Vec<(String, Command)>, StoreError>;
 
-    /// Events with `seq > after`, in order, with their canonical bytes.
-    async fn events(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(StoredEvent, String)>, StoreError>;
+    /// Events with `seq > after`, in order, with their canonical bytes. The newest are shared
+    /// with the other followers that read them, not copied for each.
+    async fn events(&self, after: u64, limit: u32) -> Result<Vec<Arc<LedgerEntry>>, StoreError>;
 
     async fn counts(&self) -> Result<Counts, StoreError>;
 

@@ -12,21 +12,27 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use latch_core::StoredEvent;
 use latch_ledger::Hash;
 
-/// One appended event: what the store wrote for it.
+use crate::LedgerEntry;
+
+/// One appended event: what the store wrote for it. The entry is shared with every follower
+/// that reads it, not copied for each.
 #[derive(Debug)]
 pub(crate) struct Appended {
-    pub event: StoredEvent,
-    /// Its canonical encoding: the ledger's leaf.
-    pub body: String,
+    pub entry: Arc<LedgerEntry>,
     pub leaf_hash: Hash,
+}
+
+impl Appended {
+    fn seq(&self) -> u64 {
+        self.entry.event.seq
+    }
 }
 
 /// The newest committed events, at most `capacity` of them.
 pub(crate) struct RecentEvents {
-    entries: Mutex<VecDeque<Arc<Appended>>>,
+    entries: Mutex<VecDeque<Appended>>,
     capacity: usize,
 }
 
@@ -40,23 +46,23 @@ impl RecentEvents {
 
     /// Adds events just committed, in order.
     pub(crate) fn publish(&self, appended: Vec<Appended>) {
-        let Some(first) = appended.first().map(|a| a.event.seq) else {
+        let Some(first) = appended.first().map(Appended::seq) else {
             return;
         };
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let follows_on = entries
             .back()
-            .is_none_or(|last| last.event.seq.checked_add(1) == Some(first));
+            .is_none_or(|last| last.seq().checked_add(1) == Some(first));
         if !follows_on {
             entries.clear();
         }
         for (expected, a) in (first..).zip(appended) {
-            if a.event.seq != expected {
+            if a.seq() != expected {
                 // Not one run: keep nothing rather than a hole.
                 entries.clear();
                 return;
             }
-            entries.push_back(Arc::new(a));
+            entries.push_back(a);
         }
         let excess = entries.len().saturating_sub(self.capacity);
         entries.drain(..excess);
@@ -65,29 +71,34 @@ impl RecentEvents {
     /// Up to `limit` events after `after`, if the cache holds the next one; `None` sends the
     /// caller to the store. An empty answer never comes from here: whether nothing follows
     /// `after` is for the store to say.
-    pub(crate) fn after(&self, after: u64, limit: usize) -> Option<Vec<Arc<Appended>>> {
+    pub(crate) fn after(&self, after: u64, limit: usize) -> Option<Vec<Arc<LedgerEntry>>> {
+        self.map_after(after, limit, |a| Arc::clone(&a.entry))
+    }
+
+    /// [`Self::after`], each event mapped by `f` under the lock.
+    fn map_after<T>(&self, after: u64, limit: usize, f: impl Fn(&Appended) -> T) -> Option<Vec<T>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let first = entries.front()?.event.seq;
+        let first = entries.front()?.seq();
         let wanted = after.checked_add(1)?;
         let offset = usize::try_from(wanted.checked_sub(first)?).ok()?;
         if offset >= entries.len() || limit == 0 {
             return None;
         }
-        Some(entries.iter().skip(offset).take(limit).cloned().collect())
+        Some(entries.iter().skip(offset).take(limit).map(f).collect())
     }
 
     /// The leaf hashes of events `from + 1 ..= to`, if the cache holds them all.
     pub(crate) fn leaf_hashes(&self, from: u64, to: u64) -> Option<Vec<Hash>> {
         let count = usize::try_from(to.checked_sub(from)?).ok()?;
-        let run = self.after(from, count)?;
-        (run.len() == count).then(|| run.iter().map(|a| a.leaf_hash).collect())
+        let run = self.map_after(from, count, |a| a.leaf_hash)?;
+        (run.len() == count).then_some(run)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latch_core::{Actor, Event, EventKind, Timestamp};
+    use latch_core::{Actor, Event, EventKind, StoredEvent, Timestamp};
 
     fn appended(seq: u64) -> Appended {
         let event = StoredEvent {
@@ -105,13 +116,12 @@ mod tests {
         let body = event.canonical_json();
         let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
         Appended {
-            event,
-            body,
+            entry: Arc::new(LedgerEntry { event, body }),
             leaf_hash,
         }
     }
 
-    fn seqs(run: Option<Vec<Arc<Appended>>>) -> Option<Vec<u64>> {
+    fn seqs(run: Option<Vec<Arc<LedgerEntry>>>) -> Option<Vec<u64>> {
         run.map(|r| r.iter().map(|a| a.event.seq).collect())
     }
 

@@ -138,8 +138,7 @@ async fn write_events<C: Exec + ?Sized>(
     events: Vec<Event>,
 ) -> Result<(), StoreError> {
     project(conn, dialect, &events).await?;
-    ledger.append(conn, events).await?;
-    Ok(())
+    ledger.append_all(conn, events).await
 }
 
 /// What an event changes in the `sessions` projection: a statement (`?N` parameters) and its

@@ -30,8 +30,8 @@ use crate::statement_index::STATEMENT_TYPES;
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
 use crate::{
-    Counts, Drift, Executed, RawEvent, RequestFilter, Store, StoreError, StoredCheckpoint,
-    TokenRecord,
+    Counts, Drift, Executed, LedgerEntry, RawEvent, RequestFilter, Store, StoreError,
+    StoredCheckpoint, TokenRecord,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -384,6 +384,37 @@ impl Ledger {
         Ok(stored)
     }
 
+    /// [`Self::append`] for a caller that needs nothing back (the gateway's session events):
+    /// each event moves into its ledger entry rather than being copied for the followers.
+    pub(crate) async fn append_all<C: batch::Exec + ?Sized>(
+        &mut self,
+        conn: &mut C,
+        events: Vec<Event>,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<(LedgerEntry, latch_ledger::Hash)> = events
+            .into_iter()
+            .map(|e| {
+                let event = self.assign(e);
+                let body = event.canonical_json();
+                let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
+                (LedgerEntry { event, body }, leaf_hash)
+            })
+            .collect();
+        let rows = entries
+            .iter()
+            .map(|(entry, hash)| batch::EventRow::new(&entry.event, &entry.body, hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        conn.insert_events(self.dialect, &rows).await?;
+        if self.recent.is_some() {
+            self.appended
+                .extend(entries.into_iter().map(|(entry, leaf_hash)| Appended {
+                    entry: Arc::new(entry),
+                    leaf_hash,
+                }));
+        }
+        Ok(())
+    }
+
     /// Writes events already given their places: each row holds the event's canonical
     /// encoding (the leaf) and the leaf's hash.
     pub(crate) async fn write<C: batch::Exec + ?Sized>(
@@ -391,28 +422,35 @@ impl Ledger {
         conn: &mut C,
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            let body = event.canonical_json();
-            let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
-            if self.recent.is_some() {
-                self.appended.push(Appended {
-                    event: event.clone(),
-                    body: body.clone(),
-                    leaf_hash,
-                });
-            }
-            rows.push(batch::event_row(event, body, leaf_hash)?);
+        let encoded: Vec<(String, latch_ledger::Hash)> = events
+            .iter()
+            .map(|event| {
+                let body = event.canonical_json();
+                let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
+                (body, leaf_hash)
+            })
+            .collect();
+        let rows = events
+            .iter()
+            .zip(&encoded)
+            .map(|(event, (body, hash))| batch::EventRow::new(event, body, hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        conn.insert_events(self.dialect, &rows).await?;
+        if self.recent.is_some() {
+            self.appended.extend(
+                events
+                    .iter()
+                    .zip(encoded)
+                    .map(|(event, (body, leaf_hash))| Appended {
+                        entry: Arc::new(LedgerEntry {
+                            event: event.clone(),
+                            body,
+                        }),
+                        leaf_hash,
+                    }),
+            );
         }
-        batch::insert_rows(
-            conn,
-            self.dialect,
-            "events",
-            &batch::EVENT_COLUMNS,
-            "",
-            rows,
-        )
-        .await
+        Ok(())
     }
 
     /// Hands the events written to `recent`; call once the transaction has committed.
@@ -1605,19 +1643,12 @@ impl Store for SqlStore {
         Ok(due)
     }
 
-    async fn events(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
+    async fn events(&self, after: u64, limit: u32) -> Result<Vec<Arc<LedgerEntry>>, StoreError> {
         if let Some(recent) = self
             .recent
             .after(after, usize::try_from(limit).unwrap_or(0))
         {
-            return Ok(recent
-                .iter()
-                .map(|a| (a.event.clone(), a.body.clone()))
-                .collect());
+            return Ok(recent);
         }
         self.raw_events(after, limit)
             .await?
@@ -1632,7 +1663,10 @@ impl Store for SqlStore {
                         event.seq
                     )));
                 }
-                Ok((event, raw.body))
+                Ok(Arc::new(LedgerEntry {
+                    event,
+                    body: raw.body,
+                }))
             })
             .collect()
     }

@@ -66,9 +66,9 @@ pub(crate) async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
     let mut after = 0;
     loop {
         let page = store.events(after, 5000).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.seq;
-        all.extend(page.into_iter().map(|(event, _)| event));
+        let Some(last) = page.last() else { break };
+        after = last.event.seq;
+        all.extend(page.iter().map(|entry| entry.event.clone()));
     }
     Ok(all)
 }

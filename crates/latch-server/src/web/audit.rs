@@ -111,7 +111,8 @@ pub(crate) async fn explorer(
         };
         let full = batch.len() == SCAN_BATCH as usize;
         scanned += batch.len();
-        for (event, body) in batch {
+        for entry in batch {
+            let latch_store::LedgerEntry { event, body } = std::sync::Arc::unwrap_or_clone(entry);
             after = event.seq;
             let e = &event.event;
             let admitted = (kind.is_empty() || e.kind.type_name().starts_with(kind))

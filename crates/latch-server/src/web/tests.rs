@@ -198,7 +198,7 @@ impl Ui {
             .await
             .unwrap()
             .into_iter()
-            .map(|(e, _)| e.event)
+            .map(|entry| entry.event.event.clone())
             .collect()
     }
 }

@@ -136,7 +136,7 @@ impl TestApi {
             .await
             .unwrap()
             .iter()
-            .map(|(e, _)| e.event.kind.type_name().to_owned())
+            .map(|entry| entry.event.event.kind.type_name().to_owned())
             .collect()
     }
 }

@@ -195,7 +195,7 @@ async fn owner_leads_and_admins_record_reviews_and_others_are_refused() {
     assert_eq!(reply.body["reviewer"], "user:bob");
     assert_eq!(reply.body["outcome"], "approved");
     let events = api.store.events(0, 1000).await.unwrap();
-    let (last, _) = events.last().unwrap();
+    let last = &events.last().unwrap().event;
     assert_eq!(last.event.actor, latch_core::Actor::user("bob"));
     assert_eq!(last.event.subject, "review/2026-Q3/payments-db");
     assert_eq!(
@@ -229,7 +229,7 @@ async fn owner_leads_and_admins_record_reviews_and_others_are_refused() {
         assert_eq!(types.last().unwrap(), "access.refused");
     }
     let events = api.store.events(0, 1000).await.unwrap();
-    let (refused, _) = events.last().unwrap();
+    let refused = &events.last().unwrap().event;
     assert_eq!(refused.event.subject, "review/2026-Q3/payments-db");
     assert!(matches!(
         &refused.event.kind,

@@ -115,7 +115,8 @@ async fn the_ledger_reaches_jetstream_once_in_order_across_restarts() {
     let published = messages(&js, &sink.stream).await;
     let ledger = store.events(0, 1000).await.unwrap();
     assert_eq!(published.len(), 700, "each event exactly once");
-    for ((seq, body), (event, _)) in published.iter().zip(&ledger) {
+    for ((seq, body), entry) in published.iter().zip(&ledger) {
+        let event = &entry.event;
         assert_eq!(*seq, event.seq);
         assert_eq!(*body, event.canonical_json(), "the leaf, byte for byte");
     }

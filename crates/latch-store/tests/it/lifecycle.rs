@@ -99,7 +99,7 @@ async fn request_approve_expire_writes_events_and_projections(backend: Backend) 
     let events = store.events(0, 100).await.unwrap();
     let types: Vec<_> = events
         .iter()
-        .map(|(e, _)| e.event.kind.type_name())
+        .map(|entry| entry.event.event.kind.type_name())
         .collect();
     assert_eq!(
         types,
@@ -110,9 +110,9 @@ async fn request_approve_expire_writes_events_and_projections(backend: Backend) 
             "grant.expired"
         ]
     );
-    assert_eq!(events[3].0.event.actor, Actor::System);
+    assert_eq!(events[3].event.event.actor, Actor::System);
     // Canonical bytes are stored as written.
-    assert_eq!(events[0].1, events[0].0.canonical_json());
+    assert_eq!(events[0].body, events[0].event.canonical_json());
     assert!(store.verify_projections().await.unwrap().is_empty());
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.events, counts.active_grants), (4, 0));
@@ -205,7 +205,7 @@ async fn racing_approvers_produce_one_grant(backend: Backend) {
     let events = store.events(0, 100).await.unwrap();
     let issued = events
         .iter()
-        .filter(|(e, _)| matches!(e.event.kind, EventKind::GrantIssued { .. }))
+        .filter(|entry| matches!(entry.event.event.kind, EventKind::GrantIssued { .. }))
         .count();
     assert_eq!(issued, 1);
     assert!(store.verify_projections().await.unwrap().is_empty());
@@ -356,7 +356,7 @@ async fn tokens_are_stored_as_hashes_and_revoked_once(backend: Backend) {
         .await
         .unwrap()
         .iter()
-        .map(|(e, _)| e.event.kind.type_name())
+        .map(|entry| entry.event.event.kind.type_name())
         .collect();
     assert_eq!(types, ["token.created", "token.revoked"]);
 }
@@ -391,7 +391,7 @@ async fn sequence_numbers_are_gapless_under_concurrency(backend: Backend) {
         .await
         .unwrap()
         .iter()
-        .map(|(e, _)| e.seq)
+        .map(|entry| entry.event.seq)
         .collect();
     assert_eq!(seqs, (1..=48).collect::<Vec<_>>());
     assert!(store.verify_projections().await.unwrap().is_empty());
@@ -416,7 +416,7 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
     let leaves = store.leaf_hashes(0, 3).await.unwrap();
     let expected: Vec<_> = events
         .iter()
-        .map(|(_, body)| latch_ledger::leaf_hash(body.as_bytes()))
+        .map(|entry| latch_ledger::leaf_hash(entry.body.as_bytes()))
         .collect();
     assert_eq!(leaves, expected);
     assert_eq!(store.leaf_hashes(1, 3).await.unwrap(), expected[1..]);

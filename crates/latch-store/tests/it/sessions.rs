@@ -140,7 +140,7 @@ async fn concurrent_session_appends_share_commits_and_project_sessions(backend: 
     assert!(
         all.iter()
             .enumerate()
-            .all(|(i, (e, _))| e.seq == i as u64 + 1)
+            .all(|(i, entry)| entry.event.seq == i as u64 + 1)
     );
     // Visibility applies: bob (no relation) sees nothing.
     let hidden = store
