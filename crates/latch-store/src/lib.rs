@@ -388,8 +388,10 @@ pub trait Store: Send + Sync + 'static {
     /// Leaf hashes of the events at ledger indexes `from..to` (index = seq - 1), in order.
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError>;
 
-    /// Keeps the roots of perfect subtrees of the ledger's tree (levels 1 and up), so that
-    /// proofs need O(log² n) hashes rather than every leaf. Storing one twice is harmless.
+    /// Keeps the roots of perfect subtrees of the ledger's tree, so that proofs need O(log² n)
+    /// hashes rather than every leaf. Only levels 4 and up are written (a sixteenth of the
+    /// nodes); [`Store::tree_nodes`] folds the lower ones from their leaves. Storing one twice
+    /// is harmless.
     async fn add_tree_nodes(
         &self,
         nodes: &[(latch_ledger::NodeId, latch_ledger::Hash)],

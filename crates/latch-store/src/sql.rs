@@ -650,6 +650,21 @@ fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
 
 /// One BIGINT key per subtree: the level in the top bits, the index below (trees of up to
 /// 2^56 leaves).
+/// Subtree roots are stored from this level up (a sixteenth of the tree's nodes); the levels
+/// below are folded from their leaves when a proof needs them. Storing every level cost a row
+/// written per event, as many as the ledger itself, for nodes of at most eight leaves.
+const STORED_LEVEL: u32 = 4;
+
+/// The leaves of `id` if it is below the stored levels (a leaf is itself).
+fn leaves_under(id: latch_ledger::NodeId) -> Option<impl Iterator<Item = latch_ledger::NodeId>> {
+    if id.level == 0 || id.level >= STORED_LEVEL {
+        return None;
+    }
+    let first = id.index.checked_mul(1 << id.level)?;
+    let end = first.checked_add(1 << id.level)?;
+    Some((first..end).map(|index| latch_ledger::NodeId { level: 0, index }))
+}
+
 fn node_key(id: latch_ledger::NodeId) -> Result<i64, StoreError> {
     if id.level >= 64 || id.index >= 1 << 56 {
         return Err(StoreError::Database(format!(
@@ -1901,15 +1916,15 @@ impl Store for SqlStore {
         &self,
         nodes: &[(latch_ledger::NodeId, latch_ledger::Hash)],
     ) -> Result<(), StoreError> {
-        if nodes.is_empty() {
-            return Ok(());
-        }
-        let mut rows = Vec::with_capacity(nodes.len());
-        for (id, hash) in nodes {
+        let mut rows = Vec::with_capacity(nodes.len() / 8);
+        for (id, hash) in nodes.iter().filter(|(id, _)| id.level >= STORED_LEVEL) {
             rows.push(vec![
                 batch::Val::Int(node_key(*id)?),
                 batch::Val::Text(hash.to_string()),
             ]);
+        }
+        if rows.is_empty() {
+            return Ok(());
         }
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
@@ -1931,8 +1946,18 @@ impl Store for SqlStore {
         use std::collections::HashMap;
         let mut conn = self.pool.acquire().await?;
         let mut found: HashMap<latch_ledger::NodeId, latch_ledger::Hash> = HashMap::new();
+        // A node below the stored levels is read as its leaves (at most eight of them).
+        let mut wanted = std::collections::BTreeSet::new();
+        for id in nodes {
+            match leaves_under(*id) {
+                Some(leaves) => wanted.extend(leaves),
+                None => {
+                    wanted.insert(*id);
+                }
+            }
+        }
         let (leaves, inner): (Vec<latch_ledger::NodeId>, Vec<latch_ledger::NodeId>) =
-            nodes.iter().partition(|id| id.level == 0);
+            wanted.into_iter().partition(|id| id.level == 0);
         for (table, key, ids) in [("events", "seq", leaves), ("tree_nodes", "node", inner)] {
             if ids.is_empty() {
                 continue;
@@ -1979,15 +2004,22 @@ impl Store for SqlStore {
                 found.insert(id, hash);
             }
         }
+        let missing = |id: &latch_ledger::NodeId| {
+            corrupt(format!(
+                "tree node at level {} index {} is not stored",
+                id.level, id.index
+            ))
+        };
         nodes
             .iter()
-            .map(|id| {
-                found.get(id).copied().ok_or_else(|| {
-                    corrupt(format!(
-                        "tree node at level {} index {} is not stored",
-                        id.level, id.index
-                    ))
-                })
+            .map(|id| match leaves_under(*id) {
+                Some(leaves) => {
+                    let hashes = leaves
+                        .map(|leaf| found.get(&leaf).copied().ok_or_else(|| missing(&leaf)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(latch_ledger::root(&hashes))
+                }
+                None => found.get(id).copied().ok_or_else(|| missing(id)),
             })
             .collect()
     }

@@ -181,3 +181,77 @@ async fn an_empty_ledger_has_no_checkpoint() {
     );
     assert!(ledger.checkpoint().await.unwrap().is_none());
 }
+
+/// Proofs in trees large enough that some of their hashes are stored subtree roots and some are
+/// folded from leaves, across checkpoints signed by a checkpointer that restarted in between
+/// (so the tree's right border is read back from the store).
+async fn proofs_span_stored_and_folded_levels(backend: Backend) {
+    use latch_core::{Event, EventKind};
+    use latch_server::ledger::Ledger;
+
+    let store = latch_testkit::TestStore::new(backend).await;
+    let shared: std::sync::Arc<dyn Store> = store.store.clone();
+    let key = latch_ledger::SigningKey::from_seed("latch.test/audit", [7; 32]).unwrap();
+    let clock = latch_testkit::FakeClock::new(latch_testkit::T0);
+    let append = |from: u64, to: u64| {
+        let events = (from..to)
+            .map(|i| Event {
+                at: latch_testkit::T0,
+                actor: latch_core::Actor::System,
+                subject: format!("s{i}"),
+                kind: EventKind::AccessRefused {
+                    action: "connect".into(),
+                    reason: format!("test {i}"),
+                },
+            })
+            .collect();
+        store.append_session_events(events)
+    };
+
+    let mut sizes = Vec::new();
+    let mut ledger = Ledger::new(shared.clone(), key.clone(), clock.clone());
+    for (i, end) in [37_u64, 100, 101, 160, 293].into_iter().enumerate() {
+        append(sizes.last().copied().unwrap_or(0), end)
+            .await
+            .unwrap();
+        if i == 2 {
+            // A restart: the new checkpointer starts from the stored nodes.
+            ledger = Ledger::new(shared.clone(), key.clone(), clock.clone());
+        }
+        let checkpoint = ledger.checkpoint().await.unwrap().unwrap();
+        assert_eq!(checkpoint.size, end);
+        sizes.push(end);
+    }
+    let leaves = store.leaf_hashes(0, 293).await.unwrap();
+    for &size in &sizes {
+        let checkpoint = ledger.find_checkpoint(Some(size)).await.unwrap().unwrap();
+        let n = usize::try_from(size).unwrap();
+        assert_eq!(checkpoint.root, latch_ledger::root(&leaves[..n]));
+        for index in 0..size {
+            let (leaf, proof) = ledger.inclusion_proof(index, size).await.unwrap();
+            assert_eq!(leaf, leaves[usize::try_from(index).unwrap()]);
+            latch_ledger::verify_inclusion(index, size, &leaf, &proof, &checkpoint.root)
+                .unwrap_or_else(|e| panic!("leaf {index} in {size}: {e}"));
+        }
+        for &earlier in sizes.iter().filter(|&&s| s < size) {
+            let from = ledger
+                .find_checkpoint(Some(earlier))
+                .await
+                .unwrap()
+                .unwrap();
+            let proof = ledger.consistency_proof(earlier, size).await.unwrap();
+            latch_ledger::verify_consistency(earlier, size, &proof, &from.root, &checkpoint.root)
+                .unwrap_or_else(|e| panic!("{earlier} to {size}: {e}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn proofs_span_stored_and_folded_levels_sqlite() {
+    proofs_span_stored_and_folded_levels(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn proofs_span_stored_and_folded_levels_postgres() {
+    proofs_span_stored_and_folded_levels(Backend::Postgres).await;
+}
