@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 use subtle::ConstantTimeEq;
 
 use crate::Error;
@@ -83,19 +83,25 @@ impl fmt::Debug for Hash {
 
 /// The hash of a leaf: `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([0x00]);
+    let mut hasher = Context::new(&SHA256);
+    hasher.update(&[0x00]);
     hasher.update(data);
-    Hash(hasher.finalize().into())
+    finish(hasher)
 }
 
 /// The hash of an interior node: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([0x01]);
-    hasher.update(left.0);
-    hasher.update(right.0);
-    Hash(hasher.finalize().into())
+    let mut hasher = Context::new(&SHA256);
+    hasher.update(&[0x01]);
+    hasher.update(&left.0);
+    hasher.update(&right.0);
+    finish(hasher)
+}
+
+fn finish(hasher: Context) -> Hash {
+    let mut out = [0; 32];
+    out.copy_from_slice(hasher.finish().as_ref());
+    Hash(out)
 }
 
 #[cfg(test)]
@@ -104,6 +110,7 @@ mod tests {
 
     #[test]
     fn empty_root_is_sha256_of_nothing() {
+        use sha2::{Digest, Sha256};
         let digest: [u8; 32] = Sha256::digest([]).into();
         assert_eq!(EMPTY_ROOT, Hash(digest));
         assert_eq!(

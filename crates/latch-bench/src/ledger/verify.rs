@@ -5,8 +5,8 @@
 //! Beside it, in the same run and over the same bytes, what the machine can do at best, on one
 //! core: the bench reads the events as the verifier does (`latch_store::raw_event_pages` from
 //! the SQLite file, pages of 5000), once alone to time the read, and once more timing,
-//! separately and with the read overlapped, SHA-256 of every leaf (`0x00 || body`, with `sha2`
-//! as the verifier uses it), appending the leaves to the tree (`CompactRange`), and decoding
+//! separately and with the read overlapped, SHA-256 of every leaf (`0x00 || body`, with
+//! `latch_ledger::leaf_hash` as the verifier hashes it), appending the leaves to the tree (`CompactRange`), and decoding
 //! each event with the canonical check (`latch_core::event::Decoder`, as the verifier decodes).
 //! Verify speed is reported as a fraction of the SHA-256 speed.
 
@@ -18,7 +18,6 @@ use anyhow::{Context, bail, ensure};
 use latch_core::event::Decoder;
 use latch_ledger::{CompactRange, Hash};
 use latch_store::Store;
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use super::{Generated, Source, mib};
@@ -144,22 +143,19 @@ async fn baseline(ledger: &Generated, root: Hash) -> anyhow::Result<Baseline> {
     // The rest, one stage after the other over each page, while the next pages are read.
     let mut range = CompactRange::new();
     let mut decoder = Decoder::default();
-    let mut leaves: Vec<[u8; 32]> = Vec::with_capacity(PAGE);
+    let mut leaves: Vec<Hash> = Vec::with_capacity(PAGE);
     let mut pages = latch_store::raw_event_pages(source(), 0, PAGE);
     while let Some(page) = pages.next().await {
         let page = page?;
         let t1 = Instant::now();
         leaves.clear();
         for event in page.iter() {
-            let mut hasher = Sha256::new();
-            hasher.update([0x00]);
-            hasher.update(event.body.as_bytes());
-            leaves.push(hasher.finalize().into());
+            leaves.push(latch_ledger::leaf_hash(event.body.as_bytes()));
             result.bytes += 1 + event.body.len() as u64;
         }
         let t2 = Instant::now();
         for leaf in &leaves {
-            range.append(Hash::from_bytes(*leaf));
+            range.append(*leaf);
         }
         let t3 = Instant::now();
         for event in page.iter() {
