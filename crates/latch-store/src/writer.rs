@@ -127,8 +127,10 @@ fn in_transaction<T>(
     let mut tx = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
+    // Prepared once: every group runs these two statements.
     let head: i64 = tx
-        .query_row(TAKE_LEDGER_HEAD, [], |row| row.get(0))
+        .prepare_cached(TAKE_LEDGER_HEAD)
+        .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(sqlite_error)?;
     let mut ledger = Ledger {
         next_seq: u64::try_from(head).map_err(|_| corrupt("negative ledger head"))?,
@@ -139,11 +141,10 @@ fn in_transaction<T>(
     let before = ledger.next_seq;
     let out = work(&mut tx, &mut ledger)?;
     if ledger.next_seq != before {
-        tx.execute(
-            "UPDATE ledger_head SET next_seq = ?1 WHERE id = 1",
-            [to_i64(ledger.next_seq)?],
-        )
-        .map_err(sqlite_error)?;
+        let next = to_i64(ledger.next_seq)?;
+        tx.prepare_cached("UPDATE ledger_head SET next_seq = ?1 WHERE id = 1")
+            .and_then(|mut statement| statement.execute([next]))
+            .map_err(sqlite_error)?;
         tx.commit().map_err(sqlite_error)?;
         ledger.committed();
     }
