@@ -2051,10 +2051,14 @@ impl Store for SqlStore {
         let mut conn = self.pool.acquire().await?;
         let row = match size {
             Some(size) => {
+                // No ledger reaches a size past i64: there is no such checkpoint.
+                let Ok(size) = i64::try_from(size) else {
+                    return Ok(None);
+                };
                 sqlx::query(&format!(
                     "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE size = $1"
                 ))
-                .bind(to_i64(size)?)
+                .bind(size)
                 .fetch_optional(&mut *conn)
                 .await?
             }

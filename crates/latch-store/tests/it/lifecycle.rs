@@ -454,6 +454,11 @@ async fn leaves_are_the_canonical_events_and_checkpoints_are_kept(backend: Backe
     assert_eq!(store.checkpoint(Some(3)).await.unwrap(), Some(checkpoint));
     assert_eq!(store.checkpoint(Some(4)).await.unwrap(), Some(later));
     assert_eq!(store.checkpoint(Some(5)).await.unwrap(), None);
+    assert_eq!(
+        store.checkpoint(Some(u64::MAX)).await.unwrap(),
+        None,
+        "a size no ledger reaches is not found, not an error"
+    );
     assert_eq!(store.ledger_size().await.unwrap(), 3);
 }
 
