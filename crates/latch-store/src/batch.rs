@@ -89,13 +89,15 @@ pub(crate) trait Exec {
         (MAX_PARAMS / width.max(1)).max(1)
     }
 
-    /// Appends rows to the ledger's table.
+    /// Appends rows to the ledger's table: through sqlx, as many to a statement as the parameter
+    /// limit allows.
     async fn insert_events(
         &mut self,
         dialect: Dialect,
-        rows: &[EventRow<'_>],
+        rows: Vec<EventRow<'_>>,
     ) -> Result<(), StoreError> {
-        insert_event_rows(self, dialect, rows).await
+        let values = rows.into_iter().map(EventRow::into_values).collect();
+        insert_rows(self, dialect, "events", &EVENT_COLUMNS, "", values).await
     }
 }
 
@@ -181,7 +183,7 @@ impl Exec for rusqlite::Transaction<'_> {
     async fn insert_events(
         &mut self,
         _dialect: Dialect,
-        rows: &[EventRow<'_>],
+        rows: Vec<EventRow<'_>>,
     ) -> Result<(), StoreError> {
         let mut statement = self
             .prepare_cached(
@@ -496,27 +498,17 @@ impl<'a> EventRow<'a> {
         })
     }
 
-    fn values(&self) -> Vec<Val> {
+    fn into_values(self) -> Vec<Val> {
         vec![
             Val::Int(self.seq),
             Val::Text(self.kind.to_owned()),
-            Val::Text(self.actor.clone()),
+            Val::Text(self.actor),
             Val::Text(self.subject.to_owned()),
             Val::Int(self.at_ms),
             Val::Text(self.body.to_owned()),
-            Val::Text(self.leaf_hash.clone()),
+            Val::Text(self.leaf_hash),
         ]
     }
-}
-
-/// Inserts event rows through sqlx: as many to a statement as the parameter limit allows.
-pub(crate) async fn insert_event_rows<C: Exec + ?Sized>(
-    conn: &mut C,
-    dialect: Dialect,
-    rows: &[EventRow<'_>],
-) -> Result<(), StoreError> {
-    let values = rows.iter().map(EventRow::values).collect();
-    insert_rows(conn, dialect, "events", &EVENT_COLUMNS, "", values).await
 }
 
 async fn write_projections<C: Exec + ?Sized>(

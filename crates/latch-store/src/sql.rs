@@ -16,6 +16,7 @@ use latch_core::{
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -391,28 +392,11 @@ impl Ledger {
         conn: &mut C,
         events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        let entries: Vec<(LedgerEntry, latch_ledger::Hash)> = events
+        let events = events
             .into_iter()
-            .map(|e| {
-                let event = self.assign(e);
-                let body = event.canonical_json();
-                let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
-                (LedgerEntry { event, body }, leaf_hash)
-            })
+            .map(|e| Cow::Owned(self.assign(e)))
             .collect();
-        let rows = entries
-            .iter()
-            .map(|(entry, hash)| batch::EventRow::new(&entry.event, &entry.body, hash))
-            .collect::<Result<Vec<_>, _>>()?;
-        conn.insert_events(self.dialect, &rows).await?;
-        if self.recent.is_some() {
-            self.appended
-                .extend(entries.into_iter().map(|(entry, leaf_hash)| Appended {
-                    entry: Arc::new(entry),
-                    leaf_hash,
-                }));
-        }
-        Ok(())
+        self.write_events(conn, events).await
     }
 
     /// Writes events already given their places: each row holds the event's canonical
@@ -422,28 +406,37 @@ impl Ledger {
         conn: &mut C,
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
-        let encoded: Vec<(String, latch_ledger::Hash)> = events
-            .iter()
+        self.write_events(conn, events.iter().map(Cow::Borrowed).collect())
+            .await
+    }
+
+    /// [`Self::write`]: an event the ledger is given is kept for `recent` as it is, one it
+    /// borrows is copied (only when there is a `recent`).
+    async fn write_events<C: batch::Exec + ?Sized>(
+        &mut self,
+        conn: &mut C,
+        events: Vec<Cow<'_, StoredEvent>>,
+    ) -> Result<(), StoreError> {
+        let encoded: Vec<(Cow<'_, StoredEvent>, String, latch_ledger::Hash)> = events
+            .into_iter()
             .map(|event| {
                 let body = event.canonical_json();
                 let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
-                (body, leaf_hash)
+                (event, body, leaf_hash)
             })
             .collect();
-        let rows = events
+        let rows = encoded
             .iter()
-            .zip(&encoded)
-            .map(|(event, (body, hash))| batch::EventRow::new(event, body, hash))
+            .map(|(event, body, hash)| batch::EventRow::new(event, body, hash))
             .collect::<Result<Vec<_>, _>>()?;
-        conn.insert_events(self.dialect, &rows).await?;
+        conn.insert_events(self.dialect, rows).await?;
         if self.recent.is_some() {
             self.appended.extend(
-                events
-                    .iter()
-                    .zip(encoded)
-                    .map(|(event, (body, leaf_hash))| Appended {
+                encoded
+                    .into_iter()
+                    .map(|(event, body, leaf_hash)| Appended {
                         entry: Arc::new(LedgerEntry {
-                            event: event.clone(),
+                            event: event.into_owned(),
                             body,
                         }),
                         leaf_hash,
@@ -648,8 +641,6 @@ fn parse_hash(hex: &str) -> Option<latch_ledger::Hash> {
     Some(latch_ledger::Hash::from_bytes(bytes))
 }
 
-/// One BIGINT key per subtree: the level in the top bits, the index below (trees of up to
-/// 2^56 leaves).
 /// Subtree roots are stored from this level up (a sixteenth of the tree's nodes); the levels
 /// below are folded from their leaves when a proof needs them. Storing every level cost a row
 /// written per event, as many as the ledger itself, for nodes of at most eight leaves.
@@ -665,6 +656,8 @@ fn leaves_under(id: latch_ledger::NodeId) -> Option<impl Iterator<Item = latch_l
     Some((first..end).map(|index| latch_ledger::NodeId { level: 0, index }))
 }
 
+/// One BIGINT key per subtree: the level in the top bits, the index below (trees of up to
+/// 2^56 leaves).
 fn node_key(id: latch_ledger::NodeId) -> Result<i64, StoreError> {
     if id.level >= 64 || id.index >= 1 << 56 {
         return Err(StoreError::Database(format!(
