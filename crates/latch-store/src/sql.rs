@@ -117,6 +117,9 @@ impl SqlStore {
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            // A ping is a round trip to the connection's worker thread on every query, and a
+            // SQLite file opened in this process has no server to lose.
+            .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     for pragma in SQLITE_PRAGMAS {
