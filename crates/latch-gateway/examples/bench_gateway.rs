@@ -49,6 +49,7 @@ async fn main() {
     let upstream = args.next().unwrap_or_else(|| "127.0.0.1:5432".to_owned());
     let database = args.next().unwrap_or_else(|| "bench".to_owned());
     let role = |enforcement| UpstreamRole {
+        scram_keys: Default::default(),
         username: "postgres".to_owned(),
         password: None,
         enforcement,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use latch_pgwire::scram::ScramKeyCache;
 use zeroize::Zeroizing;
 
 /// How the gateway runs. [`GatewaySettings::default`] has no upstreams and no TLS.
@@ -88,6 +89,9 @@ pub struct UpstreamRole {
     pub password: Option<Zeroizing<String>>,
     pub enforcement: Enforcement,
     pub recording: RecordingMode,
+    /// The SCRAM keys of this login's last upstream login, so that each new session does not
+    /// derive them again from `password`.
+    pub scram_keys: ScramKeyCache,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

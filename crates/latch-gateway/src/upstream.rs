@@ -151,7 +151,8 @@ pub(crate) async fn connect(req: &UpstreamRequest<'_>) -> Result<Upstream, Sessi
                             mechanisms.iter().collect::<Vec<_>>().join(", ")
                         )));
                     }
-                    let client = ScramClient::new(password()?);
+                    let client =
+                        ScramClient::new(password()?).with_cache(req.role.scram_keys.clone());
                     encode::sasl_initial_response(&mut out, SCRAM_SHA_256, &client.client_first());
                     scram = Some(client);
                 }

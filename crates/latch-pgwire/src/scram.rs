@@ -9,7 +9,10 @@
 //!
 //! Cost: deriving the salted password is `iterations` HMAC-SHA-256 rounds (4096 is about 2 ms
 //! in a release build, 10× that in debug), paid once per connection by whichever side holds the
-//! plaintext.
+//! plaintext. A client given a [`ScramKeyCache`] pays it once per password and salt instead.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -69,6 +72,87 @@ fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
     out
+}
+
+/// What the iterations buy a client: its two keys for one password, salt and count.
+struct ClientKeys {
+    /// SHA-256 of the password, so that a cache shared by mistake never answers for another.
+    password_digest: [u8; 32],
+    salt: Vec<u8>,
+    iterations: u32,
+    client_key: [u8; 32],
+    server_key: [u8; 32],
+}
+
+impl ClientKeys {
+    fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Self {
+        let mut salted = salted_password(password, salt, iterations);
+        let keys = ClientKeys {
+            password_digest: Sha256::digest(password).into(),
+            salt: salt.to_vec(),
+            iterations,
+            client_key: hmac(&salted, &[b"Client Key"]),
+            server_key: hmac(&salted, &[b"Server Key"]),
+        };
+        salted.fill(0);
+        keys
+    }
+}
+
+impl Drop for ClientKeys {
+    fn drop(&mut self) {
+        self.client_key.fill(0);
+        self.server_key.fill(0);
+    }
+}
+
+/// The keys of the last SCRAM login made with one password, for the next login to reuse.
+///
+/// A server keeps one salt and iteration count per login until the password is set again, so
+/// every connection after the first skips the key derivation (`iterations` HMAC rounds, about
+/// a millisecond of CPU at PostgreSQL's default), as pgbouncer does. A login that meets another
+/// salt or count, or uses another password, derives its keys and replaces the entry. The keys
+/// let their holder log in to that server as that login, as the password does: keep the cache
+/// where the password is kept. Clones share the entry.
+#[derive(Clone, Default)]
+pub struct ScramKeyCache {
+    last: Arc<Mutex<Option<ClientKeys>>>,
+    derivations: Arc<AtomicU64>,
+}
+
+impl ScramKeyCache {
+    /// How many times a login through this cache derived its keys (the rest reused them).
+    pub fn derivations(&self) -> u64 {
+        self.derivations.load(Ordering::Relaxed)
+    }
+
+    fn keys(&self, password: &[u8], salt: &[u8], iterations: u32) -> ([u8; 32], [u8; 32]) {
+        let digest: [u8; 32] = Sha256::digest(password).into();
+        {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = last.as_ref()
+                && k.iterations == iterations
+                && k.salt == salt
+                && bool::from(k.password_digest.ct_eq(&digest))
+            {
+                return (k.client_key, k.server_key);
+            }
+        }
+        // Derived outside the lock: a burst of first logins derives in parallel, not in turn.
+        let keys = ClientKeys::derive(password, salt, iterations);
+        self.derivations.fetch_add(1, Ordering::Relaxed);
+        let pair = (keys.client_key, keys.server_key);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(keys);
+        pair
+    }
+}
+
+impl std::fmt::Debug for ScramKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramKeyCache")
+            .field("derivations", &self.derivations())
+            .finish_non_exhaustive()
+    }
 }
 
 fn random_nonce() -> String {
@@ -143,6 +227,7 @@ pub struct ScramClient {
     client_first_bare: String,
     nonce: String,
     state: ClientState,
+    cache: Option<ScramKeyCache>,
 }
 
 impl ScramClient {
@@ -159,7 +244,16 @@ impl ScramClient {
             client_first_bare: format!("n={user},r={nonce}"),
             nonce: nonce.to_owned(),
             state: ClientState::Initial,
+            cache: None,
         }
+    }
+
+    /// Takes the keys from `cache` when it holds them for this password, salt and count, and
+    /// leaves them there otherwise.
+    #[must_use]
+    pub fn with_cache(mut self, cache: ScramKeyCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The client-first-message: gs2 header `n,,` and the bare message.
@@ -194,15 +288,19 @@ impl ScramClient {
         }
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
-        let salted = salted_password(self.password.as_bytes(), &salt, iterations);
-        let client_key = hmac(&salted, &[b"Client Key"]);
+        let (client_key, server_key) = match &self.cache {
+            Some(cache) => cache.keys(self.password.as_bytes(), &salt, iterations),
+            None => {
+                let keys = ClientKeys::derive(self.password.as_bytes(), &salt, iterations);
+                (keys.client_key, keys.server_key)
+            }
+        };
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
         let mut proof = client_key;
         for (p, s) in proof.iter_mut().zip(signature) {
             *p ^= s;
         }
-        let server_key = hmac(&salted, &[b"Server Key"]);
         self.state = ClientState::SentFinal {
             server_signature: hmac(&server_key, &[auth_message.as_bytes()]),
         };
@@ -404,6 +502,46 @@ mod tests {
         let fin = client.handle_server_first(&first)?;
         let server_final = server.handle_client_final(&fin)?;
         client.handle_server_final(&server_final)
+    }
+
+    fn exchange_cached(
+        client_pw: &str,
+        server: &ScramSecret,
+        cache: &ScramKeyCache,
+    ) -> Result<(), ScramError> {
+        let mut server = ScramServer::new(server.clone());
+        let mut client = ScramClient::new(client_pw).with_cache(cache.clone());
+        let first = server.handle_client_first(&client.client_first())?;
+        let fin = client.handle_server_first(&first)?;
+        let server_final = server.handle_client_final(&fin)?;
+        client.handle_server_final(&server_final)
+    }
+
+    /// Logins after the first reuse the keys; a new salt (the password set again upstream) or
+    /// another password derives them afresh, and nothing stale is ever presented.
+    #[test]
+    fn cached_keys_serve_the_same_password_salt_and_count_only() {
+        let cache = ScramKeyCache::default();
+        let secret = ScramSecret::derive("s3cret", b"first salt", 64);
+        for _ in 0..3 {
+            exchange_cached("s3cret", &secret, &cache).unwrap();
+        }
+        assert_eq!(cache.derivations(), 1);
+
+        let reset = ScramSecret::derive("s3cret", b"second salt", 64);
+        exchange_cached("s3cret", &reset, &cache).unwrap();
+        assert_eq!(cache.derivations(), 2);
+        let more_rounds = ScramSecret::derive("s3cret", b"second salt", 65);
+        exchange_cached("s3cret", &more_rounds, &cache).unwrap();
+        assert_eq!(cache.derivations(), 3);
+
+        assert_eq!(
+            exchange_cached("wrong", &more_rounds, &cache),
+            Err(ScramError::InvalidProof)
+        );
+        assert_eq!(cache.derivations(), 4);
+        exchange_cached("s3cret", &more_rounds, &cache).unwrap();
+        assert_eq!(cache.derivations(), 5);
     }
 
     #[test]

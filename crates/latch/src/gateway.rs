@@ -32,6 +32,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
             roles.insert(
                 role.clone(),
                 UpstreamRole {
+                    scram_keys: Default::default(),
                     username: credential.username.clone(),
                     password: password.map(Zeroizing::new),
                     // Nothing goes beyond write access, so a write role is only watched.

@@ -259,6 +259,7 @@ async fn through_fake_upstream(method: &'static str) {
         roles.insert(
             "write".to_owned(),
             UpstreamRole {
+                scram_keys: Default::default(),
                 username: "svc_writer".to_owned(),
                 password: Some(Zeroizing::new("upw".to_owned())),
                 enforcement: Enforcement::Audit,

@@ -175,6 +175,7 @@ impl Drop for TestDb {
 
 pub fn role(enforcement: Enforcement, recording: RecordingMode) -> UpstreamRole {
     UpstreamRole {
+        scram_keys: Default::default(),
         username: "postgres".to_owned(),
         password: None,
         enforcement,

@@ -186,6 +186,7 @@ impl Cluster {
             )
         });
         let role = UpstreamRole {
+            scram_keys: Default::default(),
             username: username.to_owned(),
             password: Some(Zeroizing::new(password.to_owned())),
             enforcement: Enforcement::Audit,
@@ -244,6 +245,7 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
             cluster.target("scram_user", "not-the-password", false),
         ),
     ]);
+    let scram_keys = upstreams["scram"].roles["write"].scram_keys.clone();
     let harness = Harness::start_with(|settings| settings.upstreams = upstreams).await;
     let addr = harness.addr;
     let connect = |resource: &str| {
@@ -277,6 +279,16 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
         assert_eq!(row.get::<_, String>(0), user, "{resource}");
         assert_eq!(row.get::<_, bool>(1), over_tls, "{resource}: TLS upstream");
     }
+
+    // The second session reuses the first one's SCRAM keys; a password set again upstream
+    // (same password, new salt) makes the next session derive them afresh, and it logs in.
+    let again = connect("scram").await.unwrap();
+    again.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(scram_keys.derivations(), 1, "one derivation for two sessions");
+    cluster.admin("ALTER ROLE scram_user PASSWORD 'scram-secret'");
+    let after_reset = connect("scram").await.unwrap();
+    after_reset.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(scram_keys.derivations(), 2, "a new salt is derived for");
 
     for resource in ["plain", "wrong"] {
         let err = connect(resource)
