@@ -210,11 +210,25 @@ impl Ledger {
 
     /// The tree hashes of `ranges`, from one read of the stored nodes they need.
     async fn range_hashes(&self, ranges: &[LeafRange]) -> Result<Vec<Hash>, LedgerError> {
+        Ok(self.nodes_and_ranges(&[], ranges).await?.1)
+    }
+
+    /// The hashes of `nodes`, and of each range folded, read in one call to the store.
+    async fn nodes_and_ranges(
+        &self,
+        nodes: &[NodeId],
+        ranges: &[LeafRange],
+    ) -> Result<(Vec<Hash>, Vec<Hash>), LedgerError> {
         let per_range: Vec<Vec<NodeId>> = ranges.iter().map(|r| r.nodes()).collect();
-        let all: Vec<NodeId> = per_range.iter().flatten().copied().collect();
+        let all: Vec<NodeId> = nodes
+            .iter()
+            .chain(per_range.iter().flatten())
+            .copied()
+            .collect();
         let hashes = self.store.tree_nodes(&all).await?;
         let mut hashes = hashes.into_iter();
-        per_range
+        let single: Vec<Hash> = hashes.by_ref().take(nodes.len()).collect();
+        let folded = per_range
             .iter()
             .map(|nodes| {
                 let mine: Vec<Hash> = hashes.by_ref().take(nodes.len()).collect();
@@ -222,7 +236,8 @@ impl Ledger {
                     LedgerError::Store(latch_store::StoreError::Corrupt("empty proof range".into()))
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((single, folded))
     }
 
     /// The leaf hash at `index` and its inclusion proof in the tree of `size` (a checkpointed
@@ -233,9 +248,12 @@ impl Ledger {
         size: u64,
     ) -> Result<(Hash, Vec<Hash>), LedgerError> {
         let ranges = latch_ledger::inclusion_ranges(index, size).map_err(LedgerError::Proof)?;
-        let leaf = self.store.tree_nodes(&[NodeId { level: 0, index }]).await?;
+        // The leaf and the proof in one read: one connection, one round trip per table.
+        let (leaf, proof) = self
+            .nodes_and_ranges(&[NodeId { level: 0, index }], &ranges)
+            .await?;
         let leaf = leaf.first().copied().unwrap_or(latch_ledger::EMPTY_ROOT);
-        Ok((leaf, self.range_hashes(&ranges).await?))
+        Ok((leaf, proof))
     }
 
     /// The consistency proof from the tree of `from` leaves to the tree of `to` leaves.
