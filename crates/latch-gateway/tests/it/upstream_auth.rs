@@ -284,7 +284,11 @@ async fn brokered_credentials_log_in_with_scram_md5_and_over_tls() {
     // (same password, new salt) makes the next session derive them afresh, and it logs in.
     let again = connect("scram").await.unwrap();
     again.simple_query("SELECT 1").await.unwrap();
-    assert_eq!(scram_keys.derivations(), 1, "one derivation for two sessions");
+    assert_eq!(
+        scram_keys.derivations(),
+        1,
+        "one derivation for two sessions"
+    );
     cluster.admin("ALTER ROLE scram_user PASSWORD 'scram-secret'");
     let after_reset = connect("scram").await.unwrap();
     after_reset.simple_query("SELECT 1").await.unwrap();
