@@ -245,6 +245,9 @@ struct State {
     strict: Vec<SessionRecord>,
     /// The recording channel stayed full: refuse the next statement.
     recorder_busy: bool,
+    /// When the client's bytes being processed were read (wall clock): the start of their
+    /// statements, checked against the grant's end before any of them is forwarded.
+    received_at_ms: i64,
     /// The upstream is in COPY FROM STDIN, where it ignores Sync and Flush: no Sync unit is
     /// expected for them. Set at CopyInResponse, cleared at the client's CopyDone or CopyFail.
     copy_in: bool,
@@ -276,6 +279,7 @@ impl State {
             outbox: Vec::new(),
             strict: Vec::new(),
             recorder_busy: false,
+            received_at_ms: 0,
             copy_in: false,
         }
     }
@@ -326,7 +330,7 @@ impl State {
             read_only: c.is_read_only(),
             objects: c.objects.clone(),
             outcome,
-            started_at_ms: ctx.clock.now_ms(),
+            started_at_ms: self.received_at_ms,
             duration_us: 0,
         }
     }
@@ -849,7 +853,30 @@ impl Relay {
     }
 
     /// Parses what the client sent; returns true when it sent Terminate.
+    ///
+    /// The grant's end is checked on the wall clock when the bytes are taken and again before
+    /// they are released to the upstream (a strict record or a full recording channel may
+    /// have made them wait): the deadline timer may fire a little late, and no statement may
+    /// start after the grant ended.
     async fn process_client(&mut self, ctx: &SessionCtx) -> Result<bool, Exit> {
+        self.st.received_at_ms = ctx.clock.now_ms();
+        Self::still_granted(ctx, self.st.received_at_ms)?;
+        let terminated = self.parse_client(ctx).await?;
+        Self::still_granted(ctx, ctx.clock.now_ms())?;
+        Ok(terminated)
+    }
+
+    fn still_granted(ctx: &SessionCtx, now_ms: i64) -> Result<(), Exit> {
+        if ctx.shared.end.is_cancelled() {
+            Err(Exit::Told)
+        } else if now_ms >= ctx.shared.ends_at_ms {
+            Err(Exit::Expired)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn parse_client(&mut self, ctx: &SessionCtx) -> Result<bool, Exit> {
         let mut pos = self.c2u.parsed;
         let mut terminated = false;
         while pos < self.c2u.rx.len() {

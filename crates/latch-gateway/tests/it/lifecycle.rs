@@ -169,3 +169,111 @@ async fn shutdown_ends_sessions_and_drains_records() {
     )));
     assert_eq!(authority.statements().len(), 1);
 }
+
+/// Sessions write as fast as they can while their grant ends at a random moment, in buffered
+/// and strict recording, trial after trial. PostgreSQL's own table is the witness: every row
+/// in it is a statement latch recorded, every recorded statement started before the grant's
+/// end, and nothing was written later than the second in which sessions must be closed.
+#[tokio::test]
+async fn no_statement_runs_after_the_grant_ends_in_randomised_trials() {
+    const TRIALS: usize = 4;
+    const SESSIONS: usize = 6;
+    let h = Harness::start().await;
+    h.connect("write")
+        .await
+        .batch_execute(
+            "create table marks (trial int, session int, n int, at_ms bigint, primary key (trial, session, n))",
+        )
+        .await
+        .unwrap();
+    let seed: u64 = rand::random();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut ended_so_far = 1;
+    for trial in 0..TRIALS {
+        let end_ms = now_ms() + rand::Rng::gen_range(&mut rng, 300..1200);
+        h.authority.ends_at_ms.store(end_ms, Ordering::SeqCst);
+        let mut writers = Vec::new();
+        for session in 0..SESSIONS {
+            let role = if session % 2 == 0 { "write" } else { "strict" };
+            let client = h.connect(role).await;
+            writers.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let insert = format!(
+                        "insert into marks values ({trial}, {session}, {n}, \
+                         (extract(epoch from clock_timestamp()) * 1000)::bigint)"
+                    );
+                    if let Err(err) = client.simple_query(&insert).await {
+                        return (err, now_ms());
+                    }
+                }
+                unreachable!()
+            }));
+        }
+        for writer in writers {
+            let (err, at) = writer.await.unwrap();
+            if let Some(db) = err.as_db_error() {
+                assert_eq!(db.code().code(), "57P01", "seed {seed}: {err}");
+            }
+            assert!(
+                at - end_ms < 1000,
+                "seed {seed}: cut {} ms after the grant's end",
+                at - end_ms
+            );
+        }
+        ended_so_far += SESSIONS;
+        h.authority
+            .wait_for("every session's end", |_| {
+                h.authority
+                    .records()
+                    .iter()
+                    .filter(|r| matches!(r, SessionRecord::Ended { .. }))
+                    .count()
+                    >= ended_so_far
+            })
+            .await;
+
+        let recorded: std::collections::HashMap<String, i64> = h
+            .authority
+            .statements()
+            .into_iter()
+            .filter(|s| s.text.contains(&format!("values ({trial}, ")))
+            .map(|s| (s.text, s.started_at_ms))
+            .collect();
+        for (text, started) in &recorded {
+            assert!(
+                *started <= end_ms,
+                "seed {seed}: `{text}` recorded as started {} ms after the grant's end",
+                started - end_ms
+            );
+        }
+        let rows = psql_admin_in(
+            &h.db.name,
+            &format!("select session, n, at_ms from marks where trial = {trial}"),
+        );
+        let rows: Vec<(usize, u64, i64)> = rows
+            .lines()
+            .map(|line| {
+                let mut f = line.split('|');
+                let mut next = || f.next().unwrap().parse::<i64>().unwrap();
+                (next() as usize, next() as u64, next())
+            })
+            .collect();
+        assert!(!rows.is_empty(), "seed {seed}: trial {trial} wrote nothing");
+        for (session, n, at_ms) in rows {
+            let text = format!(
+                "insert into marks values ({trial}, {session}, {n}, \
+                 (extract(epoch from clock_timestamp()) * 1000)::bigint)"
+            );
+            assert!(
+                recorded.contains_key(&text),
+                "seed {seed}: row ({trial}, {session}, {n}) was written but its statement is not recorded"
+            );
+            assert!(
+                at_ms - end_ms < 1000,
+                "seed {seed}: row ({trial}, {session}, {n}) written {} ms after the grant's end",
+                at_ms - end_ms
+            );
+        }
+    }
+    h.stop().await;
+}

@@ -122,6 +122,11 @@ pub struct TestDb {
 }
 
 pub fn psql_admin(sql: &str) -> String {
+    psql_admin_in("postgres", sql)
+}
+
+/// `sql` in database `db`, as the superuser, straight to PostgreSQL (not through latch).
+pub fn psql_admin_in(db: &str, sql: &str) -> String {
     let out = std::process::Command::new("psql")
         .args([
             "-h",
@@ -131,7 +136,7 @@ pub fn psql_admin(sql: &str) -> String {
             "-U",
             "postgres",
             "-d",
-            "postgres",
+            db,
             "-XAtqc",
             sql,
         ])
