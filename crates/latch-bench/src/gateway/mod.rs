@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::lifecycle::{DEFAULT_TEMPLATE, find_latch};
 use crate::stats::{median, percentile};
 use pgbench::{Summary, Target};
-use sessions::{Memory, Revocation, Scenario};
+use sessions::{Activity, Memory, Revocation, Scenario};
 use setup::{BenchDatabase, Latch, Pgbouncer, Tokens, Upstream};
 
 #[derive(clap::Args)]
@@ -69,6 +69,13 @@ pub struct Options {
     /// limited by `max_connections`: fewer are used if fewer connections are free, keeping 20).
     #[arg(long, default_value_t = 50)]
     running_sessions: usize,
+    /// Sessions running `select 1` back to back as their grant ends (via pgbouncer's
+    /// transaction pool), in each of `--busy-trials` trials: does a statement start after the
+    /// end?
+    #[arg(long, default_value_t = 200)]
+    busy_sessions: usize,
+    #[arg(long, default_value_t = 3)]
+    busy_trials: usize,
     /// Duration of the revocation scenarios' grants: time to open their sessions.
     #[arg(long, default_value_t = 30)]
     revocation_secs: u64,
@@ -441,7 +448,7 @@ async fn bench(
             resource: setup::RES_BUFFERED,
             roles: vec!["sleep".into()],
             sessions_per_grant: running,
-            running: true,
+            activity: Activity::Sleeping,
             grant_secs: options.revocation_secs,
         });
     } else {
@@ -457,7 +464,7 @@ async fn bench(
         resource: setup::RES_POOLED,
         roles: vec!["idle".into()],
         sessions_per_grant: options.revocation_sessions,
-        running: false,
+        activity: Activity::Idle,
         grant_secs: options.revocation_secs,
     });
     if options.revocation_grants > 1 {
@@ -471,22 +478,39 @@ async fn bench(
                 .map(|i| format!("g{i}"))
                 .collect(),
             sessions_per_grant: per_grant,
-            running: false,
+            activity: Activity::Idle,
             grant_secs: options.revocation_secs,
         });
+    }
+    if options.busy_sessions > 0 {
+        for trial in 1..=options.busy_trials {
+            scenarios.push(Scenario {
+                name: format!(
+                    "1 grant, {} busy sessions (via pgbouncer), trial {trial}",
+                    options.busy_sessions
+                ),
+                resource: setup::RES_POOLED,
+                roles: vec!["idle".into()],
+                sessions_per_grant: options.busy_sessions,
+                activity: Activity::Busy,
+                grant_secs: options.revocation_secs,
+            });
+        }
     }
     for scenario in &scenarios {
         eprintln!("revocation: {} …", scenario.name);
         match sessions::revocation(latch, &tokens, scenario).await {
             Ok(r) => {
                 eprintln!(
-                    "  client p50 {:?} ms, p99 {:?} ms, max {:?} ms, {} not closed; latch's delays p50 {:?} max {:?} ms",
+                    "  client p50 {:?} ms, p99 {:?} ms, max {:?} ms, {} not closed; latch's delays p50 {:?} max {:?} ms; statements {} ({} after the end)",
                     r.client(50.0),
                     r.client(99.0),
                     r.client(100.0),
                     r.not_closed,
                     r.server(50.0),
-                    r.server(100.0)
+                    r.server(100.0),
+                    r.statements_recorded,
+                    r.statements_after_end
                 );
                 revocation.push(r);
             }
@@ -703,9 +727,9 @@ fn print_report(report: &Report, options: &Options) {
         );
         println!();
         println!(
-            "| scenario | expiry spread ms | closed | client p50 / p99 / max ms | latch's revocation_delay_ms p50 / p99 / max | SQLSTATEs | end reasons |"
+            "| scenario | expiry spread ms | closed | client p50 / p99 / max ms | latch's revocation_delay_ms p50 / p99 / max | SQLSTATEs | end reasons | statements recorded (started after the end) |"
         );
-        println!("|---|---:|---:|---|---|---|---|");
+        println!("|---|---:|---:|---|---|---|---|---|");
         for r in &report.revocation {
             let counts = |m: &BTreeMap<String, usize>| {
                 m.iter()
@@ -714,7 +738,7 @@ fn print_report(report: &Report, options: &Options) {
                     .join(", ")
             };
             println!(
-                "| {} | {} | {}/{} | {} / {} / {} | {} / {} / {} | {} | {} |",
+                "| {} | {} | {}/{} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
                 r.name,
                 r.expiry_spread_ms,
                 r.client_delays_ms.len(),
@@ -727,10 +751,29 @@ fn print_report(report: &Report, options: &Options) {
                 fmt_opt(r.server(100.0)),
                 counts(&r.sqlstates),
                 counts(&r.end_reasons),
+                if r.activity == Activity::Busy {
+                    format!("{} ({})", r.statements_recorded, r.statements_after_end)
+                } else {
+                    "–".to_owned()
+                },
             );
         }
         println!();
         println!("target: every session closed within 1 s (1000 ms) of its grant's end");
+        let busy: Vec<&Revocation> = report
+            .revocation
+            .iter()
+            .filter(|r| r.activity == Activity::Busy)
+            .collect();
+        if !busy.is_empty() {
+            let after: usize = busy.iter().map(|r| r.statements_after_end).sum();
+            let recorded: usize = busy.iter().map(|r| r.statements_recorded).sum();
+            println!(
+                "target: no statement recorded as started after its grant's end: {after} in {} trials ({recorded} statements): {}",
+                busy.len(),
+                if after == 0 { "met" } else { "NOT met" }
+            );
+        }
     }
     for s in &report.skipped {
         println!("not measured: {s}");

@@ -112,16 +112,31 @@ pub async fn memory(
     })
 }
 
+/// What a scenario's sessions do when their grant ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// Nothing: the session waits for the client.
+    Idle,
+    /// `select pg_sleep(600)`, cancelled upstream at the cut.
+    Sleeping,
+    /// `select 1` after `select 1`, from [`BUSY_BEFORE_END_MS`] before the end until the cut:
+    /// whether a statement slips through after the end.
+    Busy,
+}
+
+/// Busy sessions start their statements this long before their grant's end.
+const BUSY_BEFORE_END_MS: i64 = 700;
+
 /// One revocation scenario: `grants` grants expiring together, each with
-/// `sessions_per_grant` sessions, idle or running `pg_sleep`.
+/// `sessions_per_grant` sessions, idle, sleeping or busy.
 pub struct Scenario {
     pub name: String,
     pub resource: &'static str,
     /// One role per grant (a role holds one grant at a time, see `setup::MANY_GRANT_ROLES`).
     pub roles: Vec<String>,
     pub sessions_per_grant: usize,
-    /// Each session runs `select pg_sleep(600)` when its grant expires, rather than idling.
-    pub running: bool,
+    pub activity: Activity,
     /// Grant duration in seconds: time enough to open every session.
     pub grant_secs: u64,
 }
@@ -132,7 +147,7 @@ pub struct Revocation {
     pub name: String,
     pub grants: usize,
     pub sessions: usize,
-    pub running: bool,
+    pub activity: Activity,
     /// Last grant expiry minus first, ms (approvals are concurrent).
     pub expiry_spread_ms: i64,
     /// Client-side delays (ms from its grant's expiry to the close), sorted.
@@ -145,6 +160,10 @@ pub struct Revocation {
     pub server_delays_ms: Vec<i64>,
     /// End reasons recorded in the ledger.
     pub end_reasons: BTreeMap<String, usize>,
+    /// Busy sessions: statements recorded, and how many of them started after their grant's
+    /// end (must be none).
+    pub statements_recorded: usize,
+    pub statements_after_end: usize,
 }
 
 impl Revocation {
@@ -208,22 +227,38 @@ pub async fn revocation(
     let mut idle = Vec::new();
     for (_, ends_ms, sessions) in groups {
         for Session { client, connection } in sessions {
-            if !scenario.running {
-                idle.push(client);
-                waits.push((ends_ms, connection, None));
-                continue;
-            }
-            let query = Some(tokio::spawn(async move {
-                let outcome = client.simple_query("select pg_sleep(600)").await;
-                let at_ms = unix_ms();
-                let sqlstate = outcome
-                    .err()
-                    .and_then(|e| e.code().map(|c| c.code().to_owned()));
-                // Keep the client (and so the session) until the query returns.
-                drop(client);
-                Closed { at_ms, sqlstate }
-            }));
-            waits.push((ends_ms, connection, query));
+            let query = match scenario.activity {
+                Activity::Idle => {
+                    idle.push(client);
+                    waits.push((ends_ms, connection, None));
+                    continue;
+                }
+                Activity::Sleeping => tokio::spawn(async move {
+                    let outcome = client.simple_query("select pg_sleep(600)").await;
+                    let at_ms = unix_ms();
+                    let sqlstate = outcome
+                        .err()
+                        .and_then(|e| e.code().map(|c| c.code().to_owned()));
+                    // Keep the client (and so the session) until the query returns.
+                    drop(client);
+                    Closed { at_ms, sqlstate }
+                }),
+                Activity::Busy => tokio::spawn(async move {
+                    let start = ends_ms - BUSY_BEFORE_END_MS - unix_ms();
+                    tokio::time::sleep(Duration::from_millis(u64::try_from(start).unwrap_or(0)))
+                        .await;
+                    let err = loop {
+                        if let Err(err) = client.simple_query("select 1").await {
+                            break err;
+                        }
+                    };
+                    Closed {
+                        at_ms: unix_ms(),
+                        sqlstate: err.code().map(|c| c.code().to_owned()),
+                    }
+                }),
+            };
+            waits.push((ends_ms, connection, Some(query)));
         }
     }
     let deadline = tokio::time::Instant::now()
@@ -253,12 +288,26 @@ pub async fn revocation(
     let expected = scenario.sessions_per_grant;
     let mut server_delays = Vec::new();
     let mut end_reasons = BTreeMap::new();
+    let mut statements_recorded = 0;
+    let mut statements_after_end = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    for (grant, _) in &approved {
+    for (grant, ends_ms) in &approved {
         loop {
             let sessions = latch.sessions(tokens, grant).await?;
             let ended = sessions.iter().filter(|s| s.end_reason.is_some()).count();
             if ended >= expected || tokio::time::Instant::now() > deadline {
+                if scenario.activity == Activity::Busy {
+                    for s in &sessions {
+                        for statement in latch.statements(tokens, &s.id).await? {
+                            statements_recorded += 1;
+                            let at = latch_core::Timestamp::parse(&statement.at)
+                                .map_err(anyhow::Error::msg)?;
+                            if at.as_millis() > *ends_ms {
+                                statements_after_end += 1;
+                            }
+                        }
+                    }
+                }
                 for s in sessions {
                     server_delays.extend(s.revocation_delay_ms);
                     *end_reasons
@@ -275,12 +324,14 @@ pub async fn revocation(
         name: scenario.name.clone(),
         grants: scenario.roles.len(),
         sessions: scenario.roles.len() * scenario.sessions_per_grant,
-        running: scenario.running,
+        activity: scenario.activity,
         expiry_spread_ms: last_end - first_end,
         client_delays_ms: client_delays,
         not_closed,
         sqlstates,
         server_delays_ms: server_delays,
         end_reasons,
+        statements_recorded,
+        statements_after_end,
     })
 }

@@ -522,6 +522,31 @@ impl Latch {
         self.connect(tokens, resource, role).await
     }
 
+    /// The statements of a session as the ledger recorded them.
+    pub async fn statements(
+        &self,
+        tokens: &Tokens,
+        session: &str,
+    ) -> anyhow::Result<Vec<latch_api::StatementView>> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/sessions/{session}", self.api))
+            .bearer_auth(&tokens.dave)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!(
+                "GET /api/v1/sessions/{session}: HTTP {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(response
+            .json::<latch_api::SessionDetail>()
+            .await?
+            .statements)
+    }
+
     /// The sessions of a grant as the ledger recorded them (dave, an auditor, sees them all).
     pub async fn sessions(
         &self,
