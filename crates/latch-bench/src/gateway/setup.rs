@@ -522,52 +522,55 @@ impl Latch {
         self.connect(tokens, resource, role).await
     }
 
+    /// GET `path` with `query` as dave, an auditor (he sees every session).
+    async fn read<R: serde::de::DeserializeOwned>(
+        &self,
+        tokens: &Tokens,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<R> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .query(query)
+            .bearer_auth(&tokens.dave)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("GET {path}: HTTP {status}: {text}");
+        }
+        Ok(response.json().await?)
+    }
+
     /// The statements of a session as the ledger recorded them.
     pub async fn statements(
         &self,
         tokens: &Tokens,
         session: &str,
     ) -> anyhow::Result<Vec<latch_api::StatementView>> {
-        let response = self
-            .http
-            .get(format!("{}/api/v1/sessions/{session}", self.api))
-            .bearer_auth(&tokens.dave)
-            .send()
+        let detail: latch_api::SessionDetail = self
+            .read(tokens, &format!("/api/v1/sessions/{session}"), &[])
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!(
-                "GET /api/v1/sessions/{session}: HTTP {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(response
-            .json::<latch_api::SessionDetail>()
-            .await?
-            .statements)
+        Ok(detail.statements)
     }
 
-    /// The sessions of a grant as the ledger recorded them (dave, an auditor, sees them all).
+    /// The sessions of a grant as the ledger recorded them.
     pub async fn sessions(
         &self,
         tokens: &Tokens,
         grant: &str,
     ) -> anyhow::Result<Vec<latch_api::SessionView>> {
-        let response = self
-            .http
-            .get(format!("{}/api/v1/sessions", self.api))
-            .query(&[("grant", grant), ("limit", "1000")])
-            .bearer_auth(&tokens.dave)
-            .send()
+        let list: latch_api::SessionList = self
+            .read(
+                tokens,
+                "/api/v1/sessions",
+                &[("grant", grant), ("limit", "1000")],
+            )
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!(
-                "GET /api/v1/sessions: HTTP {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(response.json::<latch_api::SessionList>().await?.sessions)
+        Ok(list.sessions)
     }
 }
 
