@@ -318,6 +318,52 @@ async fn racing_followers_fold_each_event_once(backend: Backend) {
     assert_eq!(read(store, &everything()).await, summarize(&stored));
 }
 
+/// While events keep arriving, a catch-up ends at the head it found (the server's follower
+/// then sleeps until its next pass) instead of folding each new commit as it lands.
+async fn catch_up_does_not_chase_a_growing_ledger(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.store.clone();
+    let head = store.record(ledger()).await.unwrap().last().unwrap().seq;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = tokio::spawn({
+        let store = store.clone();
+        let stop = stop.clone();
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                store
+                    .record(vec![statement(
+                        1_780_000_000_000 + 90 * MIN,
+                        "alice",
+                        "ses_1",
+                        "grt_a",
+                        n,
+                        "read",
+                    )])
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    // Events arrive while it folds: give the appender a head start.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let folded = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        latch_accesses::catch_up_with(store.as_ref(), 1000),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    appender.await.unwrap();
+    let folded = folded
+        .expect("catch-up chased the appends instead of stopping at the head it found")
+        .unwrap();
+    assert!(
+        folded > head,
+        "it folds at least what was there when it started"
+    );
+}
+
 async fn a_corrupt_summary_is_named(backend: Backend) {
     let test = TestStore::new(backend).await;
     let store: &dyn Store = test.store.as_ref();
@@ -421,4 +467,14 @@ async fn sqlite_a_corrupt_summary_is_named() {
 #[tokio::test]
 async fn postgres_a_corrupt_summary_is_named() {
     a_corrupt_summary_is_named(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_catch_up_does_not_chase_a_growing_ledger() {
+    catch_up_does_not_chase_a_growing_ledger(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_catch_up_does_not_chase_a_growing_ledger() {
+    catch_up_does_not_chase_a_growing_ledger(Backend::Postgres).await;
 }
