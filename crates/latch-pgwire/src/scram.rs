@@ -74,6 +74,17 @@ fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
+/// ClientKey and ServerKey (RFC 5802 §3): the `iterations` rounds, done once for both sides.
+fn derive_keys(password: &[u8], salt: &[u8], iterations: u32) -> ([u8; 32], [u8; 32]) {
+    let mut salted = salted_password(password, salt, iterations);
+    let keys = (
+        hmac(&salted, &[b"Client Key"]),
+        hmac(&salted, &[b"Server Key"]),
+    );
+    salted.fill(0);
+    keys
+}
+
 /// What the iterations buy a client: its two keys for one password, salt and count.
 struct ClientKeys {
     /// SHA-256 of the password, so that a cache shared by mistake never answers for another.
@@ -86,16 +97,14 @@ struct ClientKeys {
 
 impl ClientKeys {
     fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Self {
-        let mut salted = salted_password(password, salt, iterations);
-        let keys = ClientKeys {
+        let (client_key, server_key) = derive_keys(password, salt, iterations);
+        ClientKeys {
             password_digest: Sha256::digest(password).into(),
             salt: salt.to_vec(),
             iterations,
-            client_key: hmac(&salted, &[b"Client Key"]),
-            server_key: hmac(&salted, &[b"Server Key"]),
-        };
-        salted.fill(0);
-        keys
+            client_key,
+            server_key,
+        }
     }
 }
 
@@ -181,13 +190,12 @@ impl std::fmt::Debug for ScramSecret {
 impl ScramSecret {
     /// Derives the secret from a plaintext password (costs `iterations` HMAC rounds).
     pub fn derive(password: &str, salt: &[u8], iterations: u32) -> Self {
-        let salted = salted_password(password.as_bytes(), salt, iterations);
-        let client_key = hmac(&salted, &[b"Client Key"]);
+        let (client_key, server_key) = derive_keys(password.as_bytes(), salt, iterations);
         ScramSecret {
             salt: salt.to_vec(),
             iterations,
             stored_key: Sha256::digest(client_key).into(),
-            server_key: hmac(&salted, &[b"Server Key"]),
+            server_key,
         }
     }
 
@@ -290,10 +298,7 @@ impl ScramClient {
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let (client_key, server_key) = match &self.cache {
             Some(cache) => cache.keys(self.password.as_bytes(), &salt, iterations),
-            None => {
-                let keys = ClientKeys::derive(self.password.as_bytes(), &salt, iterations);
-                (keys.client_key, keys.server_key)
-            }
+            None => derive_keys(self.password.as_bytes(), &salt, iterations),
         };
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
