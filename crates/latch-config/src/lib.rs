@@ -321,6 +321,9 @@ pub struct GatewaySettings {
     /// `true` accepts plaintext from anywhere, which exposes the connection credential and every
     /// statement and row to the network: only for a network that is private end to end.
     pub allow_plaintext: bool,
+    /// How clients prove their connection credential (`client_auth`); default
+    /// [`ClientAuth::ScramSha256`].
+    pub client_auth: ClientAuth,
     /// Record statements with their literals (strings, numbers) replaced by `?`, so that values
     /// such as personal data or secrets written in queries stay out of the recording; default
     /// `false`.
@@ -335,6 +338,19 @@ pub struct GatewaySettings {
     /// How many statements the buffered recorder holds before sessions wait for it (see
     /// [`RecordingMode::Buffered`]); default [`DEFAULT_RECORDING_BUFFER`].
     pub recording_buffer: usize,
+}
+
+/// `gateway.client_auth`: how a client proves its connection credential, named as in
+/// PostgreSQL's `pg_hba.conf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// `scram-sha-256` (the default): the credential never crosses the wire, not even inside
+    /// TLS, and latch keeps only its SCRAM secret.
+    #[default]
+    ScramSha256,
+    /// `password`: the credential is sent as typed (over TLS, or plaintext from loopback or
+    /// with `allow_plaintext`), for clients that cannot do SCRAM.
+    Password,
 }
 
 /// The gateway's TLS certificate and key.

@@ -160,6 +160,7 @@ pub(crate) struct RawGateway {
     pub tls_key_file: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_plaintext: bool,
+    pub client_auth: Option<Spanned<String>>,
     #[serde(default)]
     pub redact_literals: bool,
     pub credential_ttl: Option<Spanned<String>>,

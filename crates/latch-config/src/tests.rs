@@ -12,9 +12,9 @@ use latch_core::{
 };
 
 use crate::{
-    ChannelKind, ChannelSettings, Config, Credential, Database, Enforcement, GatewaySettings,
-    GatewayTls, NotifySettings, RecordingMode, ResourceLabels, RoleAccess, RouteSettings,
-    SecretRef, ServerSettings, TicketPattern, Upstream, UrlRef, parse_with_env,
+    ChannelKind, ChannelSettings, ClientAuth, Config, Credential, Database, Enforcement,
+    GatewaySettings, GatewayTls, NotifySettings, RecordingMode, ResourceLabels, RoleAccess,
+    RouteSettings, SecretRef, ServerSettings, TicketPattern, Upstream, UrlRef, parse_with_env,
 };
 
 /// One admin, one team: enough for a file to be valid, so a case adds only its mistake.
@@ -351,6 +351,7 @@ fn the_quickstart_example_loads() {
                 key: dir.join("data/gateway.key"),
             },
             allow_plaintext: false,
+            client_auth: ClientAuth::ScramSha256,
             redact_literals: false,
             credential_ttl: crate::DEFAULT_CREDENTIAL_TTL,
             max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
@@ -1094,6 +1095,7 @@ fn the_gateway_is_off_without_its_table_and_has_defaults_with_it() {
                 key: PathBuf::from("/etc/latch/data/gateway.key"),
             },
             allow_plaintext: false,
+            client_auth: ClientAuth::ScramSha256,
             redact_literals: false,
             credential_ttl: Duration::from_secs(600),
             max_message_bytes: 16_777_216,
@@ -1106,6 +1108,7 @@ listen = "0.0.0.0:5433"
 tls_cert_file = "tls/gateway.pem"
 tls_key_file = "/etc/ssl/private/gateway.key"
 allow_plaintext = true
+client_auth = "password"
 redact_literals = true
 credential_ttl = "1h30m"
 max_message_bytes = 1024
@@ -1121,6 +1124,7 @@ recording_buffer = 1
                 key: PathBuf::from("/etc/ssl/private/gateway.key"),
             },
             allow_plaintext: true,
+            client_auth: ClientAuth::Password,
             redact_literals: true,
             credential_ttl: Duration::from_secs(5400),
             max_message_bytes: 1024,
@@ -1168,6 +1172,12 @@ recording_buffer = 99999999999
             /etc/latch/latch.toml:9:18: gateway.credential_ttl: invalid credential ttl `2d`: it is longer than `24h` (expected a duration from `1m` to `24h`, e.g. `10m`)
             /etc/latch/latch.toml:10:21: gateway.max_message_bytes: `-1` is out of range (expected a number of bytes from `1024` to `1073741824`, i.e. 1 KiB to 1 GiB; the default is `16777216`, 16 MiB)
             /etc/latch/latch.toml:11:20: gateway.recording_buffer: `99999999999` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)"#]],
+    );
+    check_err(
+        "[gateway]\nclient_auth = \"md5\"\n",
+        expect![[
+            r#"/etc/latch/latch.toml:8:15: gateway.client_auth: unknown client authentication `md5` (expected `scram-sha-256`, the default, or `password`)"#
+        ]],
     );
     check_err(
         "[gateway]\ntls_cert_file = \"\"\ntls_key_file = \"k.pem\"\ncredential_ttl = \"10\"\n",

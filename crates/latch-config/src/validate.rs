@@ -26,11 +26,12 @@ use crate::raw::{
     RawGateway, RawLedger, RawPolicy, RawResource, RawRole, RawServer, RawTeam, RawUser,
 };
 use crate::{
-    Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CREDENTIAL_TTL, DEFAULT_DATA_DIR,
-    DEFAULT_ENVIRONMENT, DEFAULT_GATEWAY_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER, DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SENSITIVITY,
-    Database, Enforcement, GatewaySettings, GatewayTls, LedgerSettings, RecordingMode,
-    ResourceLabels, RoleAccess, SENSITIVITIES, SecretRef, ServerSettings, TicketPattern, Upstream,
+    ClientAuth, Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CREDENTIAL_TTL,
+    DEFAULT_DATA_DIR, DEFAULT_ENVIRONMENT, DEFAULT_GATEWAY_LISTEN, DEFAULT_LISTEN,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER,
+    DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SENSITIVITY, Database, Enforcement, GatewaySettings,
+    GatewayTls, LedgerSettings, RecordingMode, ResourceLabels, RoleAccess, SENSITIVITIES,
+    SecretRef, ServerSettings, TicketPattern, Upstream,
 };
 
 /// Reads an environment variable; the process environment, or a map in tests.
@@ -401,10 +402,28 @@ impl Checker<'_, '_> {
                 &format!("; the default is `{DEFAULT_RECORDING_BUFFER}`"),
             )
             .unwrap_or(DEFAULT_RECORDING_BUFFER);
+        let client_auth = match &raw.client_auth {
+            None => ClientAuth::default(),
+            Some(given) => match given.get_ref().as_str() {
+                "scram-sha-256" => ClientAuth::ScramSha256,
+                "password" => ClientAuth::Password,
+                other => {
+                    self.report(
+                        given,
+                        "gateway.client_auth",
+                        format!(
+                            "unknown client authentication `{other}` (expected `scram-sha-256`, the default, or `password`)"
+                        ),
+                    );
+                    ClientAuth::default()
+                }
+            },
+        };
         GatewaySettings {
             listen,
             tls,
             allow_plaintext: raw.allow_plaintext,
+            client_auth,
             redact_literals: raw.redact_literals,
             credential_ttl,
             max_message_bytes,

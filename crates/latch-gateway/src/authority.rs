@@ -20,13 +20,93 @@ pub trait Authority: Send + Sync + 'static {
     /// Borrowed so that a failed batch can be retried without a copy.
     async fn record(&self, records: &[SessionRecord]) -> Result<(), RecordError>;
 
-    /// The plaintext credential of `user`, for [`crate::ClientAuth::ScramSha256`] only: SCRAM
-    /// proves knowledge of a password without sending it, so the gateway needs the password to
-    /// check the proof. `None` (the default) fails the exchange like a wrong password.
-    async fn scram_credential(&self, user: &str) -> Option<Zeroizing<String>> {
-        let _ = user;
-        None
+    /// The SCRAM secrets of the credentials `user` may present, for
+    /// [`crate::ClientAuth::ScramSha256`] only: SCRAM proves knowledge of a credential without
+    /// sending it, and the gateway checks the proof against these, so the authority never
+    /// keeps a plaintext. None (the default) fails the exchange like a wrong credential, after
+    /// the same messages. A refusal (the store is down, say) ends the connection with it.
+    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+        Ok(ScramVerifiers::none(user))
     }
+}
+
+/// What a client presented for its latch credential.
+#[derive(Clone)]
+pub enum PresentedCredential {
+    /// The credential itself (cleartext password authentication, over TLS or loopback).
+    Secret(Zeroizing<String>),
+    /// A SCRAM proof that matched the secret of this credential (an id from
+    /// [`Authority::scram_verifiers`]).
+    ScramProven { credential_id: String },
+    /// A SCRAM proof that matched none: the authority refuses it as a wrong credential.
+    ScramFailed,
+}
+
+impl std::fmt::Debug for PresentedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(..)"),
+            Self::ScramProven { credential_id } => f
+                .debug_struct("ScramProven")
+                .field("credential_id", credential_id)
+                .finish(),
+            Self::ScramFailed => f.write_str("ScramFailed"),
+        }
+    }
+}
+
+/// The SCRAM secrets a user's proof is checked against. They share one salt and iteration
+/// count because the server names them before it knows which credential the client holds.
+#[derive(Clone, Debug)]
+pub struct ScramVerifiers {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub candidates: Vec<ScramCandidate>,
+}
+
+impl ScramVerifiers {
+    /// No credential: the exchange runs with `user`'s usual salt and fails at the proof, so an
+    /// unknown user looks like a known one with a wrong credential.
+    pub fn none(user: &str) -> Self {
+        ScramVerifiers {
+            salt: credential_salt(user).to_vec(),
+            iterations: latch_pgwire::scram::DEFAULT_ITERATIONS,
+            candidates: Vec::new(),
+        }
+    }
+}
+
+/// One credential's SCRAM secret.
+#[derive(Clone)]
+pub struct ScramCandidate {
+    pub credential_id: String,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl std::fmt::Debug for ScramCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCandidate")
+            .field("credential_id", &self.credential_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SCRAM salt of every session credential of `user`: one per user, so that all of a
+/// user's live credentials can be tried against one proof, and computable for users that do
+/// not exist, so that the salt does not tell them apart. A salt needs to be unique, not secret;
+/// the credentials carry 256 random bits, so nothing is precomputed against them either way.
+pub fn credential_salt(user: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"latch session credential SCRAM salt\0")
+        .chain_update(user.as_bytes())
+        .finalize();
+    let mut salt = [0u8; 16];
+    for (s, d) in salt.iter_mut().zip(digest) {
+        *s = d;
+    }
+    salt
 }
 
 /// A client asking to open a session.
@@ -37,7 +117,7 @@ pub struct ConnectAttempt {
     pub resource: String,
     /// From `database=resource:role`; `None` lets the authority pick the grant's role.
     pub role: Option<String>,
-    pub credential: Zeroizing<String>,
+    pub credential: PresentedCredential,
     pub client_addr: SocketAddr,
     pub application_name: Option<String>,
     /// Whether the client connection is TLS.

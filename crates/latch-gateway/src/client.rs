@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 
-use latch_pgwire::scram::{DEFAULT_ITERATIONS, SCRAM_SHA_256, ScramSecret, ScramServer};
+use latch_pgwire::scram::{SCRAM_SHA_256, ScramServer};
 use latch_pgwire::{FrontendMessage, Startup, decode_frontend, decode_startup, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::authority::Authority;
+use crate::authority::{Authority, PresentedCredential};
 use crate::error::SessionError;
 use crate::settings::{ClientAuth, GatewaySettings};
 use crate::stream::Stream;
@@ -42,7 +42,7 @@ pub(crate) struct ClientHello {
     pub(crate) role: Option<String>,
     pub(crate) application_name: Option<String>,
     pub(crate) params: Vec<(String, String)>,
-    pub(crate) credential: Zeroizing<String>,
+    pub(crate) credential: PresentedCredential,
     /// Bytes the client sent after its password (normally none).
     pub(crate) leftover: Vec<u8>,
 }
@@ -252,14 +252,14 @@ async fn read_auth_response(
 async fn cleartext(
     stream: &mut Stream,
     buf: &mut Vec<u8>,
-) -> Result<Zeroizing<String>, SessionError> {
+) -> Result<PresentedCredential, SessionError> {
     let mut out = Vec::new();
     encode::authentication_cleartext_password(&mut out);
     send(stream, &out).await?;
     let body = read_auth_response(stream, buf).await?;
-    Ok(Zeroizing::new(
+    Ok(PresentedCredential::Secret(Zeroizing::new(
         latch_pgwire::frontend::password(&body)?.to_owned(),
-    ))
+    )))
 }
 
 async fn scram(
@@ -267,7 +267,7 @@ async fn scram(
     buf: &mut Vec<u8>,
     user: &str,
     authority: &dyn Authority,
-) -> Result<Zeroizing<String>, SessionError> {
+) -> Result<PresentedCredential, SessionError> {
     let mut out = Vec::new();
     encode::authentication_sasl(&mut out, &[SCRAM_SHA_256]);
     send(stream, &out).await?;
@@ -278,13 +278,17 @@ async fn scram(
             latch_pgwire::scram::ScramError::Malformed("unsupported SASL mechanism"),
         ));
     }
-    // An unknown user gets a secret nobody knows, so both cases fail alike.
-    let credential = authority.scram_credential(user).await;
-    let secret = match &credential {
-        Some(c) => ScramSecret::derive_random_salt(c, DEFAULT_ITERATIONS),
-        None => ScramSecret::derive_random_salt(&ulid::Ulid::new().to_string(), DEFAULT_ITERATIONS),
-    };
-    let mut server = ScramServer::new(secret);
+    // An unknown user gets the same exchange with nothing to match, so both fail alike.
+    let verifiers = authority
+        .scram_verifiers(user)
+        .await
+        .map_err(SessionError::Refused)?;
+    let keys = verifiers
+        .candidates
+        .iter()
+        .map(|c| (c.stored_key, c.server_key))
+        .collect();
+    let mut server = ScramServer::any_of(verifiers.salt, verifiers.iterations, keys);
     let first = server
         .handle_client_first(data.unwrap_or_default())
         .map_err(SessionError::Scram)?;
@@ -292,17 +296,21 @@ async fn scram(
     encode::authentication_sasl_continue(&mut out, &first);
     send(stream, &out).await?;
     let body = read_auth_response(stream, buf).await?;
-    let fin = server.handle_client_final(&body).map_err(|e| match e {
-        latch_pgwire::scram::ScramError::InvalidProof => SessionError::AuthenticationFailed {
-            user: user.to_owned(),
-        },
-        other => SessionError::Scram(other),
-    })?;
-    let credential = credential.ok_or_else(|| SessionError::AuthenticationFailed {
-        user: user.to_owned(),
-    })?;
+    // A proof that matches nothing goes to the authority like a wrong cleartext credential,
+    // which refuses it with its reasons and records the refusal.
+    let fin = match server.handle_client_final(&body) {
+        Ok(fin) => fin,
+        Err(latch_pgwire::scram::ScramError::InvalidProof) => {
+            return Ok(PresentedCredential::ScramFailed);
+        }
+        Err(other) => return Err(SessionError::Scram(other)),
+    };
+    let Some(candidate) = server.matched().and_then(|i| verifiers.candidates.get(i)) else {
+        return Ok(PresentedCredential::ScramFailed);
+    };
+    let credential_id = candidate.credential_id.clone();
     out.clear();
     encode::authentication_sasl_final(&mut out, &fin);
     send(stream, &out).await?;
-    Ok(credential)
+    Ok(PresentedCredential::ScramProven { credential_id })
 }

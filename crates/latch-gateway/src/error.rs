@@ -29,8 +29,6 @@ pub(crate) enum SessionError {
     },
     #[error("expected a password message, got message `{0}`")]
     ExpectedPassword(latch_pgwire::Tag),
-    #[error("password authentication failed for user `{user}`")]
-    AuthenticationFailed { user: String },
     #[error("SCRAM authentication failed: {0}")]
     Scram(latch_pgwire::scram::ScramError),
     #[error("{}", .0.message)]
@@ -85,7 +83,7 @@ impl SessionError {
             }
             SessionError::UnknownResource { .. } => "3D000",
             SessionError::ExpectedPassword(_) => "08P01",
-            SessionError::AuthenticationFailed { .. } | SessionError::Scram(_) => "28P01",
+            SessionError::Scram(_) => "28P01",
             SessionError::Refused(r) => &r.code,
             SessionError::UpstreamUnreachable { .. } | SessionError::UpstreamSetup { .. } => {
                 "08006"

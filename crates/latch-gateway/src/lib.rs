@@ -33,8 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use authority::{
-    Authority, Clock, ConnectAttempt, EndReason, LiveSession, Outcome, Protocol, RecordError,
-    Refusal, SessionGrant, SessionRecord, StatementRecord, SystemClock,
+    Authority, Clock, ConnectAttempt, EndReason, LiveSession, Outcome, PresentedCredential,
+    Protocol, RecordError, Refusal, ScramCandidate, ScramVerifiers, SessionGrant, SessionRecord,
+    StatementRecord, SystemClock, credential_salt,
 };
 pub use settings::{
     ClientAuth, Enforcement, GatewaySettings, RecordingMode, UpstreamRole, UpstreamTarget,

@@ -63,8 +63,9 @@ pub enum ClientAuth {
     /// [`crate::Authority`] checks it (against a hash). Only over TLS or from loopback unless
     /// `allow_plaintext`.
     Cleartext,
-    /// SCRAM-SHA-256: the credential never crosses the wire, but the gateway must get the
-    /// plaintext from [`crate::Authority::scram_credential`] to check the proof.
+    /// SCRAM-SHA-256: the credential never crosses the wire; the gateway checks the proof
+    /// against the secrets from [`crate::Authority::scram_verifiers`], and never sees the
+    /// credential itself.
     ScramSha256,
 }
 

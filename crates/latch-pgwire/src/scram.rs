@@ -1,8 +1,9 @@
 //! SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding, both sides.
 //!
 //! - [`ScramClient`]: the gateway authenticating to the upstream with a password from config.
-//! - [`ScramServer`]: the gateway authenticating a client whose password it can look up in
-//!   plaintext (a latch session credential), or whose [`ScramSecret`] it holds.
+//! - [`ScramServer`]: the gateway authenticating a client against the [`ScramSecret`]s it
+//!   holds (a latch session credential's, stored when it was issued): the plaintext is never
+//!   needed, and several secrets sharing one salt can be tried against one proof.
 //!
 //! Passwords are used as UTF-8 bytes without SASLprep; PostgreSQL does the same for passwords
 //! that SASLprep would reject, and for ASCII passwords the two agree.
@@ -349,9 +350,13 @@ enum ServerState {
 /// SASLResponse with [`ScramServer::handle_client_final`] (send it in AuthenticationSASLFinal,
 /// then AuthenticationOk).
 pub struct ScramServer {
-    secret: ScramSecret,
+    salt: Vec<u8>,
+    iterations: u32,
+    /// `(stored_key, server_key)` of each secret a proof may match.
+    candidates: Vec<([u8; 32], [u8; 32])>,
     server_nonce: String,
     state: ServerState,
+    matched: Option<usize>,
 }
 
 impl ScramServer {
@@ -362,11 +367,33 @@ impl ScramServer {
 
     /// A server with a chosen nonce (for tests).
     pub fn with_nonce(secret: ScramSecret, server_nonce: &str) -> Self {
+        let mut server = Self::any_of(secret.salt, secret.iterations, Vec::new());
+        server
+            .candidates
+            .push((secret.stored_key, secret.server_key));
+        server.server_nonce = server_nonce.to_owned();
+        server
+    }
+
+    /// A server accepting a proof of any one of several secrets derived with the same `salt`
+    /// and `iterations` (`(stored_key, server_key)` each): the salt is sent before the server
+    /// knows which secret the client holds. With none, every proof fails, after the same
+    /// exchange as with some. [`ScramServer::matched`] says which one the proof matched.
+    pub fn any_of(salt: Vec<u8>, iterations: u32, candidates: Vec<([u8; 32], [u8; 32])>) -> Self {
         ScramServer {
-            secret,
-            server_nonce: server_nonce.to_owned(),
+            salt,
+            iterations,
+            candidates,
+            server_nonce: random_nonce(),
             state: ServerState::Initial,
+            matched: None,
         }
+    }
+
+    /// The index of the candidate the client's proof matched, once
+    /// [`ScramServer::handle_client_final`] has succeeded.
+    pub fn matched(&self) -> Option<usize> {
+        self.matched
     }
 
     /// Reads the client-first-message; returns the server-first-message.
@@ -405,8 +432,8 @@ impl ScramServer {
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!(
             "r={nonce},s={},i={}",
-            B64.encode(&self.secret.salt),
-            self.secret.iterations
+            B64.encode(&self.salt),
+            self.iterations
         );
         self.state = ServerState::SentFirst {
             gs2_header,
@@ -446,16 +473,25 @@ impl ScramServer {
             .map_err(|_| ScramError::Malformed("proof is not base64"))?;
         let proof: [u8; 32] = proof.try_into().map_err(|_| ScramError::InvalidProof)?;
         let auth_message = format!("{auth_prefix},{without_proof}");
-        let signature = hmac(&self.secret.stored_key, &[auth_message.as_bytes()]);
-        let mut client_key = proof;
-        for (k, s) in client_key.iter_mut().zip(signature) {
-            *k ^= s;
+        // Every candidate is checked, whichever matches, so the time taken says nothing about
+        // which one did.
+        let mut matched = None;
+        for (i, (stored_key, _)) in self.candidates.iter().enumerate() {
+            let signature = hmac(stored_key, &[auth_message.as_bytes()]);
+            let mut client_key = proof;
+            for (k, s) in client_key.iter_mut().zip(signature) {
+                *k ^= s;
+            }
+            let stored: [u8; 32] = Sha256::digest(client_key).into();
+            if bool::from(stored.ct_eq(stored_key)) && matched.is_none() {
+                matched = Some(i);
+            }
         }
-        let stored: [u8; 32] = Sha256::digest(client_key).into();
-        if !bool::from(stored.ct_eq(&self.secret.stored_key)) {
-            return Err(ScramError::InvalidProof);
-        }
-        let server_signature = hmac(&self.secret.server_key, &[auth_message.as_bytes()]);
+        let (_, server_key) = matched
+            .and_then(|i| self.candidates.get(i))
+            .ok_or(ScramError::InvalidProof)?;
+        let server_signature = hmac(server_key, &[auth_message.as_bytes()]);
+        self.matched = matched;
         Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
     }
 }
@@ -547,6 +583,43 @@ mod tests {
         assert_eq!(cache.derivations(), 4);
         exchange_cached("s3cret", &more_rounds, &cache).unwrap();
         assert_eq!(cache.derivations(), 5);
+    }
+
+    /// One proof, several secrets with one salt: the right one is found wherever it sits,
+    /// a wrong password matches none, and no candidates fail like a wrong password.
+    #[test]
+    fn a_proof_is_matched_among_candidates_sharing_a_salt() {
+        let salt = b"one salt per user".to_vec();
+        let keys = |pw: &str| {
+            let s = ScramSecret::derive(pw, &salt, 64);
+            (s.stored_key, s.server_key)
+        };
+        let candidates = vec![keys("first"), keys("second"), keys("third")];
+        for (pw, want) in [
+            ("first", Ok(0)),
+            ("third", Ok(2)),
+            ("nope", Err(ScramError::InvalidProof)),
+        ] {
+            let mut server = ScramServer::any_of(salt.clone(), 64, candidates.clone());
+            let mut client = ScramClient::new(pw);
+            let first = server.handle_client_first(&client.client_first()).unwrap();
+            let fin = client.handle_server_first(&first).unwrap();
+            let got = server.handle_client_final(&fin).map(|server_final| {
+                client.handle_server_final(&server_final).unwrap();
+                server.matched().unwrap()
+            });
+            assert_eq!(got, want, "password {pw}");
+        }
+        let mut server = ScramServer::any_of(salt.clone(), 64, Vec::new());
+        let mut client = ScramClient::new("first");
+        let first = server.handle_client_first(&client.client_first()).unwrap();
+        assert!(String::from_utf8(first.clone()).unwrap().contains(",i=64"));
+        let fin = client.handle_server_first(&first).unwrap();
+        assert_eq!(
+            server.handle_client_final(&fin),
+            Err(ScramError::InvalidProof)
+        );
+        assert_eq!(server.matched(), None);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use latch_core::lifecycle::{grant_id_for, request_id_for};
 use latch_core::time::Clock;
 use latch_core::{Actor, Command, Event, EventKind, GrantState, RequestState, Timestamp};
 use latch_gateway::{
-    Authority, ConnectAttempt, EndReason, Outcome, Protocol, RecordError, Refusal, SessionGrant,
-    SessionRecord,
+    Authority, ConnectAttempt, EndReason, Outcome, PresentedCredential, Protocol, RecordError,
+    Refusal, ScramCandidate, ScramVerifiers, SessionGrant, SessionRecord,
 };
 use latch_store::{SessionFilter, Store};
 
@@ -26,6 +26,9 @@ const NO_GRANT: &str = "28000";
 const BAD_CREDENTIAL: &str = "28P01";
 /// SQLSTATE 3D000: no such resource ("database").
 const UNKNOWN_RESOURCE: &str = "3D000";
+/// The most live credentials of one user a SCRAM proof is tried against (the newest): each
+/// costs two hashes, and `latch connect` makes one per call.
+const MAX_SCRAM_CANDIDATES: u32 = 256;
 
 /// The running gateway, as the API and the scheduler reach it.
 #[derive(Clone)]
@@ -107,11 +110,16 @@ impl LatchAuthority {
             ));
         }
         let now = self.clock.now();
-        let credential = self
-            .store
-            .credential_by_hash(&hash_secret(&attempt.credential))
-            .await
-            .map_err(Self::unavailable)?;
+        let credential = match &attempt.credential {
+            PresentedCredential::Secret(secret) => {
+                self.store.credential_by_hash(&hash_secret(secret)).await
+            }
+            PresentedCredential::ScramProven { credential_id } => {
+                self.store.credential(credential_id).await
+            }
+            PresentedCredential::ScramFailed => Ok(None),
+        }
+        .map_err(Self::unavailable)?;
         // A wrong credential says nothing about whose it is.
         let Some(credential) = credential.filter(|c| c.user == attempt.user) else {
             return Err(
@@ -319,6 +327,27 @@ impl Authority for LatchAuthority {
             }
         }
         result
+    }
+
+    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+        let mut verifiers = ScramVerifiers::none(user);
+        let live = self
+            .store
+            .scram_credentials(user, self.clock.now(), MAX_SCRAM_CANDIDATES)
+            .await
+            .map_err(Self::unavailable)?;
+        // All of a user's credentials are made with the salt `none` names; one made otherwise
+        // could not match a proof computed with it.
+        verifiers.candidates = live
+            .into_iter()
+            .filter(|(_, s)| s.salt == verifiers.salt && s.iterations == verifiers.iterations)
+            .map(|(c, s)| ScramCandidate {
+                credential_id: c.id,
+                stored_key: s.stored_key,
+                server_key: s.server_key,
+            })
+            .collect();
+        Ok(verifiers)
     }
 
     async fn record(&self, records: &[SessionRecord]) -> Result<(), RecordError> {

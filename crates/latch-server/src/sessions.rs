@@ -7,7 +7,8 @@ use latch_api::{
     ConnectBody, ConnectView, ErrorBody, SessionDetail, SessionList, SessionView, StatementView,
 };
 use latch_core::{EventKind, Timestamp};
-use latch_store::{CredentialRecord, SessionFilter, SessionRow};
+use latch_pgwire::scram::ScramSecret;
+use latch_store::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
 use rand::RngCore;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -93,9 +94,10 @@ pub(crate) async fn connect(
         created_at: now,
         expires_at,
     };
+    let scram = scram_verifier(&caller.user, &secret).await?;
     state
         .store
-        .create_credential(&record, &hash_secret(&secret), &*state.clock)
+        .create_credential(&record, &hash_secret(&secret), &scram, &*state.clock)
         .await?;
     let sslmode = if gateway.tls { "require" } else { "disable" };
     let host = gateway.address.ip().to_string();
@@ -123,6 +125,25 @@ pub(crate) async fn connect(
         sslmode: sslmode.to_owned(),
         uri,
     }))
+}
+
+/// The SCRAM secret the gateway checks `secret`'s proofs against: derived once here (4,096
+/// HMAC rounds, off the async workers) so that no login derives it again and the credential
+/// itself is never stored.
+async fn scram_verifier(user: &str, secret: &str) -> Result<ScramVerifier, ApiError> {
+    let salt = latch_gateway::credential_salt(user);
+    let secret = zeroize::Zeroizing::new(secret.to_owned());
+    let derived = tokio::task::spawn_blocking(move || {
+        ScramSecret::derive(&secret, &salt, latch_pgwire::scram::DEFAULT_ITERATIONS)
+    })
+    .await
+    .map_err(|err| ApiError::Internal(format!("deriving the SCRAM secret: {err}")))?;
+    Ok(ScramVerifier {
+        salt: derived.salt,
+        iterations: derived.iterations,
+        stored_key: derived.stored_key,
+        server_key: derived.server_key,
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

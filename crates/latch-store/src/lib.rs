@@ -30,7 +30,7 @@ use latch_core::{
 pub use bulk::{EventPages, PageSource, RawPage, RawRow, raw_event_pages};
 pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id, severity_rank};
 pub use outbox::{OutboxItem, OutboxRow};
-pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
+pub use sessions::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
 pub use summaries::{ReportLines, SummaryPosition, SummaryRange, SummaryRecord};
 
@@ -197,11 +197,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<(StoredEvent, String)>, StoreError>;
 
-    /// Stores a gateway credential (its hash only) with its `credential.issued` event.
+    /// Stores a gateway credential (its hash and its SCRAM secret only, never the credential)
+    /// with its `credential.issued` event.
     async fn create_credential(
         &self,
         credential: &CredentialRecord,
         secret_hash: &str,
+        scram: &ScramVerifier,
         clock: &dyn Clock,
     ) -> Result<StoredEvent, StoreError>;
 
@@ -322,6 +324,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         secret_hash: &str,
     ) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// The credential with this id, expired or not.
+    async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// `user`'s credentials that have a SCRAM secret and expire after `now`, newest first, at
+    /// most `limit`.
+    async fn scram_credentials(
+        &self,
+        user: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError>;
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
 

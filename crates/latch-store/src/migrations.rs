@@ -284,6 +284,19 @@ CREATE TABLE session_statements_cursor (
 INSERT INTO session_statements_cursor (id, after_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events
 "#,
     ),
+    (
+        12,
+        "the SCRAM secret of each gateway credential",
+        // Hex. Credentials issued before this have none and can only be presented in cleartext;
+        // they expire within the credential TTL.
+        r#"
+ALTER TABLE connect_credentials ADD COLUMN scram_salt TEXT;
+ALTER TABLE connect_credentials ADD COLUMN scram_iterations BIGINT;
+ALTER TABLE connect_credentials ADD COLUMN scram_stored_key TEXT;
+ALTER TABLE connect_credentials ADD COLUMN scram_server_key TEXT;
+CREATE INDEX connect_credentials_user ON connect_credentials (user_name, expires_at_ms)
+"#,
+    ),
 ];
 
 /// The statements of one migration.

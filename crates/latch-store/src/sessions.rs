@@ -67,6 +67,43 @@ pub struct CredentialRecord {
     pub expires_at: Timestamp,
 }
 
+/// What is kept to check a SCRAM-SHA-256 proof of a credential (RFC 5802's `StoredKey` and
+/// `ServerKey`): enough to verify, not to log in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramVerifier {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl std::fmt::Debug for ScramVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramVerifier")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramVerifier, StoreError> {
+    let id: String = row.try_get("id")?;
+    let bad = |what: &str| crate::sql::corrupt(format!("credential `{id}`: bad SCRAM {what}"));
+    let hex_of = |column: &str| -> Result<Vec<u8>, StoreError> {
+        let text: String = row.try_get(column)?;
+        hex::decode(text).map_err(|_| bad(column))
+    };
+    let key = |column: &str| -> Result<[u8; 32], StoreError> {
+        hex_of(column)?.try_into().map_err(|_| bad(column))
+    };
+    let iterations: i64 = row.try_get("scram_iterations")?;
+    Ok(ScramVerifier {
+        salt: hex_of("scram_salt")?,
+        iterations: u32::try_from(iterations).map_err(|_| bad("iterations"))?,
+        stored_key: key("scram_stored_key")?,
+        server_key: key("scram_server_key")?,
+    })
+}
+
 /// Session events waiting for the group committer.
 pub(crate) struct AppendJob {
     pub events: Vec<Event>,

@@ -26,7 +26,7 @@ use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severit
 use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::recent::{Appended, RecentEvents};
-use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
+use crate::sessions::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
 use crate::statement_index::STATEMENT_TYPES;
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
@@ -1115,13 +1115,15 @@ impl Store for SqlStore {
         &self,
         credential: &CredentialRecord,
         secret_hash: &str,
+        scram: &ScramVerifier,
         clock: &dyn Clock,
     ) -> Result<StoredEvent, StoreError> {
         let mut w = self.begin_write().await?;
         let now = clock.now();
         sqlx::query(
-            "INSERT INTO connect_credentials (id, secret_hash, user_name, grant_id, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO connect_credentials (id, secret_hash, user_name, grant_id, created_at_ms, expires_at_ms, \
+             scram_salt, scram_iterations, scram_stored_key, scram_server_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&credential.id)
         .bind(secret_hash)
@@ -1129,6 +1131,10 @@ impl Store for SqlStore {
         .bind(&credential.grant_id)
         .bind(credential.created_at.as_millis())
         .bind(credential.expires_at.as_millis())
+        .bind(hex::encode(&scram.salt))
+        .bind(i64::from(scram.iterations))
+        .bind(hex::encode(scram.stored_key))
+        .bind(hex::encode(scram.server_key))
         .execute(&mut *w.tx)
         .await?;
         let event = Event {
@@ -1587,6 +1593,48 @@ impl Store for SqlStore {
         row.as_ref()
             .map(crate::sessions::credential_from_row)
             .transpose()
+    }
+
+    async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(
+            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms FROM connect_credentials WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref()
+            .map(crate::sessions::credential_from_row)
+            .transpose()
+    }
+
+    async fn scram_credentials(
+        &self,
+        user: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms, \
+             scram_salt, scram_iterations, scram_stored_key, scram_server_key \
+             FROM connect_credentials \
+             WHERE user_name = $1 AND expires_at_ms > $2 AND scram_stored_key IS NOT NULL \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $3",
+        )
+        .bind(user)
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    crate::sessions::credential_from_row(row)?,
+                    crate::sessions::scram_from_row(row)?,
+                ))
+            })
+            .collect()
     }
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {

@@ -66,6 +66,10 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
     let settings = GatewaySettings {
         tls: Some(tls),
         allow_plaintext: gateway.allow_plaintext,
+        client_auth: match gateway.client_auth {
+            latch_config::ClientAuth::ScramSha256 => latch_gateway::ClientAuth::ScramSha256,
+            latch_config::ClientAuth::Password => latch_gateway::ClientAuth::Cleartext,
+        },
         max_message_bytes: gateway.max_message_bytes,
         upstreams,
         recording_buffer: gateway.recording_buffer,

@@ -90,7 +90,7 @@ async fn upstream_unreachable_is_a_clear_fatal() {
     h.stop().await;
 }
 
-fn tls_config() -> Arc<rustls::ServerConfig> {
+pub(crate) fn tls_config() -> Arc<rustls::ServerConfig> {
     let rcgen::CertifiedKey { cert, key_pair } =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
@@ -132,16 +132,52 @@ async fn tls_clients_are_served_over_tls() {
     h.stop().await;
 }
 
+/// SCRAM over TLS with libpq (psql) and tokio-postgres: the proof is matched among the
+/// user's credentials; a wrong credential, and a user with none, reach the authority, which
+/// refuses them with its own reasons.
 #[tokio::test]
 async fn clients_can_authenticate_with_scram() {
-    let h = Harness::start_with(|s| s.client_auth = ClientAuth::ScramSha256).await;
+    let h = Harness::start_with(|s| {
+        s.client_auth = ClientAuth::ScramSha256;
+        s.tls = Some(tls_config());
+    })
+    .await;
     let client = h.connect("write").await;
     assert_eq!(count_rows(&client, "select 1").await, 1);
+    let port = h.addr.port();
+    let out = tokio::process::Command::new("psql")
+        .arg(format!(
+            "postgresql://alice:{CREDENTIAL}@127.0.0.1:{port}/res:write?sslmode=require"
+        ))
+        .args(["-XAtc", "select 'scram over tls'"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "scram over tls"
+    );
+
     let bad = h
         .conn_str("write")
         .replace("password=cred", "password=nope");
     let err = h.try_connect(&bad).await.unwrap_err();
-    assert_eq!(db_error(&err).0, "28P01");
+    assert_eq!(
+        db_error(&err),
+        (
+            "28P01".to_owned(),
+            "invalid latch credential for `alice`".to_owned()
+        )
+    );
+    let bob = h.conn_str("write").replace("user=alice", "user=bob");
+    let (code, message) = db_error(&h.try_connect(&bob).await.unwrap_err());
+    assert_eq!(code, "28000");
+    assert!(message.contains("latch request"), "{message}");
     h.stop().await;
 }
 

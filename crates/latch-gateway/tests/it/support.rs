@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use latch_gateway::{
-    Authority, ConnectAttempt, Enforcement, Gateway, GatewaySettings, RecordError, RecordingMode,
-    Refusal, SessionGrant, SessionRecord, SystemClock, UpstreamRole, UpstreamTarget,
+    Authority, ConnectAttempt, Enforcement, Gateway, GatewaySettings, PresentedCredential,
+    RecordError, RecordingMode, Refusal, ScramCandidate, ScramVerifiers, SessionGrant,
+    SessionRecord, SystemClock, UpstreamRole, UpstreamTarget,
 };
+use latch_pgwire::scram::ScramSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use zeroize::Zeroizing;
 
 pub const CREDENTIAL: &str = "cred";
+/// The id the test authority gives [`CREDENTIAL`] among its SCRAM candidates.
+pub const CREDENTIAL_ID: &str = "cred_test";
 pub const GRANT: &str = "grt_test";
 
 pub fn now_ms() -> i64 {
@@ -84,7 +87,12 @@ impl Authority for TestAuthority {
                 ),
             ));
         }
-        if attempt.credential.as_str() != CREDENTIAL {
+        let known = match &attempt.credential {
+            PresentedCredential::Secret(secret) => secret.as_str() == CREDENTIAL,
+            PresentedCredential::ScramProven { credential_id } => credential_id == CREDENTIAL_ID,
+            PresentedCredential::ScramFailed => false,
+        };
+        if !known {
             return Err(Refusal::new(
                 "28P01",
                 format!("invalid latch credential for `{}`", attempt.user),
@@ -111,8 +119,24 @@ impl Authority for TestAuthority {
         Ok(())
     }
 
-    async fn scram_credential(&self, user: &str) -> Option<Zeroizing<String>> {
-        (user != "bob").then(|| Zeroizing::new(CREDENTIAL.to_owned()))
+    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+        let mut verifiers = ScramVerifiers::none(user);
+        if user != "bob" {
+            let secret = ScramSecret::derive(CREDENTIAL, &verifiers.salt, verifiers.iterations);
+            verifiers.candidates = vec![
+                ScramCandidate {
+                    credential_id: "an older credential".to_owned(),
+                    stored_key: [7; 32],
+                    server_key: [7; 32],
+                },
+                ScramCandidate {
+                    credential_id: CREDENTIAL_ID.to_owned(),
+                    stored_key: secret.stored_key,
+                    server_key: secret.server_key,
+                },
+            ];
+        }
+        Ok(verifiers)
     }
 }
 

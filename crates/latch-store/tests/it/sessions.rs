@@ -4,12 +4,12 @@
 use latch_core::catalog::Visibility;
 use latch_core::time::Clock;
 use latch_core::{Actor, Event, EventKind, Timestamp};
-use latch_store::{CredentialRecord, SessionFilter, Store};
+use latch_store::{CredentialRecord, ScramVerifier, SessionFilter, Store};
 use latch_testkit::{Backend, FakeClock, T0, TestStore};
 
 crate::on_both_stores!(
     concurrent_session_appends_share_commits_and_project_sessions,
-    credentials_are_found_by_hash_only,
+    credentials_are_found_by_hash_id_or_user,
     a_session_reads_back_whole_whether_its_statements_are_indexed_or_not,
     statements_recorded_before_the_session_index_are_indexed_by_its_migration,
     an_edited_statement_index_is_named_as_drift,
@@ -156,7 +156,7 @@ async fn concurrent_session_appends_share_commits_and_project_sessions(backend: 
     assert!(hidden.is_empty());
 }
 
-async fn credentials_are_found_by_hash_only(backend: Backend) {
+async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
     let store = TestStore::new(backend).await;
     let clock = FakeClock::new(T0);
     let record = CredentialRecord {
@@ -166,17 +166,86 @@ async fn credentials_are_found_by_hash_only(backend: Backend) {
         created_at: clock.now(),
         expires_at: Timestamp::from_millis(clock.now().as_millis() + 600_000),
     };
+    let scram = ScramVerifier {
+        salt: b"salt of alice".to_vec(),
+        iterations: 4096,
+        stored_key: [1; 32],
+        server_key: [2; 32],
+    };
     let event = store
-        .create_credential(&record, "hash-of-secret", &*clock)
+        .create_credential(&record, "hash-of-secret", &scram, &*clock)
         .await
         .unwrap();
     assert_eq!(event.event.subject, "grt_1");
     assert!(!event.canonical_json().contains("hash-of-secret"));
+    assert!(!event.canonical_json().contains(&hex::encode([1u8; 32])));
     assert_eq!(
         store.credential_by_hash("hash-of-secret").await.unwrap(),
-        Some(record)
+        Some(record.clone())
     );
     assert_eq!(store.credential_by_hash("other").await.unwrap(), None);
+    assert_eq!(
+        store.credential("lcc_1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.credential("lcc_2").await.unwrap(), None);
+
+    // A newer credential of alice's, one of bob's, and one of alice's already expired.
+    let newer = CredentialRecord {
+        id: "lcc_2".into(),
+        created_at: Timestamp::from_millis(clock.now().as_millis() + 1),
+        ..record.clone()
+    };
+    let newer_scram = ScramVerifier {
+        stored_key: [3; 32],
+        ..scram.clone()
+    };
+    store
+        .create_credential(&newer, "hash-2", &newer_scram, &*clock)
+        .await
+        .unwrap();
+    let bobs = CredentialRecord {
+        id: "lcc_3".into(),
+        user: "bob".into(),
+        ..record.clone()
+    };
+    store
+        .create_credential(&bobs, "hash-3", &scram, &*clock)
+        .await
+        .unwrap();
+    let expired = CredentialRecord {
+        id: "lcc_4".into(),
+        expires_at: clock.now(),
+        ..record.clone()
+    };
+    store
+        .create_credential(&expired, "hash-4", &scram, &*clock)
+        .await
+        .unwrap();
+    let live = store
+        .scram_credentials("alice", clock.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        live,
+        vec![
+            (newer.clone(), newer_scram),
+            (record.clone(), scram.clone())
+        ]
+    );
+    let newest = store
+        .scram_credentials("alice", clock.now(), 1)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].0, newer);
+    assert!(
+        store
+            .scram_credentials("carol", clock.now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Statements are indexed by session off the append path, in batches: a session's events read

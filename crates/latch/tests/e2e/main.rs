@@ -2359,6 +2359,96 @@ fn a_single_use_grant_ends_with_its_first_session() {
     assert!(stderr.contains("latch request payments-db"), "{stderr}");
 }
 
+/// The first authentication request a client gets from the gateway at `address` (e.g.
+/// `127.0.0.1:6432`) for a plaintext loopback startup: PostgreSQL's AuthenticationRequest code,
+/// 10 for SASL (SCRAM), 3 for a cleartext password.
+fn gateway_auth_request(address: &str, user: &str, resource: &str) -> u32 {
+    use std::io::{Read, Write};
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for part in ["user", user, "database", resource] {
+        body.extend_from_slice(part.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = u32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    packet.extend_from_slice(&body);
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket.write_all(&packet).unwrap();
+    let mut head = [0u8; 9];
+    socket.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], b'R', "{head:?}");
+    u32::from_be_bytes(head[5..9].try_into().unwrap())
+}
+
+/// Clients prove their credential with SCRAM-SHA-256 unless `gateway.client_auth = "password"`;
+/// either way psql connects with what `latch connect --print` gives, a wrong credential is
+/// refused with 28P01, and the refusal is in the ledger.
+#[test]
+fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured() {
+    for (client_auth, code) in [(None, 10), (Some("password"), 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = config_text(&dir.path().join("data"), None);
+        if let Some(method) = client_auth {
+            let listen = "listen = \"127.0.0.1:0\"\n";
+            assert!(text.contains(listen));
+            text = text.replace(listen, &format!("{listen}client_auth = {method:?}\n"));
+        }
+        let server = Server::spawn(dir, text, None);
+        assert_eq!(
+            gateway_auth_request(&server.gateway, "alice", "payments-db"),
+            code,
+            "{client_auth:?}"
+        );
+        let alice = server.token("alice");
+        let bob = server.token("bob");
+        let request = server.pending_request(&alice, "INC-7: check a refund");
+        server.run_as(&bob, &["approve", &request.id]).success();
+        let uri = server
+            .run_as(&alice, &["connect", "payments-db", "--print"])
+            .success()
+            .stdout
+            .trim()
+            .to_owned();
+        let psql = |uri: &str| {
+            Command::new("psql")
+                .arg(uri)
+                .args(["-XAtc", "select 'through latch'"])
+                .output()
+                .unwrap()
+        };
+        let ok = psql(&uri);
+        assert!(
+            ok.status.success(),
+            "{client_auth:?}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "through latch");
+
+        let credential = uri.split(':').nth(2).unwrap().split('@').next().unwrap();
+        let wrong = uri.replace(credential, "lcc_wrong");
+        let refused = psql(&wrong);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success());
+        assert!(
+            stderr.contains("wrong credential for `alice`"),
+            "{client_auth:?}: {stderr}"
+        );
+        let events = block_on(async {
+            let mut db = connect(&sqlite_url(&server.dir.path().join("data"))).await;
+            event_rows(&mut db).await
+        });
+        assert!(
+            events
+                .iter()
+                .any(|e| e.r#type == "access.refused" && e.body.contains("wrong credential")),
+            "{client_auth:?}: the refusal is not in the ledger"
+        );
+    }
+}
+
 /// The README's findings walkthrough: a weak reason and a write under a read grant become
 /// findings within seconds; re-evaluating history opens nothing twice; an auditor resolves one.
 #[test]
