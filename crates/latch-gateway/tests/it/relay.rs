@@ -289,3 +289,76 @@ async fn strict_recording_records_before_forwarding() {
     assert_eq!(String::from_utf8_lossy(&direct.stdout).trim(), "t");
     h.stop().await;
 }
+
+/// The JDBC driver most Java applications use (pgjdbc, from Debian's `libpostgresql-jdbc-java`,
+/// which CI installs): SCRAM over TLS, named server-side prepared statements, a batch in a
+/// transaction and a rollback, every statement recorded as the extended protocol.
+#[tokio::test]
+async fn jdbc_runs_through_the_gateway() {
+    const DRIVER: &str = "/usr/share/java/postgresql.jar";
+    assert!(
+        std::path::Path::new(DRIVER).exists(),
+        "{DRIVER} is missing: apt-get install libpostgresql-jdbc-java"
+    );
+    let h = Harness::start_with(|s| {
+        s.client_auth = latch_gateway::ClientAuth::ScramSha256;
+        s.tls = Some(crate::auth::tls_config());
+    })
+    .await;
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/jdbc/JdbcThroughLatch.java"
+    );
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/res:write", h.addr.port());
+    let java = move |password: &str| {
+        std::process::Command::new("java")
+            .args(["-cp", DRIVER, source, &url, "alice", password])
+            .output()
+            .unwrap()
+    };
+    let (ok, wrong) = tokio::task::spawn_blocking(move || (java(CREDENTIAL), java("nope")))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["sum=30", "rows=3 total=6"]
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stdout).starts_with("sqlstate=28P01"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
+
+    h.authority
+        .wait_for("Ended", |r| matches!(r, SessionRecord::Ended { .. }))
+        .await;
+    let statements = h.authority.statements();
+    let selects: Vec<_> = statements
+        .iter()
+        .filter(|s| s.text == "select $1::int * 2")
+        .collect();
+    assert_eq!(selects.len(), 5, "{statements:#?}");
+    assert!(
+        selects
+            .iter()
+            .all(|s| s.protocol == Protocol::Extended && s.outcome == Outcome::Rows(1))
+    );
+    let inserts: Vec<_> = statements
+        .iter()
+        .filter(|s| s.text.starts_with("insert into jdbc_t"))
+        .collect();
+    assert_eq!(inserts.len(), 4, "{statements:#?}");
+    assert!(inserts.iter().all(|s| s.class == "write"));
+    assert!(
+        statements.iter().any(|s| s.text == "ROLLBACK"),
+        "{statements:#?}"
+    );
+    h.stop().await;
+}
