@@ -20,12 +20,13 @@ pub trait Authority: Send + Sync + 'static {
     /// Borrowed so that a failed batch can be retried without a copy.
     async fn record(&self, records: &[SessionRecord]) -> Result<(), RecordError>;
 
-    /// The SCRAM secrets of the credentials `user` may present, for
+    /// The SCRAM secrets of the credentials `user` may present on `resource`, for
     /// [`crate::ClientAuth::ScramSha256`] only: SCRAM proves knowledge of a credential without
     /// sending it, and the gateway checks the proof against these, so the authority never
     /// keeps a plaintext. None (the default) fails the exchange like a wrong credential, after
     /// the same messages. A refusal (the store is down, say) ends the connection with it.
-    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+    async fn scram_verifiers(&self, user: &str, resource: &str) -> Result<ScramVerifiers, Refusal> {
+        let _ = resource;
         Ok(ScramVerifiers::none(user))
     }
 }

@@ -180,7 +180,9 @@ async fn accept_inner(
                 check_resource(settings, &resource, role.as_deref())?;
                 let credential = match settings.client_auth {
                     ClientAuth::Cleartext => cleartext(stream, &mut buf).await?,
-                    ClientAuth::ScramSha256 => scram(stream, &mut buf, &user, authority).await?,
+                    ClientAuth::ScramSha256 => {
+                        scram(stream, &mut buf, &user, &resource, authority).await?
+                    }
                 };
                 return Ok(Accepted::Session(Box::new(ClientHello {
                     stream: std::mem::replace(stream, Stream::Closed),
@@ -266,6 +268,7 @@ async fn scram(
     stream: &mut Stream,
     buf: &mut Vec<u8>,
     user: &str,
+    resource: &str,
     authority: &dyn Authority,
 ) -> Result<PresentedCredential, SessionError> {
     let mut out = Vec::new();
@@ -280,7 +283,7 @@ async fn scram(
     }
     // An unknown user gets the same exchange with nothing to match, so both fail alike.
     let verifiers = authority
-        .scram_verifiers(user)
+        .scram_verifiers(user, resource)
         .await
         .map_err(SessionError::Refused)?;
     let keys = verifiers

@@ -26,8 +26,8 @@ const NO_GRANT: &str = "28000";
 const BAD_CREDENTIAL: &str = "28P01";
 /// SQLSTATE 3D000: no such resource ("database").
 const UNKNOWN_RESOURCE: &str = "3D000";
-/// The most live credentials of one user a SCRAM proof is tried against (the newest): each
-/// costs two hashes, and `latch connect` makes one per call.
+/// The most live credentials of one user on one resource a SCRAM proof is tried against (the
+/// newest): each costs two hashes, and `latch connect` makes one per call.
 const MAX_SCRAM_CANDIDATES: u32 = 256;
 
 /// The running gateway, as the API and the scheduler reach it.
@@ -329,11 +329,11 @@ impl Authority for LatchAuthority {
         result
     }
 
-    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+    async fn scram_verifiers(&self, user: &str, resource: &str) -> Result<ScramVerifiers, Refusal> {
         let mut verifiers = ScramVerifiers::none(user);
         let live = self
             .store
-            .scram_credentials(user, self.clock.now(), MAX_SCRAM_CANDIDATES)
+            .scram_credentials(user, resource, self.clock.now(), MAX_SCRAM_CANDIDATES)
             .await
             .map_err(Self::unavailable)?;
         // All of a user's credentials are made with the salt `none` names; one made otherwise

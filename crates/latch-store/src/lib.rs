@@ -328,11 +328,12 @@ pub trait Store: Send + Sync + 'static {
     /// The credential with this id, expired or not.
     async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError>;
 
-    /// `user`'s credentials that have a SCRAM secret and expire after `now`, newest first, at
-    /// most `limit`.
+    /// `user`'s credentials for grants on `resource` that have a SCRAM secret and expire after
+    /// `now`, newest first, at most `limit`.
     async fn scram_credentials(
         &self,
         user: &str,
+        resource: &str,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError>;

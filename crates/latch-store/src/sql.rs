@@ -1611,19 +1611,24 @@ impl Store for SqlStore {
     async fn scram_credentials(
         &self,
         user: &str,
+        resource: &str,
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
-            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms, \
-             scram_salt, scram_iterations, scram_stored_key, scram_server_key \
-             FROM connect_credentials \
-             WHERE user_name = $1 AND expires_at_ms > $2 AND scram_stored_key IS NOT NULL \
-             ORDER BY created_at_ms DESC, id DESC LIMIT $3",
+            "SELECT c.id, c.user_name, c.grant_id, c.created_at_ms, c.expires_at_ms, \
+             c.scram_salt, c.scram_iterations, c.scram_stored_key, c.scram_server_key \
+             FROM connect_credentials c \
+             JOIN grants g ON g.id = c.grant_id \
+             JOIN requests r ON r.id = g.request_id \
+             WHERE c.user_name = $1 AND c.expires_at_ms > $2 AND c.scram_stored_key IS NOT NULL \
+             AND r.resource = $3 \
+             ORDER BY c.created_at_ms DESC, c.id DESC LIMIT $4",
         )
         .bind(user)
         .bind(now.as_millis())
+        .bind(resource)
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await?;

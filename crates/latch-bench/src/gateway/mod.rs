@@ -82,6 +82,11 @@ pub struct Options {
     /// Skip the TLS line (latch buffered with `sslmode=require`).
     #[arg(long)]
     no_tls: bool,
+    /// How clients prove their credential to the gateway (`gateway.client_auth`):
+    /// `scram-sha-256` (latch's default; each connection costs the client 4,096 HMAC rounds)
+    /// or `password`.
+    #[arg(long, default_value = "scram-sha-256")]
+    client_auth: String,
     /// Write the raw figures here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -187,6 +192,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         &db.name,
         &upstream,
         pgbouncer.port,
+        &options.client_auth,
     )?;
     let log = dir.path().join("latch.log");
     let mut latch = Latch::start(&latch_bin, &config, &log).await?;

@@ -278,6 +278,7 @@ pub fn write_config(
     database: &str,
     upstream: &Upstream,
     pgbouncer_port: u16,
+    client_auth: &str,
 ) -> anyhow::Result<PathBuf> {
     let template = std::fs::read_to_string(template_path).with_context(|| {
         format!(
@@ -306,6 +307,7 @@ pub fn write_config(
     let mut gateway = toml_edit::Table::new();
     gateway.insert("listen", toml_edit::value("127.0.0.1:0"));
     gateway.insert("credential_ttl", toml_edit::value("24h"));
+    gateway.insert("client_auth", toml_edit::value(client_auth));
     doc.insert("gateway", toml_edit::Item::Table(gateway));
     doc.remove("resources");
     let direct = format!("{}:{}", upstream.host, upstream.port);

@@ -119,7 +119,11 @@ impl Authority for TestAuthority {
         Ok(())
     }
 
-    async fn scram_verifiers(&self, user: &str) -> Result<ScramVerifiers, Refusal> {
+    async fn scram_verifiers(
+        &self,
+        user: &str,
+        _resource: &str,
+    ) -> Result<ScramVerifiers, Refusal> {
         let mut verifiers = ScramVerifiers::none(user);
         if user != "bob" {
             let secret = ScramSecret::derive(CREDENTIAL, &verifiers.salt, verifiers.iterations);

@@ -159,10 +159,37 @@ async fn concurrent_session_appends_share_commits_and_project_sessions(backend: 
 async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
     let store = TestStore::new(backend).await;
     let clock = FakeClock::new(T0);
+    let catalog = std::sync::Arc::new(latch_testkit::sample_catalog());
+    let create = latch_core::Command::Create {
+        requester: "alice".into(),
+        resource: "payments-db".into(),
+        role: "read".into(),
+        duration: "30m".parse().unwrap(),
+        reason: "INC-1: stuck job".into(),
+        ticket: Some("INC-1".into()),
+        once: false,
+        history: Default::default(),
+    };
+    let approve = latch_core::Command::Approve {
+        approver: "bob".into(),
+        comment: None,
+    };
+    store
+        .execute("req_1", &create, catalog.clone(), clock.clone())
+        .await
+        .unwrap();
+    let granted = match store
+        .execute("req_1", &approve, catalog, clock.clone())
+        .await
+        .unwrap()
+    {
+        latch_store::Executed::Done { request, .. } => request.grant.unwrap(),
+        latch_store::Executed::Refused(refusal) => panic!("refused: {refusal}"),
+    };
     let record = CredentialRecord {
         id: "lcc_1".into(),
         user: "alice".into(),
-        grant_id: "grt_1".into(),
+        grant_id: granted.id.clone(),
         created_at: clock.now(),
         expires_at: Timestamp::from_millis(clock.now().as_millis() + 600_000),
     };
@@ -176,7 +203,7 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
         .create_credential(&record, "hash-of-secret", &scram, &*clock)
         .await
         .unwrap();
-    assert_eq!(event.event.subject, "grt_1");
+    assert_eq!(event.event.subject, granted.id);
     assert!(!event.canonical_json().contains("hash-of-secret"));
     assert!(!event.canonical_json().contains(&hex::encode([1u8; 32])));
     assert_eq!(
@@ -190,7 +217,8 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
     );
     assert_eq!(store.credential("lcc_2").await.unwrap(), None);
 
-    // A newer credential of alice's, one of bob's, and one of alice's already expired.
+    // A newer credential of alice's, one of bob's, one of alice's already expired, and one
+    // whose grant is on no resource known here.
     let newer = CredentialRecord {
         id: "lcc_2".into(),
         created_at: Timestamp::from_millis(clock.now().as_millis() + 1),
@@ -200,52 +228,61 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
         stored_key: [3; 32],
         ..scram.clone()
     };
-    store
-        .create_credential(&newer, "hash-2", &newer_scram, &*clock)
-        .await
-        .unwrap();
-    let bobs = CredentialRecord {
-        id: "lcc_3".into(),
-        user: "bob".into(),
-        ..record.clone()
+    let others = [
+        (newer.clone(), &newer_scram),
+        (
+            CredentialRecord {
+                id: "lcc_3".into(),
+                user: "bob".into(),
+                ..record.clone()
+            },
+            &scram,
+        ),
+        (
+            CredentialRecord {
+                id: "lcc_4".into(),
+                expires_at: clock.now(),
+                ..record.clone()
+            },
+            &scram,
+        ),
+        (
+            CredentialRecord {
+                id: "lcc_5".into(),
+                grant_id: "grt_elsewhere".into(),
+                ..record.clone()
+            },
+            &scram,
+        ),
+    ];
+    for (i, (credential, verifier)) in others.iter().enumerate() {
+        store
+            .create_credential(credential, &format!("hash-{i}"), verifier, &*clock)
+            .await
+            .unwrap();
+    }
+    let live = |user: &'static str, resource: &'static str, limit| {
+        let store = &store;
+        let now = clock.now();
+        async move {
+            store
+                .scram_credentials(user, resource, now, limit)
+                .await
+                .unwrap()
+        }
     };
-    store
-        .create_credential(&bobs, "hash-3", &scram, &*clock)
-        .await
-        .unwrap();
-    let expired = CredentialRecord {
-        id: "lcc_4".into(),
-        expires_at: clock.now(),
-        ..record.clone()
-    };
-    store
-        .create_credential(&expired, "hash-4", &scram, &*clock)
-        .await
-        .unwrap();
-    let live = store
-        .scram_credentials("alice", clock.now(), 10)
-        .await
-        .unwrap();
     assert_eq!(
-        live,
+        live("alice", "payments-db", 10).await,
         vec![
             (newer.clone(), newer_scram),
             (record.clone(), scram.clone())
         ]
     );
-    let newest = store
-        .scram_credentials("alice", clock.now(), 1)
-        .await
-        .unwrap();
+    let newest = live("alice", "payments-db", 1).await;
     assert_eq!(newest.len(), 1);
     assert_eq!(newest[0].0, newer);
-    assert!(
-        store
-            .scram_credentials("carol", clock.now(), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(live("alice", "other-db", 10).await.is_empty());
+    assert!(live("carol", "payments-db", 10).await.is_empty());
 }
 
 /// Statements are indexed by session off the append path, in batches: a session's events read
