@@ -21,6 +21,18 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
+    /// An encoder whose buffer starts with room for `bytes` (most events are a few hundred).
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Encoder {
+            out: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// The buffer, holding the last event encoded.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
     /// The canonical bytes of `event`, valid until the next call.
     pub(crate) fn encode(&mut self, event: &StoredEvent, version: u32) -> &[u8] {
         let out = &mut self.out;
