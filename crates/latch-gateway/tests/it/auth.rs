@@ -108,21 +108,7 @@ pub(crate) fn tls_config() -> Arc<rustls::ServerConfig> {
 #[tokio::test]
 async fn tls_clients_are_served_over_tls() {
     let h = Harness::start_with(|s| s.tls = Some(tls_config())).await;
-    let port = h.addr.port();
-    let out = tokio::process::Command::new("psql")
-        .arg(format!(
-            "postgresql://alice:{CREDENTIAL}@127.0.0.1:{port}/res:write?sslmode=require"
-        ))
-        .args(["-XAtc", "select 'over tls'"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
+    assert_eq!(h.psql("require", "select 'over tls'").await, "over tls");
     let started = h
         .authority
         .wait_for("Started", |r| matches!(r, SessionRecord::Started { .. }))
@@ -144,22 +130,8 @@ async fn clients_can_authenticate_with_scram() {
     .await;
     let client = h.connect("write").await;
     assert_eq!(count_rows(&client, "select 1").await, 1);
-    let port = h.addr.port();
-    let out = tokio::process::Command::new("psql")
-        .arg(format!(
-            "postgresql://alice:{CREDENTIAL}@127.0.0.1:{port}/res:write?sslmode=require"
-        ))
-        .args(["-XAtc", "select 'scram over tls'"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        h.psql("require", "select 'scram over tls'").await,
         "scram over tls"
     );
 

@@ -118,21 +118,7 @@ async fn literals_are_redacted_when_configured() {
 #[tokio::test]
 async fn psql_runs_through_the_gateway() {
     let h = Harness::start().await;
-    let port = h.addr.port();
-    let out = tokio::process::Command::new("psql")
-        .arg(format!(
-            "postgresql://alice:{CREDENTIAL}@127.0.0.1:{port}/res:write?sslmode=disable"
-        ))
-        .args(["-XAtc", "select 40 + 2"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    assert_eq!(h.psql("disable", "select 40 + 2").await, "42");
     h.authority
         .wait_for("Ended", |r| {
             matches!(

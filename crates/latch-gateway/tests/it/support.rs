@@ -286,6 +286,26 @@ impl Harness {
         }
     }
 
+    /// `psql -XAtc SQL` as alice through the gateway, on `res:write` with `sslmode`; returns
+    /// what it printed, trimmed, and fails the test if psql fails.
+    pub async fn psql(&self, sslmode: &str, sql: &str) -> String {
+        let out = tokio::process::Command::new("psql")
+            .arg(format!(
+                "postgresql://alice:{CREDENTIAL}@127.0.0.1:{}/res:write?sslmode={sslmode}",
+                self.addr.port()
+            ))
+            .args(["-XAtc", sql])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn conn_str(&self, role: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user=alice password={CREDENTIAL} dbname=res:{role} sslmode=disable",

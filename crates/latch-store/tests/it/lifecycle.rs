@@ -20,7 +20,7 @@ crate::on_both_stores!(
     unapproved_requests_escalate_when_due_and_keep_their_level,
 );
 
-fn create(requester: &str) -> Command {
+pub(crate) fn create(requester: &str) -> Command {
     Command::Create {
         requester: requester.into(),
         resource: "payments-db".into(),
@@ -33,7 +33,7 @@ fn create(requester: &str) -> Command {
     }
 }
 
-fn approve(approver: &str) -> Command {
+pub(crate) fn approve(approver: &str) -> Command {
     Command::Approve {
         approver: approver.into(),
         comment: Some("ok".into()),

@@ -7,6 +7,8 @@ use latch_core::{Actor, Event, EventKind, Timestamp};
 use latch_store::{CredentialRecord, ScramVerifier, SessionFilter, Store};
 use latch_testkit::{Backend, FakeClock, T0, TestStore};
 
+use crate::lifecycle::{approve, create};
+
 crate::on_both_stores!(
     concurrent_session_appends_share_commits_and_project_sessions,
     credentials_are_found_by_hash_id_or_user,
@@ -160,26 +162,12 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
     let store = TestStore::new(backend).await;
     let clock = FakeClock::new(T0);
     let catalog = std::sync::Arc::new(latch_testkit::sample_catalog());
-    let create = latch_core::Command::Create {
-        requester: "alice".into(),
-        resource: "payments-db".into(),
-        role: "read".into(),
-        duration: "30m".parse().unwrap(),
-        reason: "INC-1: stuck job".into(),
-        ticket: Some("INC-1".into()),
-        once: false,
-        history: Default::default(),
-    };
-    let approve = latch_core::Command::Approve {
-        approver: "bob".into(),
-        comment: None,
-    };
     store
-        .execute("req_1", &create, catalog.clone(), clock.clone())
+        .execute("req_1", &create("alice"), catalog.clone(), clock.clone())
         .await
         .unwrap();
     let granted = match store
-        .execute("req_1", &approve, catalog, clock.clone())
+        .execute("req_1", &approve("bob"), catalog, clock.clone())
         .await
         .unwrap()
     {

@@ -1975,17 +1975,8 @@ fn policies_reload_without_a_restart_and_a_bad_set_changes_nothing() {
     server.run_as(&erin, &["reload"]).success();
     let bob = server.token("bob");
     granted(&server, &alice, &bob, "read", "30m");
-    let uri = server
-        .run_as(&alice, &["connect", "payments-db", "--print"])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
-    let refused = Command::new("psql")
-        .arg(&uri)
-        .args(["-c", "select 1"])
-        .output()
-        .unwrap();
+    let uri = connect_uri(&server, &alice);
+    let refused = psql(&uri, "select 1");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
@@ -2101,12 +2092,7 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
         .fails(1, "latch request payments-db");
 
     granted(&server, &alice, &bob, "read", "6s");
-    let uri = server
-        .run_as(&alice, &["connect", "payments-db", "--print"])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
+    let uri = connect_uri(&server, &alice);
     assert!(uri.starts_with("postgresql://alice:lcc_"), "{uri}");
     assert!(
         uri.contains(&format!("@{}/payments-db?sslmode=require", server.gateway)),
@@ -2197,11 +2183,7 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
     server
         .run_as(&alice, &["connect", "payments-db", "--print"])
         .fails(1, "no active grant");
-    let direct = Command::new("psql")
-        .arg(&uri)
-        .args(["-c", "select 1"])
-        .output()
-        .unwrap();
+    let direct = psql(&uri, "select 1");
     let stderr = String::from_utf8_lossy(&direct.stderr);
     assert!(!direct.status.success());
     assert!(stderr.contains("latch request payments-db"), "{stderr}");
@@ -2323,20 +2305,8 @@ fn a_single_use_grant_ends_with_its_first_session() {
     let request: RequestView = run.json();
     assert!(request.once);
     server.run_as(&bob, &["approve", &request.id]).success();
-    let uri = server
-        .run_as(&alice, &["connect", "payments-db", "--print"])
-        .success()
-        .stdout
-        .trim()
-        .to_owned();
-    let psql = |uri: &str| {
-        Command::new("psql")
-            .arg(uri)
-            .args(["-Atc", "select 'used'"])
-            .output()
-            .unwrap()
-    };
-    let first = psql(&uri);
+    let uri = connect_uri(&server, &alice);
+    let first = psql(&uri, "select 'used'");
     assert!(
         first.status.success(),
         "{}",
@@ -2353,10 +2323,29 @@ fn a_single_use_grant_ends_with_its_first_session() {
             grants.iter().any(|g| g.state == "expired")
         },
     );
-    let second = psql(&uri);
+    let second = psql(&uri, "select 'used'");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("latch request payments-db"), "{stderr}");
+}
+
+/// `latch connect payments-db --print` as `token`: the URI any client connects with.
+fn connect_uri(server: &Server, token: &str) -> String {
+    server
+        .run_as(token, &["connect", "payments-db", "--print"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// `psql URI -XAtc SQL`.
+fn psql(uri: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .arg(uri)
+        .args(["-XAtc", sql])
+        .output()
+        .unwrap()
 }
 
 /// The first authentication request a client gets from the gateway at `address` (e.g.
@@ -2406,20 +2395,8 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
         let bob = server.token("bob");
         let request = server.pending_request(&alice, "INC-7: check a refund");
         server.run_as(&bob, &["approve", &request.id]).success();
-        let uri = server
-            .run_as(&alice, &["connect", "payments-db", "--print"])
-            .success()
-            .stdout
-            .trim()
-            .to_owned();
-        let psql = |uri: &str| {
-            Command::new("psql")
-                .arg(uri)
-                .args(["-XAtc", "select 'through latch'"])
-                .output()
-                .unwrap()
-        };
-        let ok = psql(&uri);
+        let uri = connect_uri(&server, &alice);
+        let ok = psql(&uri, "select 'through latch'");
         assert!(
             ok.status.success(),
             "{client_auth:?}: {}",
@@ -2429,7 +2406,7 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
 
         let credential = uri.split(':').nth(2).unwrap().split('@').next().unwrap();
         let wrong = uri.replace(credential, "lcc_wrong");
-        let refused = psql(&wrong);
+        let refused = psql(&wrong, "select 'through latch'");
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(!refused.status.success());
         assert!(
