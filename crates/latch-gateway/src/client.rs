@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use latch_pgwire::scram::{SCRAM_SHA_256, ScramServer};
+use latch_pgwire::scram::ScramServer;
 use latch_pgwire::{FrontendMessage, Startup, decode_frontend, decode_startup, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -181,7 +181,8 @@ async fn accept_inner(
                 let credential = match settings.client_auth {
                     ClientAuth::Cleartext => cleartext(stream, &mut buf).await?,
                     ClientAuth::ScramSha256 => {
-                        scram(stream, &mut buf, &user, &resource, authority).await?
+                        let end_point = &settings.tls_end_point;
+                        scram(stream, &mut buf, &user, &resource, end_point, authority).await?
                     }
                 };
                 return Ok(Accepted::Session(Box::new(ClientHello {
@@ -269,18 +270,9 @@ async fn scram(
     buf: &mut Vec<u8>,
     user: &str,
     resource: &str,
+    tls_end_point: &Option<Vec<u8>>,
     authority: &dyn Authority,
 ) -> Result<PresentedCredential, SessionError> {
-    let mut out = Vec::new();
-    encode::authentication_sasl(&mut out, &[SCRAM_SHA_256]);
-    send(stream, &out).await?;
-    let body = read_auth_response(stream, buf).await?;
-    let (mechanism, data) = latch_pgwire::frontend::sasl_initial_response(&body)?;
-    if mechanism != SCRAM_SHA_256 {
-        return Err(SessionError::Scram(
-            latch_pgwire::scram::ScramError::Malformed("unsupported SASL mechanism"),
-        ));
-    }
     // An unknown user gets the same exchange with nothing to match, so both fail alike.
     let verifiers = authority
         .scram_verifiers(user, resource)
@@ -291,7 +283,20 @@ async fn scram(
         .iter()
         .map(|c| (c.stored_key, c.server_key))
         .collect();
-    let mut server = ScramServer::any_of(verifiers.salt, verifiers.iterations, keys);
+    // Over TLS, SCRAM-SHA-256-PLUS is offered too: the proof then covers the certificate the
+    // client saw, so a man in the middle cannot relay the login (`sslmode=require` does not
+    // check the certificate; libpq binds by default when offered).
+    let end_point = stream.is_tls().then(|| tls_end_point.clone()).flatten();
+    let mut server = ScramServer::any_of(verifiers.salt, verifiers.iterations, keys)
+        .with_channel_binding(end_point);
+    let mut out = Vec::new();
+    encode::authentication_sasl(&mut out, server.mechanisms());
+    send(stream, &out).await?;
+    let body = read_auth_response(stream, buf).await?;
+    let (mechanism, data) = latch_pgwire::frontend::sasl_initial_response(&body)?;
+    server
+        .choose_mechanism(mechanism)
+        .map_err(SessionError::Scram)?;
     let first = server
         .handle_client_first(data.unwrap_or_default())
         .map_err(SessionError::Scram)?;

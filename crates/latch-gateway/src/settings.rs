@@ -14,6 +14,10 @@ use zeroize::Zeroizing;
 pub struct GatewaySettings {
     /// TLS for clients that send SSLRequest; `None` answers `N`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `tls-server-end-point` data of `tls`'s certificate
+    /// ([`latch_pgwire::scram::tls_server_end_point`]): with it, SCRAM logins over TLS may be
+    /// bound to the certificate (SCRAM-SHA-256-PLUS).
+    pub tls_end_point: Option<Vec<u8>>,
     /// Accept plaintext connections from non-loopback clients. Off by default: a latch
     /// credential must not cross a network in clear.
     pub allow_plaintext: bool,
@@ -42,6 +46,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         GatewaySettings {
             tls: None,
+            tls_end_point: None,
             allow_plaintext: false,
             client_auth: ClientAuth::Cleartext,
             max_message_bytes: 16 * 1024 * 1024,

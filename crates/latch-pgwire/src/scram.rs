@@ -1,4 +1,5 @@
-//! SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding, both sides.
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677), both sides; the server also offers SCRAM-SHA-256-PLUS
+//! with `tls-server-end-point` channel binding (RFC 5929) over TLS.
 //!
 //! - [`ScramClient`]: the gateway authenticating to the upstream with a password from config.
 //! - [`ScramServer`]: the gateway authenticating a client against the [`ScramSecret`]s it
@@ -24,6 +25,11 @@ use subtle::ConstantTimeEq;
 
 /// The SASL mechanism name.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+/// The mechanism with channel binding: the proof also covers the TLS server certificate the
+/// client saw, so a man in the middle with another certificate cannot relay the exchange.
+pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
+/// The one channel binding type PostgreSQL (and latch) support.
+const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
 /// Iterations PostgreSQL uses by default (`scram_iterations`).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 /// The most iterations a client accepts from a server, so a hostile server cannot make the
@@ -38,7 +44,7 @@ pub enum ScramError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
     #[error(
-        "channel binding is not supported by latch: connect with channel_binding=disable (or prefer)"
+        "this channel binding is not offered: latch binds SCRAM logins over TLS with tls-server-end-point only; connect with channel_binding=prefer (or disable)"
     )]
     ChannelBindingUnsupported,
     #[error("SCRAM authorization identities are not supported")]
@@ -55,6 +61,75 @@ pub enum ScramError {
     ServerError(String),
     #[error("SCRAM message out of order")]
     OutOfOrder,
+    #[error("the client did not use channel binding although the server offers it (a downgrade?)")]
+    ChannelBindingDowngrade,
+    #[error("the channel binding does not match this connection's TLS certificate")]
+    ChannelBindingMismatch,
+}
+
+/// RFC 5929's `tls-server-end-point` data for the server certificate `der`: the certificate's
+/// hash, with the hash of its signature algorithm (SHA-256 for MD5 and SHA-1). `None` when that
+/// names no single hash (RSA-PSS, Ed25519) or `der` is not a certificate; a server then offers
+/// no channel binding.
+pub fn tls_server_end_point(der: &[u8]) -> Option<Vec<u8>> {
+    /// One DER element: its tag, its contents and what follows it.
+    fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, mut rest) = rest.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let (bytes, after) = rest.split_at_checked(n)?;
+            rest = after;
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        };
+        let (contents, after) = rest.split_at_checked(len)?;
+        Some((tag, contents, after))
+    }
+    const SEQUENCE: u8 = 0x30;
+    const OID: u8 = 0x06;
+    let (SEQUENCE, certificate, _) = element(der)? else {
+        return None;
+    };
+    let (SEQUENCE, _tbs, after_tbs) = element(certificate)? else {
+        return None;
+    };
+    let (SEQUENCE, algorithm, _) = element(after_tbs)? else {
+        return None;
+    };
+    let (OID, oid, _) = element(algorithm)? else {
+        return None;
+    };
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01];
+    const ECDSA_SHA2: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    enum Hash {
+        Sha256,
+        Sha384,
+        Sha512,
+    }
+    let hash = match oid.split_last()? {
+        // md5WithRSAEncryption, sha1WithRSAEncryption, sha256WithRSAEncryption
+        (4 | 5 | 11, prefix) if prefix == RSA => Hash::Sha256,
+        (12, prefix) if prefix == RSA => Hash::Sha384,
+        (13, prefix) if prefix == RSA => Hash::Sha512,
+        _ if oid == ECDSA_SHA1 => Hash::Sha256,
+        (2, prefix) if prefix == ECDSA_SHA2 => Hash::Sha256,
+        (3, prefix) if prefix == ECDSA_SHA2 => Hash::Sha384,
+        (4, prefix) if prefix == ECDSA_SHA2 => Hash::Sha512,
+        _ => return None,
+    };
+    Some(match hash {
+        Hash::Sha256 => Sha256::digest(der).to_vec(),
+        Hash::Sha384 => sha2::Sha384::digest(der).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(der).to_vec(),
+    })
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -338,7 +413,8 @@ impl ScramClient {
 enum ServerState {
     Initial,
     SentFirst {
-        gs2_header: String,
+        /// The `c=` the client-final-message must carry: the gs2 header and the binding data.
+        binding: String,
         auth_prefix: String,
         nonce: String,
     },
@@ -357,6 +433,11 @@ pub struct ScramServer {
     server_nonce: String,
     state: ServerState,
     matched: Option<usize>,
+    /// `tls-server-end-point` data of this connection's certificate, when SCRAM-SHA-256-PLUS is
+    /// offered.
+    channel_binding: Option<Vec<u8>>,
+    /// The client chose SCRAM-SHA-256-PLUS.
+    plus: bool,
 }
 
 impl ScramServer {
@@ -387,7 +468,34 @@ impl ScramServer {
             server_nonce: random_nonce(),
             state: ServerState::Initial,
             matched: None,
+            channel_binding: None,
+            plus: false,
         }
+    }
+
+    /// Offers SCRAM-SHA-256-PLUS too, bound to the TLS certificate whose
+    /// [`tls_server_end_point`] data this is (only on a TLS connection).
+    pub fn with_channel_binding(mut self, end_point: Option<Vec<u8>>) -> Self {
+        self.channel_binding = end_point;
+        self
+    }
+
+    /// The mechanisms to offer in AuthenticationSASL, preferred first.
+    pub fn mechanisms(&self) -> &'static [&'static str] {
+        if self.channel_binding.is_some() {
+            &[SCRAM_SHA_256_PLUS, SCRAM_SHA_256]
+        } else {
+            &[SCRAM_SHA_256]
+        }
+    }
+
+    /// Takes the mechanism the client named in SASLInitialResponse; refuses one not offered.
+    pub fn choose_mechanism(&mut self, mechanism: &str) -> Result<(), ScramError> {
+        if !self.mechanisms().contains(&mechanism) {
+            return Err(ScramError::Malformed("unsupported SASL mechanism"));
+        }
+        self.plus = mechanism == SCRAM_SHA_256_PLUS;
+        Ok(())
     }
 
     /// The index of the candidate the client's proof matched, once
@@ -405,18 +513,31 @@ impl ScramServer {
         let (flag, rest) = msg
             .split_once(',')
             .ok_or(ScramError::Malformed("gs2 header"))?;
-        match flag {
-            "n" | "y" => {}
-            f if f.starts_with("p=") => return Err(ScramError::ChannelBindingUnsupported),
+        // RFC 5802 §6: `y` says the client could bind but thinks the server cannot; when the
+        // server offered binding, someone removed it from the offer.
+        let binding_data: &[u8] = match (flag, self.plus) {
+            ("n", false) => &[],
+            ("y", false) if self.channel_binding.is_none() => &[],
+            ("y", false) => return Err(ScramError::ChannelBindingDowngrade),
+            (f, true) if f.strip_prefix("p=") == Some(TLS_SERVER_END_POINT) => {
+                self.channel_binding.as_deref().unwrap_or_default()
+            }
+            (f, _) if f.starts_with("p=") => return Err(ScramError::ChannelBindingUnsupported),
+            (_, true) => {
+                return Err(ScramError::Malformed(
+                    "SCRAM-SHA-256-PLUS without tls-server-end-point binding",
+                ));
+            }
             _ => return Err(ScramError::Malformed("gs2 channel binding flag")),
-        }
+        };
         let (authzid, bare) = rest
             .split_once(',')
             .ok_or(ScramError::Malformed("gs2 header"))?;
         if !authzid.is_empty() {
             return Err(ScramError::AuthzidUnsupported);
         }
-        let gs2_header = format!("{flag},,");
+        let mut binding = format!("{flag},,").into_bytes();
+        binding.extend_from_slice(binding_data);
         let mut parts = bare.split(',');
         let user = parts.next().ok_or(ScramError::Malformed("missing user"))?;
         if user.starts_with("m=") {
@@ -436,7 +557,7 @@ impl ScramServer {
             self.iterations
         );
         self.state = ServerState::SentFirst {
-            gs2_header,
+            binding: B64.encode(binding),
             auth_prefix: format!("{bare},{server_first}"),
             nonce,
         };
@@ -446,7 +567,7 @@ impl ScramServer {
     /// Reads the client-final-message and checks the proof; returns the server-final-message.
     pub fn handle_client_final(&mut self, msg: &[u8]) -> Result<Vec<u8>, ScramError> {
         let ServerState::SentFirst {
-            gs2_header,
+            binding: expected_binding,
             auth_prefix,
             nonce,
         } = std::mem::replace(&mut self.state, ServerState::Done)
@@ -460,10 +581,12 @@ impl ScramServer {
         let mut parts = without_proof.split(',');
         let binding = attr(parts.next(), 'c')?;
         let their_nonce = attr(parts.next(), 'r')?;
-        if binding != B64.encode(gs2_header.as_bytes()) {
-            return Err(ScramError::Malformed(
-                "channel binding data does not match the gs2 header",
-            ));
+        if binding != expected_binding {
+            return Err(if self.plus {
+                ScramError::ChannelBindingMismatch
+            } else {
+                ScramError::Malformed("channel binding data does not match the gs2 header")
+            });
         }
         if their_nonce != nonce {
             return Err(ScramError::NonceMismatch);
@@ -622,6 +745,122 @@ mod tests {
         assert_eq!(server.matched(), None);
     }
 
+    /// A client-final-message for `password`, computed by hand, with `c=` set to `binding`
+    /// (what a client with channel binding sends; `ScramClient` binds nothing).
+    fn client_final(
+        password: &str,
+        client_first_bare: &str,
+        server_first: &[u8],
+        binding: &[u8],
+    ) -> Vec<u8> {
+        let server_first = std::str::from_utf8(server_first).unwrap();
+        let mut parts = server_first.split(',');
+        let nonce = parts.next().unwrap().strip_prefix("r=").unwrap();
+        let salt = B64
+            .decode(parts.next().unwrap().strip_prefix("s=").unwrap())
+            .unwrap();
+        let iterations: u32 = parts
+            .next()
+            .unwrap()
+            .strip_prefix("i=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (client_key, _) = derive_keys(password.as_bytes(), &salt, iterations);
+        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+        let without_proof = format!("c={},r={nonce}", B64.encode(binding));
+        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+        let signature = hmac(&stored_key, &[auth_message.as_bytes()]);
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        format!("{without_proof},p={}", B64.encode(proof)).into_bytes()
+    }
+
+    /// SCRAM-SHA-256-PLUS: offered only with binding data, accepted with the same data, refused
+    /// with another certificate's; and once it is offered, a client that could bind but did
+    /// not (`y`) is refused as a downgrade, while one that cannot (`n`) still logs in.
+    #[test]
+    fn channel_binding_ties_the_proof_to_the_certificate() {
+        let secret = ScramSecret::derive("pw", b"salt", 16);
+        let end_point = b"hash of the gateway certificate".to_vec();
+        assert_eq!(
+            ScramServer::new(secret.clone()).mechanisms(),
+            [SCRAM_SHA_256]
+        );
+        let server =
+            || ScramServer::new(secret.clone()).with_channel_binding(Some(end_point.clone()));
+        assert_eq!(server().mechanisms(), [SCRAM_SHA_256_PLUS, SCRAM_SHA_256]);
+
+        let header = b"p=tls-server-end-point,,";
+        for (seen, want) in [
+            (end_point.clone(), Ok(())),
+            (
+                b"a man in the middle".to_vec(),
+                Err(ScramError::ChannelBindingMismatch),
+            ),
+        ] {
+            let mut s = server();
+            s.choose_mechanism(SCRAM_SHA_256_PLUS).unwrap();
+            let first = s
+                .handle_client_first(b"p=tls-server-end-point,,n=,r=abc")
+                .unwrap();
+            let binding = [header.as_slice(), &seen].concat();
+            let fin = client_final("pw", "n=,r=abc", &first, &binding);
+            assert_eq!(s.handle_client_final(&fin).map(|_| ()), want);
+        }
+
+        let mut s = server();
+        s.choose_mechanism(SCRAM_SHA_256).unwrap();
+        assert_eq!(
+            s.handle_client_first(b"y,,n=,r=abc"),
+            Err(ScramError::ChannelBindingDowngrade)
+        );
+        let mut s = server();
+        s.choose_mechanism(SCRAM_SHA_256).unwrap();
+        let first = s.handle_client_first(b"n,,n=,r=abc").unwrap();
+        let fin = client_final("pw", "n=,r=abc", &first, b"n,,");
+        assert!(s.handle_client_final(&fin).is_ok());
+
+        let mut s = server();
+        s.choose_mechanism(SCRAM_SHA_256_PLUS).unwrap();
+        assert!(matches!(
+            s.handle_client_first(b"n,,n=,r=abc"),
+            Err(ScramError::Malformed(_))
+        ));
+        let mut s = server();
+        assert!(s.choose_mechanism("SCRAM-SHA-1").is_err());
+        let mut s = ScramServer::new(secret.clone());
+        assert!(s.choose_mechanism(SCRAM_SHA_256_PLUS).is_err());
+    }
+
+    /// The end-point hash follows the certificate's signature algorithm, and there is none for
+    /// Ed25519 or for bytes that are not a certificate.
+    #[test]
+    fn tls_server_end_point_hashes_with_the_signature_algorithm() {
+        let der = |alg: &'static rcgen::SignatureAlgorithm| {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let p256 = der(&rcgen::PKCS_ECDSA_P256_SHA256);
+        assert_eq!(
+            tls_server_end_point(&p256),
+            Some(Sha256::digest(&p256).to_vec())
+        );
+        let p384 = der(&rcgen::PKCS_ECDSA_P384_SHA384);
+        assert_eq!(
+            tls_server_end_point(&p384),
+            Some(sha2::Sha384::digest(&p384).to_vec())
+        );
+        assert_eq!(tls_server_end_point(&der(&rcgen::PKCS_ED25519)), None);
+        assert_eq!(tls_server_end_point(b"not a certificate"), None);
+        assert_eq!(tls_server_end_point(&p256[..40]), None);
+        assert_eq!(tls_server_end_point(&[]), None);
+    }
+
     #[test]
     fn client_against_server() {
         exchange("s3cret", "s3cret").unwrap();
@@ -638,7 +877,7 @@ mod tests {
             .handle_client_first(b"p=tls-server-end-point,,n=,r=abc")
             .unwrap_err();
         assert_eq!(err, ScramError::ChannelBindingUnsupported);
-        assert!(err.to_string().contains("channel_binding=disable"));
+        assert!(err.to_string().contains("channel_binding=prefer"));
     }
 
     #[test]

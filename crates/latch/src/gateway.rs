@@ -19,7 +19,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
     let Some(gateway) = &config.gateway else {
         return Ok(None);
     };
-    let tls = server_tls(&gateway.tls)?;
+    let (tls, tls_end_point) = server_tls(&gateway.tls)?;
     let mut upstreams = HashMap::new();
     for (resource, upstream) in &config.upstreams {
         let mut roles = HashMap::new();
@@ -65,6 +65,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
     }
     let settings = GatewaySettings {
         tls: Some(tls),
+        tls_end_point,
         allow_plaintext: gateway.allow_plaintext,
         client_auth: match gateway.client_auth {
             latch_config::ClientAuth::ScramSha256 => latch_gateway::ClientAuth::ScramSha256,
@@ -129,8 +130,9 @@ fn upstream_tls(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
 }
 
 /// The certificate clients see: the configured files, or a self-signed pair created (key mode
-/// 0600) at first start and reused after.
-fn server_tls(tls: &GatewayTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// 0600) at first start and reused after; with its `tls-server-end-point` data for SCRAM
+/// channel binding, when its signature algorithm has one.
+fn server_tls(tls: &GatewayTls) -> anyhow::Result<(Arc<rustls::ServerConfig>, Option<Vec<u8>>)> {
     let (cert, key) = match tls {
         GatewayTls::Files { cert, key } => (cert.clone(), key.clone()),
         GatewayTls::SelfSigned { cert, key } => {
@@ -151,6 +153,9 @@ fn server_tls(tls: &GatewayTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         ))
         .into());
     }
+    let end_point = certs
+        .first()
+        .and_then(|leaf| latch_pgwire::scram::tls_server_end_point(leaf));
     let private = PrivateKeyDer::from_pem_file(&key).with_context(|| {
         format!(
             "cannot read the gateway key `{}` (expected a PEM private key)",
@@ -169,7 +174,7 @@ fn server_tls(tls: &GatewayTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
                 key.display()
             )
         })?;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), end_point))
 }
 
 fn create_self_signed(cert: &Path, key: &Path) -> anyhow::Result<()> {

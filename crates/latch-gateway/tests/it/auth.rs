@@ -91,8 +91,14 @@ async fn upstream_unreachable_is_a_clear_fatal() {
 }
 
 pub(crate) fn tls_config() -> Arc<rustls::ServerConfig> {
+    tls_with_end_point().0
+}
+
+/// A self-signed TLS config and its certificate's `tls-server-end-point` data.
+pub(crate) fn tls_with_end_point() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
     let rcgen::CertifiedKey { cert, key_pair } =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let end_point = latch_pgwire::scram::tls_server_end_point(cert.der()).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -102,7 +108,7 @@ pub(crate) fn tls_config() -> Arc<rustls::ServerConfig> {
     .with_no_client_auth()
     .with_single_cert(vec![cert.der().clone()], key)
     .unwrap();
-    Arc::new(config)
+    (Arc::new(config), end_point)
 }
 
 #[tokio::test]
@@ -123,15 +129,19 @@ async fn tls_clients_are_served_over_tls() {
 /// refuses them with its own reasons.
 #[tokio::test]
 async fn clients_can_authenticate_with_scram() {
+    let (tls, end_point) = tls_with_end_point();
     let h = Harness::start_with(|s| {
         s.client_auth = ClientAuth::ScramSha256;
-        s.tls = Some(tls_config());
+        s.tls = Some(tls);
+        s.tls_end_point = Some(end_point);
     })
     .await;
     let client = h.connect("write").await;
     assert_eq!(count_rows(&client, "select 1").await, 1);
+    // libpq binds the login to the certificate when the gateway offers it over TLS.
     assert_eq!(
-        h.psql("require", "select 'scram over tls'").await,
+        h.psql("require&channel_binding=require", "select 'scram over tls'")
+            .await,
         "scram over tls"
     );
 

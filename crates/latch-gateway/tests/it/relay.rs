@@ -286,9 +286,11 @@ async fn jdbc_runs_through_the_gateway() {
         std::path::Path::new(DRIVER).exists(),
         "{DRIVER} is missing: apt-get install libpostgresql-jdbc-java"
     );
+    let (tls, end_point) = crate::auth::tls_with_end_point();
     let h = Harness::start_with(|s| {
         s.client_auth = latch_gateway::ClientAuth::ScramSha256;
-        s.tls = Some(crate::auth::tls_config());
+        s.tls = Some(tls);
+        s.tls_end_point = Some(end_point);
     })
     .await;
     let source = concat!(

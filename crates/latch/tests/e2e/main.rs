@@ -2372,9 +2372,10 @@ fn gateway_auth_request(address: &str, user: &str, resource: &str) -> u32 {
     u32::from_be_bytes(head[5..9].try_into().unwrap())
 }
 
-/// Clients prove their credential with SCRAM-SHA-256 unless `gateway.client_auth = "password"`;
-/// either way psql connects with what `latch connect --print` gives, a wrong credential is
-/// refused with 28P01, and the refusal is in the ledger.
+/// Clients prove their credential with SCRAM-SHA-256 (bound to the TLS certificate when the
+/// client asks) unless `gateway.client_auth = "password"`; either way psql connects with what
+/// `latch connect --print` gives, a wrong credential is refused with 28P01, and the refusal is
+/// in the ledger.
 #[test]
 fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured() {
     for (client_auth, code) in [(None, 10), (Some("password"), 3)] {
@@ -2403,6 +2404,14 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
             String::from_utf8_lossy(&ok.stderr)
         );
         assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "through latch");
+        // With SCRAM over TLS the login is bound to the gateway's certificate: libpq can insist.
+        let bound = psql(&format!("{uri}&channel_binding=require"), "select 1");
+        assert_eq!(
+            bound.status.success(),
+            client_auth.is_none(),
+            "{client_auth:?}: {}",
+            String::from_utf8_lossy(&bound.stderr)
+        );
 
         let credential = uri.split(':').nth(2).unwrap().split('@').next().unwrap();
         let wrong = uri.replace(credential, "lcc_wrong");
