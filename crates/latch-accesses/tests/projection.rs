@@ -157,6 +157,7 @@ fn ledger() -> Vec<Event> {
                 role: "read".into(),
                 client_addr: "10.0.0.7:5000".into(),
                 application_name: Some("psql".into()),
+                auth: None,
                 tls: true,
             },
         ),

@@ -128,6 +128,7 @@ impl Script {
                 role: "read".into(),
                 client_addr: "10.0.0.7:5000".into(),
                 application_name: None,
+                auth: None,
                 tls: true,
             },
         );

@@ -205,6 +205,7 @@ fn history(range: Range<u64>, accesses: u64, start: Timestamp, days: i64) -> Vec
                     role: "read".into(),
                     client_addr: "10.0.0.7:51234".into(),
                     application_name: Some("psql".into()),
+                    auth: None,
                     tls: true,
                 },
             );

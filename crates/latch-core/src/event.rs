@@ -172,6 +172,11 @@ pub enum EventKind {
         client_addr: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         application_name: Option<String>,
+        /// How the client proved its credential: `scram-sha-256-plus` (bound to the gateway's
+        /// TLS certificate), `scram-sha-256` or `password`; absent in sessions recorded before
+        /// latch recorded it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
         tls: bool,
     },
     /// One statement of a session: a simple-protocol query (all its statements) or one
@@ -772,10 +777,18 @@ mod tests {
             }),
             (
                 (text(), text(), text(), text()),
-                (text(), proptest::option::of(text()), any::<bool>())
+                (
+                    text(),
+                    proptest::option::of(text()),
+                    proptest::option::of(text()),
+                    any::<bool>()
+                )
             )
                 .prop_map(
-                    |((grant_id, user, resource, role), (client_addr, application_name, tls))| {
+                    |(
+                        (grant_id, user, resource, role),
+                        (client_addr, application_name, auth, tls),
+                    )| {
                         EventKind::SessionStarted {
                             grant_id,
                             user,
@@ -783,6 +796,7 @@ mod tests {
                             role,
                             client_addr,
                             application_name,
+                            auth,
                             tls,
                         }
                     }

@@ -37,19 +37,35 @@ pub enum PresentedCredential {
     /// The credential itself (cleartext password authentication, over TLS or loopback).
     Secret(Zeroizing<String>),
     /// A SCRAM proof that matched the secret of this credential (an id from
-    /// [`Authority::scram_verifiers`]).
-    ScramProven { credential_id: String },
+    /// [`Authority::scram_verifiers`]); `bound` when it covered the gateway's TLS certificate
+    /// (SCRAM-SHA-256-PLUS).
+    ScramProven { credential_id: String, bound: bool },
     /// A SCRAM proof that matched none: the authority refuses it as a wrong credential.
     ScramFailed,
+}
+
+impl PresentedCredential {
+    /// The authentication method, as recorded in `session.started`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Secret(_) => "password",
+            Self::ScramProven { bound: true, .. } => "scram-sha-256-plus",
+            Self::ScramProven { bound: false, .. } | Self::ScramFailed => "scram-sha-256",
+        }
+    }
 }
 
 impl std::fmt::Debug for PresentedCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Secret(_) => f.write_str("Secret(..)"),
-            Self::ScramProven { credential_id } => f
+            Self::ScramProven {
+                credential_id,
+                bound,
+            } => f
                 .debug_struct("ScramProven")
                 .field("credential_id", credential_id)
+                .field("bound", bound)
                 .finish(),
             Self::ScramFailed => f.write_str("ScramFailed"),
         }
@@ -179,6 +195,8 @@ pub enum SessionRecord {
         application_name: Option<String>,
         at_ms: i64,
         tls: bool,
+        /// How the client proved its credential ([`PresentedCredential::method`]).
+        auth: &'static str,
     },
     /// A statement. Buffered recording sends it once, completed; strict recording sends it
     /// before forwarding with [`Outcome::Pending`], then a [`SessionRecord::StatementOutcome`].

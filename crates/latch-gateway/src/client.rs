@@ -320,5 +320,8 @@ async fn scram(
     out.clear();
     encode::authentication_sasl_final(&mut out, &fin);
     send(stream, &out).await?;
-    Ok(PresentedCredential::ScramProven { credential_id })
+    Ok(PresentedCredential::ScramProven {
+        credential_id,
+        bound: server.is_bound(),
+    })
 }

@@ -184,6 +184,7 @@ async fn open(
         application_name: hello.application_name.clone(),
         at_ms: started_at_ms,
         tls,
+        auth: hello.credential.method(),
     };
     let recorded = match role.recording {
         RecordingMode::Strict => gw

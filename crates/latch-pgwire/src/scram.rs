@@ -498,6 +498,11 @@ impl ScramServer {
         Ok(())
     }
 
+    /// Whether the client chose SCRAM-SHA-256-PLUS (its proof covers the TLS certificate).
+    pub fn is_bound(&self) -> bool {
+        self.plus
+    }
+
     /// The index of the candidate the client's proof matched, once
     /// [`ScramServer::handle_client_final`] has succeeded.
     pub fn matched(&self) -> Option<usize> {

@@ -282,6 +282,7 @@ fn map(stored: &StoredEvent, context: &Context) -> Value {
             resource,
             client_addr,
             tls,
+            auth,
             ..
         } => {
             put("user", user(name));
@@ -289,6 +290,11 @@ fn map(stored: &StoredEvent, context: &Context) -> Value {
             put("src_endpoint", src_endpoint(client_addr));
             put("dst_endpoint", json!({ "name": resource }));
             put("is_cleartext", json!(!tls));
+            if let Some(auth) = auth {
+                // OCSF's protocol list has no SCRAM: 99, "Other", named in `auth_protocol`.
+                put("auth_protocol_id", json!(99));
+                put("auth_protocol", json!(auth));
+            }
             put("is_remote", json!(true));
             put("status_detail", json!(format!("grant {grant_id}")));
         }

@@ -90,6 +90,7 @@ impl Script {
                 role: "read".into(),
                 client_addr: "10.0.0.7:51234".into(),
                 application_name: Some("psql".into()),
+                auth: Some("scram-sha-256-plus".into()),
                 tls: true,
             },
         );
@@ -780,6 +781,8 @@ fn ocsf_carries_the_grantee_and_client_from_earlier_events() {
     assert_eq!(statement["type_uid"], 600504);
     let started = records.iter().find(|r| r["class_uid"] == 3002).unwrap();
     assert_eq!(started["src_endpoint"]["port"], 51234);
+    assert_eq!(started["auth_protocol"], "scram-sha-256-plus");
+    assert_eq!(started["auth_protocol_id"], 99);
 }
 
 fn pdf_text(pdf: &[u8]) -> (usize, String) {

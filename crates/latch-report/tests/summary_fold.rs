@@ -84,6 +84,7 @@ fn access(n: usize, script: &[u8]) -> Vec<Event> {
                         role: "read".into(),
                         client_addr: "10.0.0.1:1".into(),
                         application_name: None,
+                        auth: None,
                         tls: true,
                     },
                 )

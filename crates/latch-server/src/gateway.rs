@@ -114,7 +114,7 @@ impl LatchAuthority {
             PresentedCredential::Secret(secret) => {
                 self.store.credential_by_hash(&hash_secret(secret)).await
             }
-            PresentedCredential::ScramProven { credential_id } => {
+            PresentedCredential::ScramProven { credential_id, .. } => {
                 self.store.credential(credential_id).await
             }
             PresentedCredential::ScramFailed => Ok(None),
@@ -500,6 +500,7 @@ fn to_event(record: &SessionRecord, user_of_session: &str, now: Timestamp) -> Ev
             application_name,
             at_ms,
             tls,
+            auth,
         } => Event {
             at: ms(*at_ms),
             actor: Actor::user(user.clone()),
@@ -511,6 +512,7 @@ fn to_event(record: &SessionRecord, user_of_session: &str, now: Timestamp) -> Ev
                 role: role.clone(),
                 client_addr: client_addr.to_string(),
                 application_name: application_name.clone(),
+                auth: Some((*auth).to_owned()),
                 tls: *tls,
             },
         },

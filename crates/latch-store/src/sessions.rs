@@ -190,6 +190,7 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
             client_addr,
             application_name,
             tls,
+            auth: _,
         } => Some((
             "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, \
              application_name, tls, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \

@@ -455,6 +455,7 @@ impl SessionReplay {
                 client_addr,
                 application_name,
                 tls,
+                auth: _,
             } => {
                 // The projection keeps the first start of an id, as this does.
                 self.sessions
@@ -839,6 +840,7 @@ mod tests {
                 role: "read".into(),
                 client_addr: "127.0.0.1:5000".into(),
                 application_name: Some("psql".into()),
+                auth: None,
                 tls: true,
             },
         ));

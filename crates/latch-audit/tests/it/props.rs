@@ -204,6 +204,7 @@ fn arbitrary(seq: u64, kind: u8, a: u8, b: u8, at: i64, n: u64) -> StoredEvent {
                 role: "read".to_owned(),
                 client_addr: "x".to_owned(),
                 application_name: None,
+                auth: None,
                 tls: false,
             },
         ),

@@ -465,6 +465,7 @@ impl Synth {
                 role: role.to_owned(),
                 client_addr: "10.0.0.7:51234".to_owned(),
                 application_name: Some("psql".to_owned()),
+                auth: None,
                 tls: true,
             },
         );

@@ -273,6 +273,7 @@ async fn record_statements(
             role: "read".into(),
             client_addr: "127.0.0.1:50000".into(),
             application_name: Some("pgbench".into()),
+            auth: None,
             tls: true,
         },
     };

@@ -537,6 +537,7 @@ kinds! {
     }
     SessionStarted "session.started" {
         application_name: some,
+        auth: some,
         client_addr: string,
         grant_id: string,
         resource: string,

@@ -89,7 +89,9 @@ impl Authority for TestAuthority {
         }
         let known = match &attempt.credential {
             PresentedCredential::Secret(secret) => secret.as_str() == CREDENTIAL,
-            PresentedCredential::ScramProven { credential_id } => credential_id == CREDENTIAL_ID,
+            PresentedCredential::ScramProven { credential_id, .. } => {
+                credential_id == CREDENTIAL_ID
+            }
             PresentedCredential::ScramFailed => false,
         };
         if !known {

@@ -37,6 +37,7 @@ fn started(session: &str, at: Timestamp) -> Event {
             role: "read".into(),
             client_addr: "127.0.0.1:5555".into(),
             application_name: Some("psql".into()),
+            auth: None,
             tls: false,
         },
     )

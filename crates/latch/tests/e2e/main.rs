@@ -2422,16 +2422,34 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
             stderr.contains("wrong credential for `alice`"),
             "{client_auth:?}: {stderr}"
         );
-        let events = block_on(async {
-            let mut db = connect(&sqlite_url(&server.dir.path().join("data"))).await;
-            event_rows(&mut db).await
+        let read_events = || {
+            block_on(async {
+                let mut db = connect(&sqlite_url(&server.dir.path().join("data"))).await;
+                event_rows(&mut db).await
+            })
+        };
+        // Session records arrive through the buffered recorder, a moment after psql exits.
+        wait_until("the sessions are recorded", Duration::from_secs(10), || {
+            read_events().iter().any(|e| e.r#type == "session.ended")
         });
+        let events = read_events();
         assert!(
             events
                 .iter()
                 .any(|e| e.r#type == "access.refused" && e.body.contains("wrong credential")),
             "{client_auth:?}: the refusal is not in the ledger"
         );
+        // Each session records how its credential was proved.
+        let methods: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e.r#type == "session.started")
+            .filter_map(|e| e.body.split("\"auth\":\"").nth(1)?.split('"').next())
+            .collect();
+        let expected: &[&str] = match client_auth {
+            None => &["scram-sha-256-plus"],
+            Some(_) => &["password"],
+        };
+        assert_eq!(methods.into_iter().collect::<Vec<_>>(), expected);
     }
 }
 
