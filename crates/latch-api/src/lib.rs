@@ -331,6 +331,11 @@ pub struct SessionView {
     pub client_addr: String,
     pub application_name: Option<String>,
     pub tls: bool,
+    /// How the client proved its credential: `scram-sha-256-plus` (bound to the gateway's TLS
+    /// certificate), `scram-sha-256` or `password`; absent for sessions recorded before latch
+    /// recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
     #[schema(format = DateTime)]
     pub started_at: String,
     #[schema(format = DateTime)]

@@ -316,6 +316,7 @@ fn session_view(row: &SessionRow, live: &std::collections::HashMap<String, u64>)
         client_addr: row.client_addr.clone(),
         application_name: row.application_name.clone(),
         tls: row.tls,
+        auth: row.auth.clone(),
         started_at: row.started_at.to_string(),
         ended_at: row.ended_at.map(|t| t.to_string()),
         end_reason: row.end_reason.clone(),

@@ -297,6 +297,14 @@ ALTER TABLE connect_credentials ADD COLUMN scram_server_key TEXT;
 CREATE INDEX connect_credentials_user ON connect_credentials (user_name, expires_at_ms)
 "#,
     ),
+    (
+        13,
+        "how each session's credential was proved",
+        // From `session.started`'s `auth`; sessions recorded before it was recorded have none.
+        r#"
+ALTER TABLE sessions ADD COLUMN auth TEXT
+"#,
+    ),
 ];
 
 /// The statements of one migration.

@@ -46,6 +46,9 @@ pub struct SessionRow {
     pub client_addr: String,
     pub application_name: Option<String>,
     pub tls: bool,
+    /// How the credential was proved (`session.started`'s `auth`); `None` for sessions
+    /// recorded before latch recorded it.
+    pub auth: Option<String>,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub end_reason: Option<String>,
@@ -190,10 +193,11 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
             client_addr,
             application_name,
             tls,
-            auth: _,
+            auth,
         } => Some((
             "INSERT INTO sessions (id, grant_id, user_name, resource, role, client_addr, \
-             application_name, tls, started_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             application_name, tls, started_at_ms, auth) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT (id) DO NOTHING",
             vec![
                 Val::Text(event.subject.clone()),
@@ -205,6 +209,7 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
                 Val::OptText(application_name.clone()),
                 Val::Int(i64::from(*tls)),
                 Val::Int(event.at.as_millis()),
+                Val::OptText(auth.clone()),
             ],
         )),
         EventKind::SessionEnded {
@@ -251,7 +256,7 @@ async fn project<C: Exec + ?Sized>(
     Ok(())
 }
 
-pub(crate) const SESSION_COLUMNS: &str = "id, grant_id, user_name, resource, role, client_addr, application_name, tls, \
+pub(crate) const SESSION_COLUMNS: &str = "id, grant_id, user_name, resource, role, client_addr, application_name, tls, auth, \
      started_at_ms, ended_at_ms, end_reason, end_detail, bytes_in, bytes_out, statements, revocation_delay_ms";
 
 pub(crate) fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
@@ -267,6 +272,7 @@ pub(crate) fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         client_addr: row.try_get("client_addr")?,
         application_name: row.try_get("application_name")?,
         tls: row.try_get::<i64, _>("tls")? != 0,
+        auth: row.try_get("auth")?,
         started_at: Timestamp::from_millis(row.try_get("started_at_ms")?),
         ended_at: row
             .try_get::<Option<i64>, _>("ended_at_ms")?

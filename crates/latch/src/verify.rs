@@ -455,7 +455,7 @@ impl SessionReplay {
                 client_addr,
                 application_name,
                 tls,
-                auth: _,
+                auth,
             } => {
                 // The projection keeps the first start of an id, as this does.
                 self.sessions
@@ -469,6 +469,7 @@ impl SessionReplay {
                         client_addr: client_addr.clone(),
                         application_name: application_name.clone(),
                         tls: *tls,
+                        auth: auth.clone(),
                         started_at: event.event.at,
                         ended_at: None,
                         end_reason: None,
@@ -840,7 +841,7 @@ mod tests {
                 role: "read".into(),
                 client_addr: "127.0.0.1:5000".into(),
                 application_name: Some("psql".into()),
-                auth: None,
+                auth: Some("scram-sha-256-plus".into()),
                 tls: true,
             },
         ));
@@ -866,6 +867,7 @@ mod tests {
             client_addr: "127.0.0.1:5000".into(),
             application_name: Some("psql".into()),
             tls: true,
+            auth: Some("scram-sha-256-plus".into()),
             started_at: Timestamp::from_millis(1_000),
             ended_at: Some(Timestamp::from_millis(9_000)),
             end_reason: Some("expired".into()),

@@ -140,7 +140,7 @@ pub fn sessions(sessions: &[latch_api::SessionView]) -> String {
 pub fn session(detail: &latch_api::SessionDetail) -> String {
     let s = &detail.session;
     let mut text = format!(
-        "session {} by {} on {} (role {}, grant {})\nfrom {}{}, started {}",
+        "session {} by {} on {} (role {}, grant {})\nfrom {}{}{}, started {}",
         cell(&s.id),
         cell(&s.user),
         cell(&s.resource),
@@ -148,6 +148,10 @@ pub fn session(detail: &latch_api::SessionDetail) -> String {
         cell(&s.grant_id),
         cell(&s.client_addr),
         if s.tls { " over TLS" } else { "" },
+        s.auth
+            .as_deref()
+            .map(|auth| format!(" ({})", cell(auth)))
+            .unwrap_or_default(),
         short_time(&s.started_at),
     );
     match (&s.ended_at, &s.end_reason) {

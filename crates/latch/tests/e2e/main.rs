@@ -2166,6 +2166,13 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
         "{shown:#?}"
     );
     assert!(shown.stdout.contains("refused"), "{shown:#?}");
+    // psql proved the credential with SCRAM bound to the gateway's certificate.
+    assert!(
+        shown
+            .stdout
+            .contains("over TLS (scram-sha-256-plus), started"),
+        "{shown:#?}"
+    );
     let detail: latch_api::SessionDetail = server
         .run_as(&alice, &["sessions", "show", &first.id, "--output", "json"])
         .success()
