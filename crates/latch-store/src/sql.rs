@@ -110,6 +110,25 @@ const REQUEST_COLUMNS: &str = "r.id, r.requester, r.resource, r.role, r.duration
      g.expires_at_ms, g.ended_at_ms, g.revoked_by, g.revoke_reason";
 
 impl SqlStore {
+    /// The credential whose `column` (a unique one: `id` or `secret_hash`) is `value`.
+    async fn credential_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms FROM connect_credentials WHERE {column} = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref()
+            .map(crate::sessions::credential_from_row)
+            .transpose()
+    }
+
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
@@ -1583,29 +1602,11 @@ impl Store for SqlStore {
         &self,
         secret_hash: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(
-            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms FROM connect_credentials WHERE secret_hash = $1",
-        )
-        .bind(secret_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref()
-            .map(crate::sessions::credential_from_row)
-            .transpose()
+        self.credential_where("secret_hash", secret_hash).await
     }
 
     async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(
-            "SELECT id, user_name, grant_id, created_at_ms, expires_at_ms FROM connect_credentials WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref()
-            .map(crate::sessions::credential_from_row)
-            .transpose()
+        self.credential_where("id", id).await
     }
 
     async fn scram_credentials(
