@@ -8,7 +8,7 @@ use latch_api::{
 };
 use latch_core::{EventKind, Timestamp};
 use latch_pgwire::scram::ScramSecret;
-use latch_store::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
+use latch_store::{CredentialRecord, SessionFilter, SessionRow};
 use rand::RngCore;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -130,20 +130,14 @@ pub(crate) async fn connect(
 /// The SCRAM secret the gateway checks `secret`'s proofs against: derived once here (4,096
 /// HMAC rounds, off the async workers) so that no login derives it again and the credential
 /// itself is never stored.
-async fn scram_verifier(user: &str, secret: &str) -> Result<ScramVerifier, ApiError> {
+async fn scram_verifier(user: &str, secret: &str) -> Result<ScramSecret, ApiError> {
     let salt = latch_gateway::credential_salt(user);
     let secret = zeroize::Zeroizing::new(secret.to_owned());
-    let derived = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         ScramSecret::derive(&secret, &salt, latch_pgwire::scram::DEFAULT_ITERATIONS)
     })
     .await
-    .map_err(|err| ApiError::Internal(format!("deriving the SCRAM secret: {err}")))?;
-    Ok(ScramVerifier {
-        salt: derived.salt,
-        iterations: derived.iterations,
-        stored_key: derived.stored_key,
-        server_key: derived.server_key,
-    })
+    .map_err(|err| ApiError::Internal(format!("deriving the SCRAM secret: {err}")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

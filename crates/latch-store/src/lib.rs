@@ -29,8 +29,9 @@ use latch_core::{
 
 pub use bulk::{EventPages, PageSource, RawPage, RawRow, raw_event_pages};
 pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id, severity_rank};
+pub use latch_pgwire::scram::ScramSecret;
 pub use outbox::{OutboxItem, OutboxRow};
-pub use sessions::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
+pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
 pub use sql::{SqlStore, describe_drift};
 pub use summaries::{ReportLines, SummaryPosition, SummaryRange, SummaryRecord};
 
@@ -203,7 +204,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         credential: &CredentialRecord,
         secret_hash: &str,
-        scram: &ScramVerifier,
+        scram: &ScramSecret,
         clock: &dyn Clock,
     ) -> Result<StoredEvent, StoreError>;
 
@@ -336,7 +337,7 @@ pub trait Store: Send + Sync + 'static {
         resource: &str,
         now: Timestamp,
         limit: u32,
-    ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError>;
+    ) -> Result<Vec<(CredentialRecord, ScramSecret)>, StoreError>;
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
 

@@ -4,6 +4,7 @@
 
 use latch_core::catalog::Visibility;
 use latch_core::{Event, EventKind, Timestamp};
+use latch_pgwire::scram::ScramSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::{mpsc, oneshot};
@@ -70,25 +71,9 @@ pub struct CredentialRecord {
     pub expires_at: Timestamp,
 }
 
-/// What is kept to check a SCRAM-SHA-256 proof of a credential (RFC 5802's `StoredKey` and
-/// `ServerKey`): enough to verify, not to log in.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramVerifier {
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    pub stored_key: [u8; 32],
-    pub server_key: [u8; 32],
-}
-
-impl std::fmt::Debug for ScramVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScramVerifier")
-            .field("iterations", &self.iterations)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramVerifier, StoreError> {
+/// A credential's SCRAM secret as stored: [`ScramSecret`], the type the gateway checks proofs
+/// with, so that nothing is converted on the way.
+pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramSecret, StoreError> {
     let id: String = row.try_get("id")?;
     let bad = |what: &str| crate::sql::corrupt(format!("credential `{id}`: bad SCRAM {what}"));
     let hex_of = |column: &str| -> Result<Vec<u8>, StoreError> {
@@ -99,7 +84,7 @@ pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramVerifier, StoreError> 
         hex_of(column)?.try_into().map_err(|_| bad(column))
     };
     let iterations: i64 = row.try_get("scram_iterations")?;
-    Ok(ScramVerifier {
+    Ok(ScramSecret {
         salt: hex_of("scram_salt")?,
         iterations: u32::try_from(iterations).map_err(|_| bad("iterations"))?,
         stored_key: key("scram_stored_key")?,

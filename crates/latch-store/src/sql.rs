@@ -26,7 +26,7 @@ use crate::findings::{FindingFilter, FindingRow, NewFinding, finding_id, severit
 use crate::migrations::{MIGRATIONS, statements};
 use crate::outbox::{OutboxItem, OutboxRow};
 use crate::recent::{Appended, RecentEvents};
-use crate::sessions::{CredentialRecord, ScramVerifier, SessionFilter, SessionRow};
+use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::statement_index::STATEMENT_TYPES;
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
@@ -34,6 +34,7 @@ use crate::{
     Counts, Drift, Executed, LedgerEntry, RawEvent, RequestFilter, Store, StoreError,
     StoredCheckpoint, TokenRecord,
 };
+use latch_pgwire::scram::ScramSecret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -1134,7 +1135,7 @@ impl Store for SqlStore {
         &self,
         credential: &CredentialRecord,
         secret_hash: &str,
-        scram: &ScramVerifier,
+        scram: &ScramSecret,
         clock: &dyn Clock,
     ) -> Result<StoredEvent, StoreError> {
         let mut w = self.begin_write().await?;
@@ -1615,7 +1616,7 @@ impl Store for SqlStore {
         resource: &str,
         now: Timestamp,
         limit: u32,
-    ) -> Result<Vec<(CredentialRecord, ScramVerifier)>, StoreError> {
+    ) -> Result<Vec<(CredentialRecord, ScramSecret)>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
             "SELECT c.id, c.user_name, c.grant_id, c.created_at_ms, c.expires_at_ms, \

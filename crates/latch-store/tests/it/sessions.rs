@@ -4,7 +4,7 @@
 use latch_core::catalog::Visibility;
 use latch_core::time::Clock;
 use latch_core::{Actor, Event, EventKind, Timestamp};
-use latch_store::{CredentialRecord, ScramVerifier, SessionFilter, Store};
+use latch_store::{CredentialRecord, ScramSecret, SessionFilter, Store};
 use latch_testkit::{Backend, FakeClock, T0, TestStore};
 
 use crate::lifecycle::{approve, create};
@@ -182,7 +182,7 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
         created_at: clock.now(),
         expires_at: Timestamp::from_millis(clock.now().as_millis() + 600_000),
     };
-    let scram = ScramVerifier {
+    let scram = ScramSecret {
         salt: b"salt of alice".to_vec(),
         iterations: 4096,
         stored_key: [1; 32],
@@ -213,7 +213,7 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
         created_at: Timestamp::from_millis(clock.now().as_millis() + 1),
         ..record.clone()
     };
-    let newer_scram = ScramVerifier {
+    let newer_scram = ScramSecret {
         stored_key: [3; 32],
         ..scram.clone()
     };
