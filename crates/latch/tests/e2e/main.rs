@@ -2401,8 +2401,7 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
         );
         let alice = server.token("alice");
         let bob = server.token("bob");
-        let request = server.pending_request(&alice, "INC-7: check a refund");
-        server.run_as(&bob, &["approve", &request.id]).success();
+        granted(&server, &alice, &bob, "read", "30m");
         let uri = connect_uri(&server, &alice);
         let ok = psql(&uri, "select 'through latch'");
         assert!(
