@@ -80,6 +80,10 @@ pub struct SqlStore {
 /// 1 KiB each.
 const RECENT_EVENTS: usize = 16_384;
 
+/// Leaf hashes [`RecentEvents`] keeps (32 bytes each, 8 MiB): more than the checkpointer's
+/// interval of a second brings at 100,000 events a second, so it never reads them back.
+const RECENT_LEAF_HASHES: usize = 262_144;
+
 /// How every SQLite connection of the store is set up, the pool's and the writer thread's.
 pub(crate) const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
@@ -203,7 +207,7 @@ impl SqlStore {
         let (appends, append_queue) = mpsc::channel(4096);
         let (stop_indexer, indexer_stopped) = mpsc::channel(1);
         let write_queue = Arc::new(Mutex::new(()));
-        let recent = Arc::new(RecentEvents::new(RECENT_EVENTS));
+        let recent = Arc::new(RecentEvents::new(RECENT_EVENTS, RECENT_LEAF_HASHES));
         migrate(&pool, dialect).await?;
         // One writer thread for the committers and the indexer: they take the write turn anyway.
         let writer = match &bulk {
