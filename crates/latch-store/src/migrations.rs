@@ -305,6 +305,18 @@ CREATE INDEX connect_credentials_user ON connect_credentials (user_name, expires
 ALTER TABLE sessions ADD COLUMN auth TEXT
 "#,
     ),
+    (
+        14,
+        "statements left out of the index of events by type",
+        // A statement event was one more B-tree insert on the append path for an index that no
+        // query reads them by: they are found by session (`session_statements`) or by sequence.
+        // Queries by type name the statement types as excluded, so that both databases may use
+        // this partial index with a bound type.
+        r#"
+DROP INDEX events_type;
+CREATE INDEX events_type ON events (type, seq) WHERE type NOT IN ('session.statement', 'session.statement_outcome')
+"#,
+    ),
 ];
 
 /// The statements of one migration.

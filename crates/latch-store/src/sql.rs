@@ -702,6 +702,16 @@ fn node_id(key: i64) -> latch_ledger::NodeId {
     }
 }
 
+/// `SELECT body FROM events WHERE type = $1 {rest}`, in a form that can use `events_type`,
+/// which leaves out the statement types: those are read by sequence instead.
+fn by_type(event_type: &str, rest: &str) -> String {
+    if crate::statement_index::is_statement_type(event_type) {
+        format!("SELECT body FROM events WHERE type = $1 {rest}")
+    } else {
+        format!("SELECT body FROM events WHERE type = $1 AND type NOT IN {STATEMENT_TYPES} {rest}")
+    }
+}
+
 pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::Corrupt(message.into())
 }
@@ -1881,7 +1891,7 @@ impl Store for SqlStore {
         event_type: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query("SELECT body FROM events WHERE type = $1 ORDER BY seq DESC LIMIT 1")
+        let row = sqlx::query(&by_type(event_type, "ORDER BY seq DESC LIMIT 1"))
             .bind(event_type)
             .fetch_optional(&mut *conn)
             .await?;
@@ -1899,8 +1909,9 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT body FROM events WHERE type = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
+        let rows = sqlx::query(&by_type(
+            event_type,
+            &format!("AND seq > $2 ORDER BY seq LIMIT {limit}"),
         ))
         .bind(event_type)
         .bind(clamp_i64(after))
@@ -2318,4 +2329,41 @@ fn checkpoint_from_row(row: &AnyRow) -> Result<StoredCheckpoint, StoreError> {
         at: Timestamp::from_millis(row.try_get(2)?),
         note: row.try_get(3)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite makes for `sql` over the ledger's schema as the migrations leave it.
+    fn plan(sql: &str) -> String {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        for (_, _, migration) in MIGRATIONS {
+            for statement in statements(migration) {
+                db.execute_batch(statement).unwrap();
+            }
+        }
+        let mut explain = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters are NULL: a plan is made without their values either way.
+        let unbound = vec![rusqlite::types::Value::Null; explain.parameter_count()];
+        let rows = explain
+            .query_map(rusqlite::params_from_iter(unbound), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("; ")
+    }
+
+    #[test]
+    fn events_by_type_are_read_through_the_index_and_statements_by_sequence() {
+        let revoked = plan(&by_type(
+            "grant.revoked",
+            "AND seq > $2 ORDER BY seq LIMIT 10",
+        ));
+        assert!(revoked.contains("INDEX events_type"), "{revoked}");
+        let statements = plan(&by_type("session.statement", "ORDER BY seq DESC LIMIT 1"));
+        assert!(!statements.contains("events_type"), "{statements}");
+    }
 }

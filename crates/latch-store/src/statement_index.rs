@@ -23,9 +23,9 @@ use crate::recent::RecentEvents;
 use crate::sql::{Dialect, clamp_i64, corrupt};
 use crate::writer::{SqliteWriter, ready};
 
-/// The event types indexed here instead of by `events_subject`, as SQL. Every query that looks
-/// events up by subject says `type NOT IN` this list, or SQLite and PostgreSQL cannot use the
-/// partial index.
+/// The event types indexed here instead of by `events_subject` and `events_type`, as SQL. Every
+/// query that looks events up by subject or type says `type NOT IN` this list, or SQLite and
+/// PostgreSQL cannot use those partial indexes.
 pub(crate) const STATEMENT_TYPES: &str = "('session.statement', 'session.statement_outcome')";
 
 /// The most events one indexing transaction reads past.
@@ -213,6 +213,11 @@ pub(crate) async fn drift(
     })
 }
 
+/// Whether [`STATEMENT_TYPES`] lists the event type `name`.
+pub(crate) fn is_statement_type(name: &str) -> bool {
+    matches!(name, "session.statement" | "session.statement_outcome")
+}
+
 /// The kinds whose types [`STATEMENT_TYPES`] lists.
 fn is_statement(kind: &EventKind) -> bool {
     matches!(
@@ -286,5 +291,7 @@ mod tests {
         assert!(is_statement(&statement) && is_statement(&outcome));
         assert!(!is_statement(&ended));
         assert!(!listed.contains(&ended.type_name()));
+        assert!(listed.iter().all(|t| is_statement_type(t)));
+        assert!(!is_statement_type(ended.type_name()));
     }
 }
