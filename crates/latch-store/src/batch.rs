@@ -99,6 +99,27 @@ pub(crate) trait Exec {
         let values = rows.into_iter().map(EventRow::into_values).collect();
         insert_rows(self, dialect, "events", &EVENT_COLUMNS, "", values).await
     }
+
+    /// Adds `(session, seq)` rows to the index of statements by session, skipping rows it has.
+    async fn insert_session_statements(
+        &mut self,
+        dialect: Dialect,
+        rows: Vec<(&str, i64)>,
+    ) -> Result<(), StoreError> {
+        let values = rows
+            .into_iter()
+            .map(|(session, seq)| vec![Val::Text(session.to_owned()), Val::Int(seq)])
+            .collect();
+        insert_rows(
+            self,
+            dialect,
+            "session_statements",
+            &["session", "seq"],
+            "ON CONFLICT (session, seq) DO NOTHING",
+            values,
+        )
+        .await
+    }
 }
 
 impl Exec for AnyConnection {
@@ -175,6 +196,27 @@ impl Exec for rusqlite::Transaction<'_> {
     /// parsed again for nearly every group), and it needs no statement journal.
     fn rows_per_insert(&self, _width: usize) -> usize {
         1
+    }
+
+    /// One statement prepared once, bound to the borrowed values: a row per statement through
+    /// the gateway, on the writer's serial path.
+    async fn insert_session_statements(
+        &mut self,
+        _dialect: Dialect,
+        rows: Vec<(&str, i64)>,
+    ) -> Result<(), StoreError> {
+        let mut statement = self
+            .prepare_cached(
+                "INSERT INTO session_statements (session, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (session, seq) DO NOTHING",
+            )
+            .map_err(sqlite_error)?;
+        for (session, seq) in rows {
+            statement
+                .execute(rusqlite::params![session, seq])
+                .map_err(sqlite_error)?;
+        }
+        Ok(())
     }
 
     /// One statement prepared once, bound to the borrowed values: the ledger's volume path

@@ -1,5 +1,10 @@
 //! Schema migrations, in SQL that SQLite and PostgreSQL both accept. Applied in order at start,
 //! each once, inside a transaction; never edit one that has shipped, add the next.
+//!
+//! Text written `/*sqlite: …*/` is SQL for SQLite alone: SQLite runs what the comment holds,
+//! PostgreSQL nothing (a statement left empty is skipped).
+
+use crate::sql::Dialect;
 
 /// (version, name, statements separated by `;`)
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -317,9 +322,73 @@ DROP INDEX events_type;
 CREATE INDEX events_type ON events (type, seq) WHERE type NOT IN ('session.statement', 'session.statement_outcome')
 "#,
     ),
+    (
+        15,
+        "the index of statements by session without a rowid on SQLite",
+        // A rowid table with a primary key is two B-trees: each indexed statement was two inserts
+        // on the writer's serial path (a sixth of its time under the gateway's load). Keyed by
+        // its primary key alone, it is one. PostgreSQL has no such tables; its table stays.
+        r#"
+/*sqlite: CREATE TABLE session_statements_keyed (
+    session TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (session, seq)
+) WITHOUT ROWID*/;
+/*sqlite: INSERT INTO session_statements_keyed (session, seq)
+    SELECT session, seq FROM session_statements ORDER BY session, seq*/;
+/*sqlite: DROP TABLE session_statements*/;
+/*sqlite: ALTER TABLE session_statements_keyed RENAME TO session_statements*/
+"#,
+    ),
 ];
 
-/// The statements of one migration.
-pub fn statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+/// The statements of one migration as `dialect` runs them (see the module's note on
+/// `/*sqlite: …*/`).
+pub fn statements(sql: &str, dialect: Dialect) -> impl Iterator<Item = String> {
+    sql.split(';')
+        .map(move |statement| for_dialect(statement, dialect))
+        .map(|statement| statement.trim().to_owned())
+        .filter(|statement| !statement.is_empty())
+}
+
+const SQLITE_ONLY: &str = "/*sqlite:";
+
+/// `statement` with each `/*sqlite: …*/` opened on SQLite and dropped on PostgreSQL.
+fn for_dialect(statement: &str, dialect: Dialect) -> String {
+    let mut out = String::with_capacity(statement.len());
+    let mut rest = statement;
+    while let Some(start) = rest.find(SQLITE_ONLY) {
+        out.push_str(&rest[..start]);
+        let inner = &rest[start + SQLITE_ONLY.len()..];
+        let (held, after) = inner.split_once("*/").unwrap_or((inner, ""));
+        if dialect == Dialect::Sqlite {
+            out.push_str(held);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_only_text_runs_on_sqlite_alone() {
+        let sql = "CREATE TABLE t (a BIGINT PRIMARY KEY) /*sqlite: WITHOUT ROWID*/;\n\
+                   /*sqlite: DROP TABLE u*/;\nSELECT 1";
+        assert_eq!(
+            statements(sql, Dialect::Sqlite).collect::<Vec<_>>(),
+            [
+                "CREATE TABLE t (a BIGINT PRIMARY KEY)  WITHOUT ROWID",
+                "DROP TABLE u",
+                "SELECT 1"
+            ]
+        );
+        assert_eq!(
+            statements(sql, Dialect::Postgres).collect::<Vec<_>>(),
+            ["CREATE TABLE t (a BIGINT PRIMARY KEY)", "SELECT 1"]
+        );
+    }
 }

@@ -276,8 +276,8 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         if applied.contains(version) {
             continue;
         }
-        for statement in statements(sql) {
-            tx.execute(statement).await?;
+        for statement in statements(sql, dialect) {
+            tx.execute(statement.as_str()).await?;
         }
         sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
             .bind(*version)
@@ -2339,8 +2339,8 @@ mod tests {
     fn plan(sql: &str) -> String {
         let db = rusqlite::Connection::open_in_memory().unwrap();
         for (_, _, migration) in MIGRATIONS {
-            for statement in statements(migration) {
-                db.execute_batch(statement).unwrap();
+            for statement in statements(migration, Dialect::Sqlite) {
+                db.execute_batch(&statement).unwrap();
             }
         }
         let mut explain = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -18,7 +18,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::StoreError;
-use crate::batch::{Exec, Val, insert_rows};
+use crate::batch::{Exec, Val};
 use crate::recent::RecentEvents;
 use crate::sql::{Dialect, clamp_i64, corrupt};
 use crate::writer::{SqliteWriter, ready};
@@ -125,37 +125,32 @@ async fn index_batch<C: Exec + ?Sized>(
     let cached = recent
         .and_then(|recent| recent.after(u64::try_from(cursor).ok()?, usize::try_from(read).ok()?))
         .filter(|events| events.len() as u64 == read);
-    let entries: Vec<(String, i64)> = match cached {
+    let read_back: Vec<(String, i64)>;
+    let entries: Vec<(&str, i64)> = match &cached {
         Some(events) => events
             .iter()
             .filter(|a| is_statement(&a.event.event.kind))
-            .map(|a| (a.event.event.subject.clone(), clamp_i64(a.event.seq)))
+            .map(|a| (a.event.event.subject.as_str(), clamp_i64(a.event.seq)))
             .collect(),
         None => {
-            conn.pairs(
-                &format!(
-                    "SELECT subject, seq FROM events WHERE type IN {STATEMENT_TYPES} \
-                     AND seq > {p1} AND seq <= {p2}",
-                    p1 = dialect.placeholder(1),
-                    p2 = dialect.placeholder(2),
-                ),
-                vec![Val::Int(cursor), Val::Int(upto)],
-            )
-            .await?
+            read_back = conn
+                .pairs(
+                    &format!(
+                        "SELECT subject, seq FROM events WHERE type IN {STATEMENT_TYPES} \
+                         AND seq > {p1} AND seq <= {p2}",
+                        p1 = dialect.placeholder(1),
+                        p2 = dialect.placeholder(2),
+                    ),
+                    vec![Val::Int(cursor), Val::Int(upto)],
+                )
+                .await?;
+            read_back
+                .iter()
+                .map(|(session, seq)| (session.as_str(), *seq))
+                .collect()
         }
     };
-    insert_rows(
-        conn,
-        dialect,
-        "session_statements",
-        &["session", "seq"],
-        "ON CONFLICT (session, seq) DO NOTHING",
-        entries
-            .into_iter()
-            .map(|(session, seq)| vec![Val::Text(session), Val::Int(seq)])
-            .collect(),
-    )
-    .await?;
+    conn.insert_session_statements(dialect, entries).await?;
     conn.run(
         &format!(
             "UPDATE session_statements_cursor SET after_seq = {} WHERE id = 1",
