@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch_core::Catalog;
+use latch_core::{Catalog, Timestamp};
 
 use crate::LiveCatalog;
 use latch_core::time::Clock;
@@ -13,6 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 /// How many due items one transaction handles.
 const BATCH: u32 = 2000;
+
+/// How long an expired gateway credential is kept, so that a client presenting it is told it
+/// expired rather than that it is wrong.
+pub const CREDENTIAL_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How often expired credentials are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Runs until `shutdown`, looking for due work every `interval` (and at once again after a full
 /// batch). Store errors are logged and retried: a database blip must not stop expiry.
@@ -23,7 +30,14 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut next_purge = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_purge {
+            next_purge = tokio::time::Instant::now() + PURGE_EVERY;
+            if let Err(err) = purge_credentials(&*store, &*clock).await {
+                tracing::warn!(%err, "expired gateway credentials could not be purged; retrying later");
+            }
+        }
         let full = match tick(&*store, &catalog.get(), &*clock).await {
             Ok(done) => done >= BATCH as usize,
             Err(err) => {
@@ -64,4 +78,25 @@ pub async fn tick(
         "scheduler ended due grants and requests"
     );
     Ok(due.len())
+}
+
+/// Deletes the gateway credentials that expired more than [`CREDENTIAL_GRACE_MS`] ago (their
+/// hashes and SCRAM secrets), in batches; returns how many.
+pub async fn purge_credentials(
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<u64, latch_store::StoreError> {
+    let bound = Timestamp::from_millis(clock.now().as_millis().saturating_sub(CREDENTIAL_GRACE_MS));
+    let mut purged = 0;
+    loop {
+        let done = store.purge_credentials(bound, BATCH).await?;
+        purged += done;
+        if done < u64::from(BATCH) {
+            break;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(purged, "purged gateway credentials expired for over a day");
+    }
+    Ok(purged)
 }

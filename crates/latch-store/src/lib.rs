@@ -329,6 +329,15 @@ pub trait Store: Send + Sync + 'static {
     /// The credential with this id, expired or not.
     async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError>;
 
+    /// Deletes up to `limit` credentials that expired before `expired_before` (their hashes and
+    /// SCRAM secrets: nothing can use them any more; their `credential.issued` events stay in the
+    /// ledger); returns how many.
+    async fn purge_credentials(
+        &self,
+        expired_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// `user`'s credentials for grants on `resource` that have a SCRAM secret and expire after
     /// `now`, newest first, at most `limit`.
     async fn scram_credentials(

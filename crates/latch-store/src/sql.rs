@@ -1624,6 +1624,23 @@ impl Store for SqlStore {
         self.credential_where("id", id).await
     }
 
+    async fn purge_credentials(
+        &self,
+        expired_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut conn = self.pool.acquire().await?;
+        let done = sqlx::query(&format!(
+            "DELETE FROM connect_credentials WHERE id IN \
+             (SELECT id FROM connect_credentials WHERE expires_at_ms < $1 LIMIT {limit})"
+        ))
+        .bind(expired_before.as_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn scram_credentials(
         &self,
         user: &str,

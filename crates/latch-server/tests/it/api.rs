@@ -570,3 +570,55 @@ async fn a_database_that_is_down_gets_503_and_not_ready() {
         StatusCode::OK
     );
 }
+
+/// Expired gateway credentials are deleted a day after they expire, not before: until then a
+/// client presenting one is told it expired.
+#[tokio::test]
+async fn the_scheduler_purges_credentials_a_day_after_they_expire() {
+    use latch_core::Timestamp;
+    use latch_core::time::Clock;
+    use latch_pgwire::scram::ScramSecret;
+    use latch_store::CredentialRecord;
+    let api = TestApi::new(Backend::Sqlite).await;
+    let id = api.request_read("1h").await;
+    let approved = api
+        .call(
+            "POST",
+            &format!("/api/v1/requests/{id}/approve"),
+            Some("bob"),
+            Some(json!({})),
+        )
+        .await;
+    let grant_id = approved.body["grant"]["id"].as_str().unwrap().to_owned();
+    let now = api.clock.now().as_millis();
+    let scram = ScramSecret {
+        salt: b"salt".to_vec(),
+        iterations: 4096,
+        stored_key: [1; 32],
+        server_key: [2; 32],
+    };
+    for (credential, expires_in_ms) in [("lcc_old", 1_000), ("lcc_new", 3_600_000)] {
+        let record = CredentialRecord {
+            id: credential.into(),
+            user: "alice".into(),
+            grant_id: grant_id.clone(),
+            created_at: api.clock.now(),
+            expires_at: Timestamp::from_millis(now + expires_in_ms),
+        };
+        api.store
+            .create_credential(&record, &format!("hash-{credential}"), &scram, &*api.clock)
+            .await
+            .unwrap();
+    }
+    let purge = || latch_server::scheduler::purge_credentials(&*api.state.store, &*api.clock);
+
+    // Both have expired, but neither a day ago.
+    api.clock.advance_secs(2 * 3600);
+    assert_eq!(purge().await.unwrap(), 0);
+    assert!(api.store.credential("lcc_old").await.unwrap().is_some());
+
+    api.clock.advance_secs(23 * 3600);
+    assert_eq!(purge().await.unwrap(), 1);
+    assert_eq!(api.store.credential("lcc_old").await.unwrap(), None);
+    assert!(api.store.credential("lcc_new").await.unwrap().is_some());
+}

@@ -272,6 +272,28 @@ async fn credentials_are_found_by_hash_id_or_user(backend: Backend) {
     assert_eq!(newest[0].0, newer);
     assert!(live("alice", "other-db", 10).await.is_empty());
     assert!(live("carol", "payments-db", 10).await.is_empty());
+
+    // Purging: only what expired before the bound goes, at most `limit` a call.
+    assert_eq!(store.purge_credentials(clock.now(), 10).await.unwrap(), 0);
+    let after_all = Timestamp::from_millis(clock.now().as_millis() + 600_001);
+    assert_eq!(
+        store
+            .purge_credentials(Timestamp::from_millis(clock.now().as_millis() + 1), 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.credential("lcc_4").await.unwrap(), None);
+    assert_eq!(
+        store.credential("lcc_1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.purge_credentials(after_all, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_credentials(after_all, 3).await.unwrap(), 1);
+    assert_eq!(
+        store.credential_by_hash("hash-of-secret").await.unwrap(),
+        None
+    );
 }
 
 /// Statements are indexed by session off the append path, in batches: a session's events read
