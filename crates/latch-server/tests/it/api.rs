@@ -580,16 +580,7 @@ async fn the_scheduler_purges_credentials_a_day_after_they_expire() {
     use latch_pgwire::scram::ScramSecret;
     use latch_store::CredentialRecord;
     let api = TestApi::new(Backend::Sqlite).await;
-    let id = api.request_read("1h").await;
-    let approved = api
-        .call(
-            "POST",
-            &format!("/api/v1/requests/{id}/approve"),
-            Some("bob"),
-            Some(json!({})),
-        )
-        .await;
-    let grant_id = approved.body["grant"]["id"].as_str().unwrap().to_owned();
+    let grant_id = api.granted_read("1h").await;
     let now = api.clock.now().as_millis();
     let scram = ScramSecret {
         salt: b"salt".to_vec(),

@@ -130,6 +130,21 @@ impl TestApi {
         reply.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// alice asks for `read` for `duration` and bob approves; returns the grant id.
+    pub async fn granted_read(&self, duration: &str) -> String {
+        let id = self.request_read(duration).await;
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/v1/requests/{id}/approve"),
+                Some("bob"),
+                Some(serde_json::json!({"comment": "ok"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["grant"]["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn event_types(&self) -> Vec<String> {
         self.store
             .events(0, 1000)
