@@ -367,68 +367,6 @@ pub enum DecodeError {
     NotCanonical,
 }
 
-/// An event encoded before its place in the ledger is known: the canonical bytes before its
-/// sequence number and those after it. The ledger's writer, which alone assigns the numbers,
-/// then only joins them, and the encoding is done by whoever hands the event in (on SQLite the
-/// writer is one thread that every append waits for).
-#[derive(Clone, Debug)]
-pub struct Unsequenced {
-    pub event: Event,
-    head: String,
-    tail: String,
-}
-
-impl Unsequenced {
-    pub fn new(event: Event) -> Self {
-        let mut head = Vec::with_capacity(512);
-        canonical::write_head(&mut head, &event);
-        let mut tail = Vec::with_capacity(96);
-        canonical::write_tail(&mut tail, &event, ENCODING_VERSION);
-        Self {
-            event,
-            head: ascii_string(head),
-            tail: ascii_string(tail),
-        }
-    }
-
-    /// The canonical bytes before the sequence number.
-    pub fn head(&self) -> &str {
-        &self.head
-    }
-
-    /// The canonical bytes after the sequence number.
-    pub fn tail(&self) -> &str {
-        &self.tail
-    }
-
-    /// The canonical bytes of the event at `seq`: [`StoredEvent::canonical_json`], joined.
-    pub fn canonical_json(&self, seq: u64) -> String {
-        let mut number = itoa::Buffer::new();
-        let number = number.format(seq);
-        let mut out = String::with_capacity(self.head.len() + number.len() + self.tail.len());
-        out.push_str(&self.head);
-        out.push_str(number);
-        out.push_str(&self.tail);
-        out
-    }
-
-    /// The event at `seq`.
-    pub fn into_stored(self, seq: u64) -> StoredEvent {
-        StoredEvent {
-            seq,
-            event: self.event,
-        }
-    }
-}
-
-/// The encoder's bytes as a `String`: it writes ASCII and whole `str`s only, so the check
-/// passes; it is the fast one (`from_utf8_lossy` cost the ledger's writer 2 %), and nothing
-/// is copied.
-fn ascii_string(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
-}
-
 impl StoredEvent {
     fn encoded(&self) -> EncodedRef<'_> {
         EncodedRef {
@@ -445,7 +383,10 @@ impl StoredEvent {
     pub fn canonical_json(&self) -> String {
         let mut encoder = canonical::Encoder::with_capacity(768);
         encoder.encode(self, ENCODING_VERSION);
-        ascii_string(encoder.into_bytes())
+        // The encoder writes ASCII and whole `str`s only, so the check passes; it is the fast
+        // one (`from_utf8_lossy` cost the ledger's writer 2 %), and nothing is copied.
+        String::from_utf8(encoder.into_bytes())
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
     }
 
     /// The reference encoding: `serde_json::Value`, then [`write_canonical`]. The encoder
@@ -1053,19 +994,6 @@ mod tests {
                 prop_assert_eq!(decoder.decode_canonical(&bytes), Some(event));
             }
             prop_assert_eq!(decoder.decode(&bytes), reference);
-        }
-
-        /// An event encoded before its number, then joined with it, is the event encoded at
-        /// that number, whatever the number's length.
-        #[test]
-        fn an_unsequenced_event_joins_to_its_canonical_bytes(
-            event in stored_event(true),
-            seq in prop_oneof![Just(0u64), 1u64..10, any::<u64>()],
-        ) {
-            let stored = StoredEvent { seq, event: event.event };
-            let unsequenced = Unsequenced::new(stored.event.clone());
-            prop_assert_eq!(unsequenced.canonical_json(seq), stored.canonical_json());
-            prop_assert_eq!(unsequenced.into_stored(seq), stored);
         }
 
         #[test]

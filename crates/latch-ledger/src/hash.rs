@@ -89,37 +89,6 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
     finish(hasher)
 }
 
-/// A leaf hash begun over the leaf's first bytes, to be finished over the rest: whoever knows
-/// the start of a leaf first (the ledger's append path, before the sequence number is known)
-/// hashes it there, and the rest costs only what remains.
-#[derive(Clone)]
-pub struct LeafPrefix(Context);
-
-impl LeafPrefix {
-    /// A leaf hash that has consumed `0x00 || head`.
-    pub fn new(head: &[u8]) -> Self {
-        let mut hasher = Context::new(&SHA256);
-        hasher.update(&[0x00]);
-        hasher.update(head);
-        Self(hasher)
-    }
-
-    /// The leaf hash of `head || rest[0] || rest[1] || …`.
-    pub fn finish(&self, rest: &[&[u8]]) -> Hash {
-        let mut hasher = self.0.clone();
-        for part in rest {
-            hasher.update(part);
-        }
-        finish(hasher)
-    }
-}
-
-impl fmt::Debug for LeafPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LeafPrefix(..)")
-    }
-}
-
 /// The hash of an interior node: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut hasher = Context::new(&SHA256);
@@ -182,29 +151,5 @@ mod tests {
     fn debug_shows_hex() {
         let hash = Hash([0xab; 32]);
         assert_eq!(format!("{hash:?}"), format!("Hash({})", "ab".repeat(32)));
-    }
-}
-
-#[cfg(test)]
-mod prefix_tests {
-    use super::*;
-
-    proptest::proptest! {
-        /// However a leaf is split, the hash begun on its start and finished on the rest is
-        /// its leaf hash.
-        #[test]
-        fn a_leaf_hashed_in_parts_is_the_leaf_hash(
-            leaf in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
-            first in 0usize..300,
-            second in 0usize..300,
-        ) {
-            let first = first.min(leaf.len());
-            let second = second.clamp(first, leaf.len());
-            let (head, rest) = leaf.split_at(first);
-            let (middle, tail) = rest.split_at(second - first);
-            let hash = LeafPrefix::new(head).finish(&[middle, tail]);
-            let whole = leaf_hash(&leaf);
-            proptest::prop_assert_eq!(hash.as_bytes(), whole.as_bytes());
-        }
     }
 }

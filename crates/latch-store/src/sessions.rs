@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::batch::{Exec, Val};
+use crate::sql::Ledger;
 use crate::sql::{Dialect, clamp_i64};
-use crate::sql::{Ledger, PreparedEvent};
 use crate::writer::SqliteWriter;
 
 /// Which sessions to list.
@@ -94,7 +94,7 @@ pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramSecret, StoreError> {
 
 /// Session events waiting for the group committer.
 pub(crate) struct AppendJob {
-    pub events: Vec<PreparedEvent>,
+    pub events: Vec<Event>,
     pub reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -113,7 +113,7 @@ pub(crate) async fn append_commit(
 ) {
     let mut group = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
-        let events: Vec<PreparedEvent> = group
+        let events: Vec<Event> = group
             .iter_mut()
             .flat_map(|job| std::mem::take(&mut job.events))
             .collect();
@@ -147,7 +147,7 @@ async fn commit_events(
     pool: &sqlx::AnyPool,
     dialect: Dialect,
     write_queue: &tokio::sync::Mutex<()>,
-    events: Vec<PreparedEvent>,
+    events: Vec<Event>,
 ) -> Result<(), StoreError> {
     let mut w = crate::sql::begin_write_tx(pool, dialect, write_queue).await?;
     write_events(&mut *w.tx, dialect, &mut w.ledger, events).await?;
@@ -160,10 +160,10 @@ async fn write_events<C: Exec + ?Sized>(
     conn: &mut C,
     dialect: Dialect,
     ledger: &mut Ledger,
-    events: Vec<PreparedEvent>,
+    events: Vec<Event>,
 ) -> Result<(), StoreError> {
-    project(conn, dialect, events.iter().map(PreparedEvent::event)).await?;
-    ledger.append_prepared(conn, events).await
+    project(conn, dialect, &events).await?;
+    ledger.append_all(conn, events).await
 }
 
 /// What an event changes in the `sessions` projection: a statement (`?N` parameters) and its
@@ -225,12 +225,12 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
 }
 
 /// Keeps the `sessions` rows in step with their events, in the appending transaction.
-async fn project<'e, C: Exec + ?Sized>(
+async fn project<C: Exec + ?Sized>(
     conn: &mut C,
     dialect: Dialect,
-    events: impl Iterator<Item = &'e Event>,
+    events: &[Event],
 ) -> Result<(), StoreError> {
-    for (sql, values) in events.filter_map(session_change) {
+    for (sql, values) in events.iter().filter_map(session_change) {
         // SQLite reads `?N`; PostgreSQL numbers its parameters `$N`.
         let sql = match dialect {
             Dialect::Sqlite => sql.to_owned(),

@@ -412,34 +412,18 @@ impl Ledger {
         Ok(stored)
     }
 
-    /// [`Self::append`] for a caller that needs nothing back (the gateway's session events),
-    /// encoded and half hashed by whoever handed them in ([`PreparedEvent`]): here each only
-    /// gets its number, which completes its bytes and its hash, and moves into its ledger entry
-    /// rather than being copied for the followers.
-    pub(crate) async fn append_prepared<C: batch::Exec + ?Sized>(
+    /// [`Self::append`] for a caller that needs nothing back (the gateway's session events):
+    /// each event moves into its ledger entry rather than being copied for the followers.
+    pub(crate) async fn append_all<C: batch::Exec + ?Sized>(
         &mut self,
         conn: &mut C,
-        events: Vec<PreparedEvent>,
+        events: Vec<Event>,
     ) -> Result<(), StoreError> {
-        let encoded = events
+        let events = events
             .into_iter()
-            .map(|prepared| {
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                let body = prepared.unsequenced.canonical_json(seq);
-                let mut number = itoa::Buffer::new();
-                let leaf_hash = prepared.head_hash.finish(&[
-                    number.format(seq).as_bytes(),
-                    prepared.unsequenced.tail().as_bytes(),
-                ]);
-                (
-                    Cow::Owned(prepared.unsequenced.into_stored(seq)),
-                    body,
-                    leaf_hash,
-                )
-            })
+            .map(|e| Cow::Owned(self.assign(e)))
             .collect();
-        self.write_encoded(conn, encoded).await
+        self.write_events(conn, events).await
     }
 
     /// Writes events already given their places: each row holds the event's canonical
@@ -460,7 +444,7 @@ impl Ledger {
         conn: &mut C,
         events: Vec<Cow<'_, StoredEvent>>,
     ) -> Result<(), StoreError> {
-        let encoded = events
+        let encoded: Vec<(Cow<'_, StoredEvent>, String, latch_ledger::Hash)> = events
             .into_iter()
             .map(|event| {
                 let body = event.canonical_json();
@@ -468,15 +452,6 @@ impl Ledger {
                 (event, body, leaf_hash)
             })
             .collect();
-        self.write_encoded(conn, encoded).await
-    }
-
-    /// Writes events with their canonical bytes and leaf hashes.
-    async fn write_encoded<C: batch::Exec + ?Sized>(
-        &mut self,
-        conn: &mut C,
-        encoded: Vec<(Cow<'_, StoredEvent>, String, latch_ledger::Hash)>,
-    ) -> Result<(), StoreError> {
         let rows = encoded
             .iter()
             .map(|(event, body, hash)| batch::EventRow::new(event, body, hash))
@@ -503,30 +478,6 @@ impl Ledger {
         if let Some(recent) = &self.recent {
             recent.publish(std::mem::take(&mut self.appended));
         }
-    }
-}
-
-/// An event to append as the gateway hands it in: encoded but for its sequence number, and
-/// its leaf hash begun over the bytes before that number. Made on the appender's task, so that
-/// the ledger's writer (one thread on SQLite, that every append waits for) only completes
-/// them.
-pub(crate) struct PreparedEvent {
-    unsequenced: latch_core::Unsequenced,
-    head_hash: latch_ledger::LeafPrefix,
-}
-
-impl PreparedEvent {
-    pub(crate) fn new(event: Event) -> Self {
-        let unsequenced = latch_core::Unsequenced::new(event);
-        let head_hash = latch_ledger::LeafPrefix::new(unsequenced.head().as_bytes());
-        Self {
-            unsequenced,
-            head_hash,
-        }
-    }
-
-    pub(crate) fn event(&self) -> &Event {
-        &self.unsequenced.event
     }
 }
 
@@ -1115,7 +1066,6 @@ impl Store for SqlStore {
         if events.is_empty() {
             return Ok(());
         }
-        let events = events.into_iter().map(PreparedEvent::new).collect();
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(crate::sessions::AppendJob { events, reply })

@@ -11,7 +11,7 @@
 //!
 //! The [`Reader`] reads the same list back, positionally: the verifier's fast decoder.
 
-use super::{Actor, Event, EventKind, StoredEvent};
+use super::{Actor, EventKind, StoredEvent};
 use crate::Timestamp;
 
 /// Writes the canonical bytes of events into one reused buffer.
@@ -37,39 +37,29 @@ impl Encoder {
     pub(crate) fn encode(&mut self, event: &StoredEvent, version: u32) -> &[u8] {
         let out = &mut self.out;
         out.clear();
-        write_head(out, &event.event);
+        out.extend_from_slice(b"{\"actor\":\"");
+        match &event.event.actor {
+            Actor::User(name) => {
+                out.extend_from_slice(b"user:");
+                write_string_body(out, name);
+            }
+            Actor::System => out.extend_from_slice(b"system"),
+        }
+        out.extend_from_slice(b"\",\"at\":\"");
+        write_timestamp(out, event.event.at);
+        out.extend_from_slice(b"\",\"data\":");
+        write_data(out, &event.event.kind);
+        out.extend_from_slice(b",\"seq\":");
         out.extend_from_slice(itoa::Buffer::new().format(event.seq).as_bytes());
-        write_tail(out, &event.event, version);
+        out.extend_from_slice(b",\"subject\":");
+        write_string(out, &event.event.subject);
+        out.extend_from_slice(b",\"type\":");
+        write_string(out, event.event.kind.type_name());
+        out.extend_from_slice(b",\"v\":");
+        out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
+        out.push(b'}');
         &self.out
     }
-}
-
-/// The canonical bytes of an event up to its sequence number: every key before `seq`.
-pub(crate) fn write_head(out: &mut Vec<u8>, event: &Event) {
-    out.extend_from_slice(b"{\"actor\":\"");
-    match &event.actor {
-        Actor::User(name) => {
-            out.extend_from_slice(b"user:");
-            write_string_body(out, name);
-        }
-        Actor::System => out.extend_from_slice(b"system"),
-    }
-    out.extend_from_slice(b"\",\"at\":\"");
-    write_timestamp(out, event.at);
-    out.extend_from_slice(b"\",\"data\":");
-    write_data(out, &event.kind);
-    out.extend_from_slice(b",\"seq\":");
-}
-
-/// The canonical bytes of an event after its sequence number: every key after `seq`.
-pub(crate) fn write_tail(out: &mut Vec<u8>, event: &Event, version: u32) {
-    out.extend_from_slice(b",\"subject\":");
-    write_string(out, &event.subject);
-    out.extend_from_slice(b",\"type\":");
-    write_string(out, event.kind.type_name());
-    out.extend_from_slice(b",\"v\":");
-    out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
-    out.push(b'}');
 }
 
 /// An object's entries, written in the order given (which must be the sorted one). Each
