@@ -145,6 +145,12 @@ async fn concurrent_session_appends_share_commits_and_project_sessions(backend: 
             .enumerate()
             .all(|(i, entry)| entry.event.seq == i as u64 + 1)
     );
+    // Each leaf is the event's canonical bytes and its hash theirs.
+    let hashes = store.leaf_hashes(0, all.len() as u64).await.unwrap();
+    for (entry, hash) in all.iter().zip(&hashes) {
+        assert_eq!(entry.body, entry.event.canonical_json());
+        assert_eq!(*hash, latch_ledger::leaf_hash(entry.body.as_bytes()));
+    }
     // Visibility applies: bob (no relation) sees nothing.
     let hidden = store
         .sessions(&SessionFilter {
