@@ -130,19 +130,25 @@ impl TestApi {
         reply.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// alice asks for `read` for `duration` and bob approves; returns the grant id.
-    pub async fn granted_read(&self, duration: &str) -> String {
-        let id = self.request_read(duration).await;
+    /// bob approves request `id`; returns the request as the API answers it.
+    pub async fn approve(&self, id: &str) -> serde_json::Value {
         let reply = self
             .call(
                 "POST",
                 &format!("/api/v1/requests/{id}/approve"),
                 Some("bob"),
-                Some(serde_json::json!({"comment": "ok"})),
+                Some(serde_json::json!({})),
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply.body["grant"]["id"].as_str().unwrap().to_owned()
+        reply.body
+    }
+
+    /// alice asks for `read` for `duration` and bob approves; returns the grant id.
+    pub async fn granted_read(&self, duration: &str) -> String {
+        let id = self.request_read(duration).await;
+        let request = self.approve(&id).await;
+        request["grant"]["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn event_types(&self) -> Vec<String> {

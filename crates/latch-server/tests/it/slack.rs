@@ -222,18 +222,6 @@ mod notifier {
         tokio::time::sleep(Duration::from_millis(2300)).await;
     }
 
-    async fn approve(api: &TestApi, id: &str) {
-        let reply = api
-            .call(
-                "POST",
-                &format!("/api/v1/requests/{id}/approve"),
-                Some("bob"),
-                Some(serde_json::json!({})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_grantee_is_warned_once_before_the_end_even_across_a_restart() {
         let api = TestApi::new(Backend::Sqlite).await;
@@ -246,7 +234,7 @@ mod notifier {
         };
         let notifier = start(&api, config.clone()).await;
         let id = api.request_read("30m").await;
-        approve(&api, &id).await;
+        api.approve(&id).await;
         let grant = id.replacen("req_", "grt_", 1);
         until("the grant is announced", || async { ids(&got).len() == 1 }).await;
 
@@ -327,7 +315,7 @@ mod notifier {
         until("the second reminder", || async { ids(&got).len() == 2 }).await;
         assert_eq!(ids(&got)[1], format!("rem_{id}_2"));
 
-        approve(&api, &id).await;
+        api.approve(&id).await;
         api.clock.advance_secs(3 * 3600);
         two_ticks().await;
         assert_eq!(ids(&got).len(), 2, "a decided request is not reminded");
@@ -349,7 +337,7 @@ mod notifier {
         let id = api.request_read("30m").await;
         // A new request needs a decision: it is not held.
         until("the request arrives", || async { ids(&got).len() == 1 }).await;
-        approve(&api, &id).await;
+        api.approve(&id).await;
         two_ticks().await;
         assert_eq!(ids(&got).len(), 1, "approval and grant wait for the digest");
 
@@ -566,7 +554,7 @@ mod notifier {
         assert_eq!(messages, [("C0123ABCD".to_owned(), ts.clone())]);
 
         // bob approves through the API, not in Slack: the message loses its buttons all the same.
-        approve(&api, &id).await;
+        api.approve(&id).await;
         until("Slack is asked to update the message", || async {
             !slack.calls("chat.update").is_empty()
         })
@@ -643,7 +631,7 @@ mod notifier {
         let error = pending[0].last_error.clone().unwrap();
         assert!(error.contains("429"), "{error}");
         // Decided while the message waits: its replacement queues behind it.
-        approve(&api, &id).await;
+        api.approve(&id).await;
         // Slack asked for 30 s: nothing is sent before.
         api.clock.advance_secs(20);
         two_ticks().await;
