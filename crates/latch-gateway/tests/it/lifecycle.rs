@@ -100,9 +100,8 @@ async fn end_grant_ends_every_session_of_the_grant() {
     eventually("sessions gone", || h.gateway.sessions().is_empty()).await;
     assert_eq!(h.gateway.end_grant("grt_other", EndReason::GrantExpired), 0);
     h.authority
-        .wait_for("two Ended", |_| {
-            h.authority
-                .records()
+        .wait_until("two Ended", |records| {
+            records
                 .iter()
                 .filter(|r| {
                     matches!(
@@ -222,9 +221,8 @@ async fn no_statement_runs_after_the_grant_ends_in_randomised_trials() {
         }
         ended_so_far += SESSIONS;
         h.authority
-            .wait_for("every session's end", |_| {
-                h.authority
-                    .records()
+            .wait_until("every session's end", |records| {
+                records
                     .iter()
                     .filter(|r| matches!(r, SessionRecord::Ended { .. }))
                     .count()

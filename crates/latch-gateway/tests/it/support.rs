@@ -64,6 +64,18 @@ impl TestAuthority {
         }
     }
 
+    /// Waits until the records so far satisfy `f`.
+    pub async fn wait_until(&self, what: &str, f: impl Fn(&[SessionRecord]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if f(&self.records.lock().unwrap()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not yet {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn statements(&self) -> Vec<latch_gateway::StatementRecord> {
         self.records()
             .into_iter()
