@@ -92,6 +92,7 @@ impl Gateway {
         let recorder = tokio::spawn(recorder::run(
             rx,
             Arc::clone(&self.inner.authority),
+            self.inner.settings.record_interval,
             recorder_stop.clone(),
         ));
         let tracker = TaskTracker::new();

@@ -3,7 +3,8 @@
 //! (with backoff) until it succeeds: records are never dropped while the gateway runs; while
 //! the authority is failing the channel fills and sessions hold new statements back.
 //!
-//! Batches start at most every [`BATCH_INTERVAL`]. Taking whatever had arrived as soon as the
+//! Batches start at most every [`BATCH_INTERVAL`] (the default of
+//! `GatewaySettings::record_interval`). Taking whatever had arrived as soon as the
 //! last batch was durable made a commit (and an fsync) of every ten statements or so under
 //! `pgbench`: the commit's fixed cost (the fsync, the pages every commit rewrites) was then most
 //! of the store's work per statement. No client waits for a buffered record, so the pause
@@ -20,13 +21,15 @@ use crate::authority::{Authority, SessionRecord};
 /// Most records handed to one `record` call.
 const MAX_BATCH: usize = 512;
 
-/// Least time from the start of one batch to the start of the next, unless a batch was full.
+/// Least time from the start of one batch to the start of the next, unless a batch was full:
+/// the default of `GatewaySettings::record_interval`.
 pub(crate) const BATCH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Runs until `stop` is cancelled and the channel is empty, or every sender is gone.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<SessionRecord>,
     authority: Arc<dyn Authority>,
+    interval: Duration,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -55,7 +58,7 @@ pub(crate) async fn run(
         .await;
         if n < MAX_BATCH {
             tokio::select! {
-                () = tokio::time::sleep_until(started + BATCH_INTERVAL) => {}
+                () = tokio::time::sleep_until(started + interval) => {}
                 () = stop.cancelled() => {}
             }
         }
@@ -144,7 +147,12 @@ mod tests {
     async fn a_trickle_of_records_is_committed_in_batches_not_one_by_one() {
         let batches = Arc::new(Batches::default());
         let (tx, rx) = mpsc::channel(4096);
-        let recorder = tokio::spawn(run(rx, batches.clone(), CancellationToken::new()));
+        let recorder = tokio::spawn(run(
+            rx,
+            batches.clone(),
+            BATCH_INTERVAL,
+            CancellationToken::new(),
+        ));
         for n in 0..200 {
             tx.send(ended(n)).await.unwrap();
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -171,7 +179,13 @@ mod tests {
         }
         drop(tx);
         let start = Instant::now();
-        run(rx, batches.clone(), CancellationToken::new()).await;
+        run(
+            rx,
+            batches.clone(),
+            BATCH_INTERVAL,
+            CancellationToken::new(),
+        )
+        .await;
 
         assert_eq!(delivered(&batches).len(), 1200);
         let calls = batches.0.lock().unwrap();

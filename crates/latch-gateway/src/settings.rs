@@ -32,6 +32,9 @@ pub struct GatewaySettings {
     pub recording_buffer: usize,
     /// How long a statement waits for room in a full recording channel before it is refused.
     pub record_wait: Duration,
+    /// Least time between the starts of two batches of buffered records (unless one was
+    /// full): fewer, larger commits. No client waits for a buffered record.
+    pub record_interval: Duration,
     /// Replace literals with `?` in recorded statement texts.
     pub redact_literals: bool,
     /// Time allowed to connect and authenticate to an upstream.
@@ -53,6 +56,7 @@ impl Default for GatewaySettings {
             upstreams: HashMap::new(),
             recording_buffer: 4096,
             record_wait: Duration::from_secs(5),
+            record_interval: crate::recorder::BATCH_INTERVAL,
             redact_literals: false,
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
