@@ -64,16 +64,9 @@ impl TestAuthority {
         }
     }
 
-    /// Waits until the records so far satisfy `f`.
+    /// Waits until the records so far satisfy `f` (looked at in place, not copied per poll).
     pub async fn wait_until(&self, what: &str, f: impl Fn(&[SessionRecord]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if f(&self.records.lock().unwrap()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not yet {what}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(what, || f(&self.records.lock().unwrap())).await;
     }
 
     pub fn statements(&self) -> Vec<latch_gateway::StatementRecord> {
