@@ -109,6 +109,13 @@ impl RecentEvents {
         Some(held.entries.range(offset..).take(limit).cloned().collect())
     }
 
+    /// Whether the cache holds every event up to `after` and nothing after it: a reader there
+    /// is caught up with what was published.
+    pub(crate) fn caught_up(&self, after: u64) -> bool {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.end > 0 && held.end == after.saturating_add(1)
+    }
+
     /// The leaf hashes of events `from + 1 ..= to`, if the cache holds them all.
     pub(crate) fn leaf_hashes(&self, from: u64, to: u64) -> Option<Vec<Hash>> {
         let count = usize::try_from(to.checked_sub(from)?).ok()?;

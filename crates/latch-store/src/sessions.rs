@@ -105,6 +105,7 @@ const MAX_APPENDS: usize = 1024;
 /// commits, the next accumulates, so a thousand sessions waiting on their statements share one
 /// fsync. On SQLite each group is run by the writer thread ([`SqliteWriter`]).
 pub(crate) async fn append_commit(
+    demand: crate::writer::Demand,
     pool: sqlx::AnyPool,
     dialect: Dialect,
     write_queue: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -113,6 +114,7 @@ pub(crate) async fn append_commit(
 ) {
     let mut group = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
+        demand.taken(group.len());
         let events: Vec<Event> = group
             .iter_mut()
             .flat_map(|job| std::mem::take(&mut job.events))
@@ -125,21 +127,42 @@ pub(crate) async fn append_commit(
                     })
                     .await
             }
-            None => commit_events(&pool, dialect, &write_queue, events).await,
+            None => commit_events(&pool, dialect, &write_queue, events)
+                .await
+                .map(crate::writer::Pending::done),
         };
-        match result {
-            Ok(()) => {
+        let result = match result.map(crate::writer::Pending::now) {
+            Ok(Ok(())) => {
                 for job in group.drain(..) {
                     let _ = job.reply.send(Ok(()));
                 }
+                continue;
             }
-            Err(err) => {
-                let message = err.to_string();
-                for job in group.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Database(message.clone())));
+            Ok(Err(pending)) => Ok(pending),
+            Err(err) => Err(err),
+        };
+        // Answered once on disk, while the next group runs.
+        let replies: Vec<_> = group.drain(..).map(|job| job.reply).collect();
+        let answer = async move {
+            let result = match result {
+                Ok(pending) => pending.durable().await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => {
+                    for reply in replies {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Database(message.clone())));
+                    }
                 }
             }
-        }
+        };
+        tokio::spawn(answer);
     }
 }
 

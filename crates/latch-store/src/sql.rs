@@ -30,6 +30,7 @@ use crate::sessions::{CredentialRecord, SessionFilter, SessionRow};
 use crate::statement_index::STATEMENT_TYPES;
 use crate::summaries::{BulkReads, SummaryPosition, SummaryRange, SummaryRecord};
 use crate::writer::SqliteWriter;
+use crate::writer::{Demand, Durability, Pending};
 use crate::{
     Counts, Drift, Executed, LedgerEntry, RawEvent, RequestFilter, Store, StoreError,
     StoredCheckpoint, TokenRecord,
@@ -70,6 +71,11 @@ pub struct SqlStore {
     bulk: BulkReads,
     /// The newest events the SQLite writer committed, for the ledger's followers.
     recent: Arc<RecentEvents>,
+    /// On SQLite, how far the writer thread's commits are on disk: every read waits for what
+    /// it may have seen ([`Self::settled`]).
+    durability: Option<Arc<Durability>>,
+    /// Commands queued for the committers, which the SQLite writer counts (see [`Demand`]).
+    demand: Demand,
     /// Indexes recorded statements by session, off the append path.
     indexer: Arc<crate::statement_index::StatementIndexer>,
     /// Dropped with the store, which stops the indexer's follower.
@@ -87,7 +93,8 @@ const RECENT_LEAF_HASHES: usize = 262_144;
 /// How every SQLite connection of the store is set up, the pool's and the writer thread's.
 pub(crate) const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
-    // FULL: an event is acknowledged only once it is on disk.
+    // FULL: a write through the pool is acknowledged only once it is on disk. The writer
+    // thread's connection then sets NORMAL and syncs the WAL itself (`writer`).
     "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 10000",
     // Checkpoints run in whichever connection commits past this many WAL pages, on the
@@ -232,11 +239,17 @@ impl SqlStore {
             appends,
             bulk,
             recent,
+            durability: writer.as_ref().map(|writer| writer.durability()),
+            demand: writer
+                .as_ref()
+                .map(|writer| writer.demand())
+                .unwrap_or_default(),
             indexer,
             _stop_indexer: stop_indexer,
         };
         tokio::spawn(store.indexer.clone().follow(indexer_stopped));
         tokio::spawn(crate::sessions::append_commit(
+            store.demand.clone(),
             store.pool.clone(),
             store.dialect,
             store.write_queue.clone(),
@@ -244,6 +257,7 @@ impl SqlStore {
             writer.clone(),
         ));
         tokio::spawn(group_commit(
+            store.demand.clone(),
             store.pool.clone(),
             store.dialect,
             store.write_queue.clone(),
@@ -291,13 +305,35 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
 }
 
 impl SqlStore {
+    /// Waits until whatever a read may have seen is on disk. On SQLite the writer thread's
+    /// commits are visible to other connections a moment before the syncer has made them
+    /// durable; a read that answered with one could tell a client of an event that a crash then
+    /// undoes, or let the checkpointer sign it. PostgreSQL shows a commit only once it is durable.
+    async fn settled(&self) -> Result<(), StoreError> {
+        match &self.durability {
+            Some(durability) => durability.settled().await,
+            None => Ok(()),
+        }
+    }
+
+    /// `read`'s answer, once everything it may have seen is on disk ([`Self::settled`]).
+    async fn read<T>(
+        &self,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let value = read.await?;
+        self.settled().await?;
+        Ok(value)
+    }
+
     /// Opens a write transaction holding the ledger's lock. Dropping it rolls back.
     async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
         let mut w = begin_write(&self.pool, self.dialect, &self.write_queue).await?;
         // On SQLite every ledger write is this process's, in the write turn, so the followers'
         // cache sees every event, whichever path wrote it.
-        if self.dialect == Dialect::Sqlite {
-            w.ledger.recent = Some(self.recent.clone());
+        if let Some(durability) = &self.durability {
+            w.ledger.keep_appended = true;
+            w.followers = Some((self.recent.clone(), durability.clone()));
         }
         Ok(w)
     }
@@ -340,12 +376,13 @@ async fn begin_write<'a>(
     let ledger = Ledger {
         next_seq: u64::try_from(next_seq).map_err(|_| corrupt("negative ledger head"))?,
         dialect,
-        recent: None,
+        keep_appended: false,
         appended: Vec::new(),
     };
     Ok(WriteTx {
         tx,
         ledger,
+        followers: None,
         _queued: queued,
     })
 }
@@ -358,6 +395,9 @@ pub(crate) const TAKE_LEDGER_HEAD: &str =
 pub(crate) struct WriteTx<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     pub(crate) ledger: Ledger,
+    /// On SQLite: where the events go once committed, after the writer thread's commits before
+    /// them are on disk (so that the followers see them in order).
+    followers: Option<(Arc<RecentEvents>, Arc<Durability>)>,
     _queued: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
@@ -375,7 +415,12 @@ impl WriteTx<'_> {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
-        self.ledger.committed();
+        if let Some((recent, durability)) = &self.followers {
+            // This connection synced its own commit, and with it the writer thread's before it;
+            // the syncer hands those to the followers first. The write turn is still held.
+            durability.settled().await?;
+            recent.publish(std::mem::take(&mut self.ledger.appended));
+        }
         Ok(())
     }
 }
@@ -384,9 +429,9 @@ impl WriteTx<'_> {
 pub(crate) struct Ledger {
     pub(crate) next_seq: u64,
     pub(crate) dialect: Dialect,
-    /// Where the events go once committed, if anywhere.
-    pub(crate) recent: Option<Arc<RecentEvents>>,
-    /// The events written, kept for `recent` (empty without it).
+    /// Whether to keep the events written for the ledger's followers.
+    pub(crate) keep_appended: bool,
+    /// The events written, if kept, to hand to the followers once committed.
     pub(crate) appended: Vec<Appended>,
 }
 
@@ -438,7 +483,7 @@ impl Ledger {
     }
 
     /// [`Self::write`]: an event the ledger is given is kept for `recent` as it is, one it
-    /// borrows is copied (only when there is a `recent`).
+    /// borrows is copied (only when they are kept).
     async fn write_events<C: batch::Exec + ?Sized>(
         &mut self,
         conn: &mut C,
@@ -457,7 +502,7 @@ impl Ledger {
             .map(|(event, body, hash)| batch::EventRow::new(event, body, hash))
             .collect::<Result<Vec<_>, _>>()?;
         conn.insert_events(self.dialect, rows).await?;
-        if self.recent.is_some() {
+        if self.keep_appended {
             self.appended.extend(
                 encoded
                     .into_iter()
@@ -472,19 +517,13 @@ impl Ledger {
         }
         Ok(())
     }
-
-    /// Hands the events written to `recent`; call once the transaction has committed.
-    pub(crate) fn committed(&mut self) {
-        if let Some(recent) = &self.recent {
-            recent.publish(std::mem::take(&mut self.appended));
-        }
-    }
 }
 
 /// Runs queued commands in groups until every sender is gone. While one group commits, the
 /// next accumulates, so under load each fsync carries many appends and when idle a command
 /// waits for no one. On SQLite each group is run by the writer thread ([`SqliteWriter`]).
 async fn group_commit(
+    demand: Demand,
     pool: AnyPool,
     dialect: Dialect,
     write_queue: Arc<Mutex<()>>,
@@ -494,18 +533,45 @@ async fn group_commit(
     let writer = writer.as_deref();
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        demand.taken(group.len());
         match run_either(&pool, dialect, &write_queue, writer, &group).await {
-            Ok(results) => {
-                for (job, result) in group.drain(..).zip(results) {
-                    let _ = job.reply.send(Ok(result));
-                }
+            Ok(pending) => {
+                let pending = match pending.now() {
+                    Ok(results) => {
+                        for (job, result) in group.drain(..).zip(results) {
+                            let _ = job.reply.send(Ok(result));
+                        }
+                        continue;
+                    }
+                    Err(pending) => pending,
+                };
+                // Answered once on disk, while the next group runs.
+                let replies: Vec<_> = group.drain(..).map(|job| job.reply).collect();
+                tokio::spawn(async move {
+                    match pending.durable().await {
+                        Ok(results) => {
+                            for (reply, result) in replies.into_iter().zip(results) {
+                                let _ = reply.send(Ok(result));
+                            }
+                        }
+                        Err(err) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(StoreError::Unavailable(err.to_string())));
+                            }
+                        }
+                    }
+                });
             }
             // One bad command must not fail the others: run each alone to find it.
             Err(_) if group.len() > 1 => {
                 for job in group.drain(..) {
                     let alone = std::slice::from_ref(&job);
-                    let result = run_either(&pool, dialect, &write_queue, writer, alone)
-                        .await
+                    let result = match run_either(&pool, dialect, &write_queue, writer, alone).await
+                    {
+                        Ok(pending) => pending.durable().await,
+                        Err(err) => Err(err),
+                    };
+                    let result = result
                         .and_then(|mut results| results.pop().ok_or_else(|| corrupt("no result")));
                     let _ = job.reply.send(result);
                 }
@@ -527,9 +593,11 @@ async fn run_either(
     write_queue: &Mutex<()>,
     writer: Option<&SqliteWriter>,
     group: &[QueuedJob],
-) -> Result<Vec<Executed>, StoreError> {
+) -> Result<Pending<Vec<Executed>>, StoreError> {
     let Some(writer) = writer else {
-        return run_group(pool, dialect, write_queue, group).await;
+        return run_group(pool, dialect, write_queue, group)
+            .await
+            .map(Pending::done);
     };
     /// A queued command, owned, for the writer thread.
     struct Work {
@@ -1005,10 +1073,11 @@ impl Store for SqlStore {
             clock,
             reply,
         };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        self.demand.add(1);
+        if self.jobs.send(job).await.is_err() {
+            self.demand.taken(1);
+            return Err(StoreError::Unavailable("the store is shutting down".into()));
+        }
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
@@ -1067,57 +1136,65 @@ impl Store for SqlStore {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        self.appends
-            .send(crate::sessions::AppendJob { events, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        self.demand.add(1);
+        let job = crate::sessions::AppendJob { events, reply };
+        if self.appends.send(job).await.is_err() {
+            self.demand.taken(1);
+            return Err(StoreError::Unavailable("the store is shutting down".into()));
+        }
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
     }
 
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut params = Params::default();
-        let mut sql = format!(
-            "SELECT {} FROM sessions WHERE 1 = 1",
-            crate::sessions::SESSION_COLUMNS
-        );
-        if filter.active_only {
-            sql.push_str(" AND ended_at_ms IS NULL");
-        }
-        if let Some(grant) = &filter.grant_id {
-            sql.push_str(&format!(" AND grant_id = {}", params.push(grant.clone())));
-        }
-        sql.push_str(&params.visibility(&filter.visibility, "user_name", "resource"));
-        sql.push_str(&format!(
-            " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
-            filter.limit
-        ));
-        let mut query = sqlx::query(&sql);
-        for value in &params.values {
-            query = query.bind(value.as_str());
-        }
-        query
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(crate::sessions::session_from_row)
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let mut params = Params::default();
+            let mut sql = format!(
+                "SELECT {} FROM sessions WHERE 1 = 1",
+                crate::sessions::SESSION_COLUMNS
+            );
+            if filter.active_only {
+                sql.push_str(" AND ended_at_ms IS NULL");
+            }
+            if let Some(grant) = &filter.grant_id {
+                sql.push_str(&format!(" AND grant_id = {}", params.push(grant.clone())));
+            }
+            sql.push_str(&params.visibility(&filter.visibility, "user_name", "resource"));
+            sql.push_str(&format!(
+                " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
+                filter.limit
+            ));
+            let mut query = sqlx::query(&sql);
+            for value in &params.values {
+                query = query.bind(value.as_str());
+            }
+            query
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(crate::sessions::session_from_row)
+                .collect()
+        })
+        .await
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM sessions WHERE id = $1",
-            crate::sessions::SESSION_COLUMNS
-        ))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref()
-            .map(crate::sessions::session_from_row)
-            .transpose()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {} FROM sessions WHERE id = $1",
+                crate::sessions::SESSION_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref()
+                .map(crate::sessions::session_from_row)
+                .transpose()
+        })
+        .await
     }
 
     async fn subject_events(
@@ -1126,23 +1203,26 @@ impl Store for SqlStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<(StoredEvent, String)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT seq, body FROM events WHERE seq IN ({}) ORDER BY seq LIMIT {limit}",
-            crate::statement_index::subject_seqs(limit)
-        ))
-        .bind(subject)
-        .bind(clamp_i64(after))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let body: String = row.try_get("body")?;
-                let event = StoredEvent::decode(&body)
-                    .map_err(|err| corrupt(format!("event of `{subject}`: {err}")))?;
-                Ok((event, body))
-            })
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT seq, body FROM events WHERE seq IN ({}) ORDER BY seq LIMIT {limit}",
+                crate::statement_index::subject_seqs(limit)
+            ))
+            .bind(subject)
+            .bind(clamp_i64(after))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let body: String = row.try_get("body")?;
+                    let event = StoredEvent::decode(&body)
+                        .map_err(|err| corrupt(format!("event of `{subject}`: {err}")))?;
+                    Ok((event, body))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn create_credential(
@@ -1255,52 +1335,58 @@ impl Store for SqlStore {
     }
 
     async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut params = Params::default();
-        let mut sql = format!(
-            "SELECT {} FROM findings WHERE 1 = 1",
-            crate::findings::FINDING_COLUMNS
-        );
-        if filter.open_only {
-            sql.push_str(" AND status <> 'resolved'");
-        }
-        if let Some(rank) = filter.min_severity.as_deref().and_then(severity_rank) {
-            sql.push_str(&format!(" AND severity_rank >= {rank}"));
-        }
-        if let Some(checkpoint) = &filter.checkpoint {
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let mut params = Params::default();
+            let mut sql = format!(
+                "SELECT {} FROM findings WHERE 1 = 1",
+                crate::findings::FINDING_COLUMNS
+            );
+            if filter.open_only {
+                sql.push_str(" AND status <> 'resolved'");
+            }
+            if let Some(rank) = filter.min_severity.as_deref().and_then(severity_rank) {
+                sql.push_str(&format!(" AND severity_rank >= {rank}"));
+            }
+            if let Some(checkpoint) = &filter.checkpoint {
+                sql.push_str(&format!(
+                    " AND checkpoint = {}",
+                    params.push(checkpoint.clone())
+                ));
+            }
             sql.push_str(&format!(
-                " AND checkpoint = {}",
-                params.push(checkpoint.clone())
+                " ORDER BY first_seen_ms DESC, id DESC LIMIT {}",
+                filter.limit
             ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY first_seen_ms DESC, id DESC LIMIT {}",
-            filter.limit
-        ));
-        let mut query = sqlx::query(&sql);
-        for value in &params.values {
-            query = query.bind(value.as_str());
-        }
-        query
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(crate::findings::finding_from_row)
-            .collect()
+            let mut query = sqlx::query(&sql);
+            for value in &params.values {
+                query = query.bind(value.as_str());
+            }
+            query
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(crate::findings::finding_from_row)
+                .collect()
+        })
+        .await
     }
 
     async fn finding(&self, id: &str) -> Result<Option<FindingRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM findings WHERE id = $1",
-            crate::findings::FINDING_COLUMNS
-        ))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref()
-            .map(crate::findings::finding_from_row)
-            .transpose()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {} FROM findings WHERE id = $1",
+                crate::findings::FINDING_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref()
+                .map(crate::findings::finding_from_row)
+                .transpose()
+        })
+        .await
     }
 
     async fn set_finding_status(
@@ -1368,14 +1454,17 @@ impl Store for SqlStore {
     }
 
     async fn notify_cursor(&self) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query("SELECT after_seq FROM notify_cursor WHERE id = 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row
-            .map(|row| row.try_get::<i64, _>(0))
-            .transpose()?
-            .map(|seq| u64::try_from(seq).unwrap_or(0)))
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query("SELECT after_seq FROM notify_cursor WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row
+                .map(|row| row.try_get::<i64, _>(0))
+                .transpose()?
+                .map(|seq| u64::try_from(seq).unwrap_or(0)))
+        })
+        .await
     }
 
     async fn enqueue_notifications(
@@ -1404,22 +1493,25 @@ impl Store for SqlStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        // INVARIANT: a message never overtakes an earlier pending one of its channel.
-        sqlx::query(&format!(
-            "SELECT {} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
-               AND e.status = 'pending' AND e.next_attempt_ms > $1 \
-               AND (e.position < o.position OR (e.position = o.position AND e.id < o.id))) \
-             ORDER BY position, id LIMIT {limit}",
-            crate::outbox::OUTBOX_COLUMNS
-        ))
-        .bind(now.as_millis())
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(crate::outbox::outbox_from_row)
-        .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            // INVARIANT: a message never overtakes an earlier pending one of its channel.
+            sqlx::query(&format!(
+                "SELECT {} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
+                   AND e.status = 'pending' AND e.next_attempt_ms > $1 \
+                   AND (e.position < o.position OR (e.position = o.position AND e.id < o.id))) \
+                 ORDER BY position, id LIMIT {limit}",
+                crate::outbox::OUTBOX_COLUMNS
+            ))
+            .bind(now.as_millis())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(crate::outbox::outbox_from_row)
+            .collect()
+        })
+        .await
     }
 
     async fn notification_attempted(
@@ -1433,17 +1525,20 @@ impl Store for SqlStore {
     }
 
     async fn notifications(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(&format!(
-            "SELECT {} FROM outbox WHERE status = $1 ORDER BY created_at_ms DESC, id DESC LIMIT {limit}",
-            crate::outbox::OUTBOX_COLUMNS
-        ))
-        .bind(status)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(crate::outbox::outbox_from_row)
-        .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(&format!(
+                "SELECT {} FROM outbox WHERE status = $1 ORDER BY created_at_ms DESC, id DESC LIMIT {limit}",
+                crate::outbox::OUTBOX_COLUMNS
+            ))
+            .bind(status)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(crate::outbox::outbox_from_row)
+            .collect()
+        })
+        .await
     }
 
     async fn notifications_attempted(
@@ -1486,16 +1581,19 @@ impl Store for SqlStore {
     }
 
     async fn held_notifications(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(&format!(
-            "SELECT {} FROM outbox WHERE status = 'held' ORDER BY position, id",
-            crate::outbox::OUTBOX_COLUMNS
-        ))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(crate::outbox::outbox_from_row)
-        .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(&format!(
+                "SELECT {} FROM outbox WHERE status = 'held' ORDER BY position, id",
+                crate::outbox::OUTBOX_COLUMNS
+            ))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(crate::outbox::outbox_from_row)
+            .collect()
+        })
+        .await
     }
 
     async fn digest_notifications(
@@ -1543,18 +1641,21 @@ impl Store for SqlStore {
         request_id: &str,
         since: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT response_url FROM slack_responses WHERE request_id = $1 AND created_at_ms >= $2 \
-             ORDER BY created_at_ms, response_url",
-        )
-        .bind(request_id)
-        .bind(since.as_millis())
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(
+                "SELECT response_url FROM slack_responses WHERE request_id = $1 AND created_at_ms >= $2 \
+                 ORDER BY created_at_ms, response_url",
+            )
+            .bind(request_id)
+            .bind(since.as_millis())
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+                .collect()
+        })
+        .await
     }
 
     async fn record_slack_message(
@@ -1586,18 +1687,21 @@ impl Store for SqlStore {
         request_id: &str,
         channel: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT slack_channel, ts FROM slack_messages WHERE request_id = $1 AND channel = $2 \
-             ORDER BY created_at_ms, ts",
-        )
-        .bind(request_id)
-        .bind(channel)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)))
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(
+                "SELECT slack_channel, ts FROM slack_messages WHERE request_id = $1 AND channel = $2 \
+                 ORDER BY created_at_ms, ts",
+            )
+            .bind(request_id)
+            .bind(channel)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)))
+                .collect()
+        })
+        .await
     }
 
     async fn retry_notification(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -1617,11 +1721,13 @@ impl Store for SqlStore {
         &self,
         secret_hash: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        self.credential_where("secret_hash", secret_hash).await
+        self.read(async { self.credential_where("secret_hash", secret_hash).await })
+            .await
     }
 
     async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        self.credential_where("id", id).await
+        self.read(async { self.credential_where("id", id).await })
+            .await
     }
 
     async fn purge_credentials(
@@ -1648,53 +1754,62 @@ impl Store for SqlStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(CredentialRecord, ScramSecret)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT c.id, c.user_name, c.grant_id, c.created_at_ms, c.expires_at_ms, \
-             c.scram_salt, c.scram_iterations, c.scram_stored_key, c.scram_server_key \
-             FROM connect_credentials c \
-             JOIN grants g ON g.id = c.grant_id \
-             JOIN requests r ON r.id = g.request_id \
-             WHERE c.user_name = $1 AND c.expires_at_ms > $2 AND c.scram_stored_key IS NOT NULL \
-             AND r.resource = $3 \
-             ORDER BY c.created_at_ms DESC, c.id DESC LIMIT $4",
-        )
-        .bind(user)
-        .bind(now.as_millis())
-        .bind(resource)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    crate::sessions::credential_from_row(row)?,
-                    crate::sessions::scram_from_row(row)?,
-                ))
-            })
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(
+                "SELECT c.id, c.user_name, c.grant_id, c.created_at_ms, c.expires_at_ms, \
+                 c.scram_salt, c.scram_iterations, c.scram_stored_key, c.scram_server_key \
+                 FROM connect_credentials c \
+                 JOIN grants g ON g.id = c.grant_id \
+                 JOIN requests r ON r.id = g.request_id \
+                 WHERE c.user_name = $1 AND c.expires_at_ms > $2 AND c.scram_stored_key IS NOT NULL \
+                 AND r.resource = $3 \
+                 ORDER BY c.created_at_ms DESC, c.id DESC LIMIT $4",
+            )
+            .bind(user)
+            .bind(now.as_millis())
+            .bind(resource)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        crate::sessions::credential_from_row(row)?,
+                        crate::sessions::scram_from_row(row)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id = $1"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut requests = vec![request_from_row(&row)?];
-        attach_approvals(&mut conn, &mut requests).await?;
-        Ok(requests.pop())
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let sql = format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id = $1"
+            );
+            let Some(row) = sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut requests = vec![request_from_row(&row)?];
+            attach_approvals(&mut conn, &mut requests).await?;
+            Ok(requests.pop())
+        })
+        .await
     }
 
     async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        load_requests(&mut conn, filter, Some(filter.limit)).await
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            load_requests(&mut conn, filter, Some(filter.limit)).await
+        })
+        .await
     }
 
     async fn due(
@@ -1703,49 +1818,65 @@ impl Store for SqlStore {
         limit: u32,
         escalate_after: Option<AccessDuration>,
     ) -> Result<Vec<(String, Command)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut due = Vec::new();
-        let expiring = sqlx::query(&format!(
-            "SELECT request_id FROM grants WHERE state = 'active' AND expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT {limit}"
-        ))
-        .bind(now.as_millis())
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in expiring {
-            due.push((row.try_get::<String, _>(0)?, Command::Expire));
-        }
-        let timing_out = sqlx::query(&format!(
-            "SELECT id FROM requests WHERE state = 'pending' AND pending_until_ms <= $1 ORDER BY pending_until_ms LIMIT {limit}"
-        ))
-        .bind(now.as_millis())
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in timing_out {
-            due.push((row.try_get::<String, _>(0)?, Command::TimeOut));
-        }
-        if let Some(after) = escalate_after {
-            let escalating = sqlx::query(&format!(
-                "SELECT id FROM requests WHERE state = 'pending' AND escalation_level < {max} \
-                 AND created_at_ms + $1 * (escalation_level + 1) <= $2 ORDER BY created_at_ms LIMIT {limit}",
-                max = latch_core::lifecycle::MAX_ESCALATIONS,
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let mut due = Vec::new();
+            let expiring = sqlx::query(&format!(
+                "SELECT request_id FROM grants WHERE state = 'active' AND expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT {limit}"
             ))
-            .bind(to_i64(after.as_secs())?.saturating_mul(1000))
             .bind(now.as_millis())
             .fetch_all(&mut *conn)
             .await?;
-            for row in escalating {
-                due.push((row.try_get::<String, _>(0)?, Command::Escalate));
+            for row in expiring {
+                due.push((row.try_get::<String, _>(0)?, Command::Expire));
             }
-        }
-        Ok(due)
+            let timing_out = sqlx::query(&format!(
+                "SELECT id FROM requests WHERE state = 'pending' AND pending_until_ms <= $1 ORDER BY pending_until_ms LIMIT {limit}"
+            ))
+            .bind(now.as_millis())
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in timing_out {
+                due.push((row.try_get::<String, _>(0)?, Command::TimeOut));
+            }
+            if let Some(after) = escalate_after {
+                let escalating = sqlx::query(&format!(
+                    "SELECT id FROM requests WHERE state = 'pending' AND escalation_level < {max} \
+                     AND created_at_ms + $1 * (escalation_level + 1) <= $2 ORDER BY created_at_ms LIMIT {limit}",
+                    max = latch_core::lifecycle::MAX_ESCALATIONS,
+                ))
+                .bind(to_i64(after.as_secs())?.saturating_mul(1000))
+                .bind(now.as_millis())
+                .fetch_all(&mut *conn)
+                .await?;
+                for row in escalating {
+                    due.push((row.try_get::<String, _>(0)?, Command::Escalate));
+                }
+            }
+            Ok(due)
+        })
+        .await
     }
 
     async fn events(&self, after: u64, limit: u32) -> Result<Vec<Arc<LedgerEntry>>, StoreError> {
-        if let Some(recent) = self
-            .recent
-            .after(after, usize::try_from(limit).unwrap_or(0))
-        {
+        let from_cache = || {
+            self.recent
+                .after(after, usize::try_from(limit).unwrap_or(0))
+        };
+        if let Some(recent) = from_cache() {
             return Ok(recent);
+        }
+        // A follower caught up with the cache while the writer's newest commits are being
+        // synced: they reach the cache once on disk, in a moment. Read through SQL instead, they
+        // would cost every follower a decode per event.
+        if let Some(durability) = &self.durability
+            && durability.syncing()
+            && self.recent.caught_up(after)
+        {
+            durability.settled().await?;
+            if let Some(recent) = from_cache() {
+                return Ok(recent);
+            }
         }
         self.raw_events(after, limit)
             .await?
@@ -1769,37 +1900,43 @@ impl Store for SqlStore {
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut counts = Counts::default();
-        for row in sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            let state: String = row.try_get(0)?;
-            let count: i64 = row.try_get(1)?;
-            if let Some(state) = RequestState::parse(&state) {
-                counts
-                    .requests_by_state
-                    .push((state, u64::try_from(count).unwrap_or(0)));
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let mut counts = Counts::default();
+            for row in sqlx::query("SELECT state, COUNT(*) FROM requests GROUP BY state")
+                .fetch_all(&mut *conn)
+                .await?
+            {
+                let state: String = row.try_get(0)?;
+                let count: i64 = row.try_get(1)?;
+                if let Some(state) = RequestState::parse(&state) {
+                    counts
+                        .requests_by_state
+                        .push((state, u64::try_from(count).unwrap_or(0)));
+                }
             }
-        }
-        let active: i64 = sqlx::query("SELECT COUNT(*) FROM grants WHERE state = 'active'")
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-        counts.active_grants = u64::try_from(active).unwrap_or(0);
-        drop(conn);
-        counts.events = self.ledger_size().await?;
-        Ok(counts)
+            let active: i64 = sqlx::query("SELECT COUNT(*) FROM grants WHERE state = 'active'")
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            counts.active_grants = u64::try_from(active).unwrap_or(0);
+            drop(conn);
+            counts.events = self.ledger_size().await?;
+            Ok(counts)
+        })
+        .await
     }
 
     async fn ledger_size(&self) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let next: i64 = sqlx::query("SELECT next_seq FROM ledger_head WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-        Ok(u64::try_from(next - 1).unwrap_or(0))
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let next: i64 = sqlx::query("SELECT next_seq FROM ledger_head WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            Ok(u64::try_from(next - 1).unwrap_or(0))
+        })
+        .await
     }
 
     async fn create_token(
@@ -1837,26 +1974,32 @@ impl Store for SqlStore {
     }
 
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1 AND revoked_at_ms IS NULL"
-        ))
-        .bind(secret_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.as_ref().map(token_from_row).transpose()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1 AND revoked_at_ms IS NULL"
+            ))
+            .bind(secret_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.as_ref().map(token_from_row).transpose()
+        })
+        .await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at_ms, id"
-        ))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(token_from_row)
-        .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at_ms, id"
+            ))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(token_from_row)
+            .collect()
+        })
+        .await
     }
 
     async fn revoke_token(
@@ -1907,16 +2050,19 @@ impl Store for SqlStore {
         &self,
         event_type: &str,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(&by_type(event_type, "ORDER BY seq DESC LIMIT 1"))
-            .bind(event_type)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| {
-            let body: String = row.try_get(0)?;
-            StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query(&by_type(event_type, "ORDER BY seq DESC LIMIT 1"))
+                .bind(event_type)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(|row| {
+                let body: String = row.try_get(0)?;
+                StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
+            })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn events_of_type(
@@ -1925,42 +2071,48 @@ impl Store for SqlStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&by_type(
-            event_type,
-            &format!("AND seq > $2 ORDER BY seq LIMIT {limit}"),
-        ))
-        .bind(event_type)
-        .bind(clamp_i64(after))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let body: String = row.try_get(0)?;
-                StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
-            })
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&by_type(
+                event_type,
+                &format!("AND seq > $2 ORDER BY seq LIMIT {limit}"),
+            ))
+            .bind(event_type)
+            .bind(clamp_i64(after))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let body: String = row.try_get(0)?;
+                    StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn raw_events(&self, after: u64, limit: u32) -> Result<Vec<RawEvent>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT seq, body, leaf_hash FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
-        ))
-        .bind(clamp_i64(after))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.try_get(0)?;
-                Ok(RawEvent {
-                    seq: u64::try_from(seq)
-                        .map_err(|_| corrupt(format!("negative sequence number {seq}")))?,
-                    body: row.try_get(1)?,
-                    leaf_hash: row.try_get(2)?,
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT seq, body, leaf_hash FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
+            ))
+            .bind(clamp_i64(after))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let seq: i64 = row.try_get(0)?;
+                    Ok(RawEvent {
+                        seq: u64::try_from(seq)
+                            .map_err(|_| corrupt(format!("negative sequence number {seq}")))?,
+                        body: row.try_get(1)?,
+                        leaf_hash: row.try_get(2)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<latch_ledger::Hash>, StoreError> {
@@ -1975,6 +2127,9 @@ impl Store for SqlStore {
         .bind(to_i64(to)?)
         .fetch_all(&mut *conn)
         .await?;
+        drop(conn);
+        // The cache holds only what is on disk; the table may hold more.
+        self.settled().await?;
         let mut hashes = Vec::with_capacity(rows.len());
         for (expected, row) in (from + 1..).zip(&rows) {
             let seq: i64 = row.try_get(0)?;
@@ -2026,85 +2181,88 @@ impl Store for SqlStore {
         &self,
         nodes: &[latch_ledger::NodeId],
     ) -> Result<Vec<latch_ledger::Hash>, StoreError> {
-        use std::collections::HashMap;
-        let mut conn = self.pool.acquire().await?;
-        let mut found: HashMap<latch_ledger::NodeId, latch_ledger::Hash> = HashMap::new();
-        // A node below the stored levels is read as its leaves (at most eight of them).
-        let mut wanted = std::collections::BTreeSet::new();
-        for id in nodes {
-            match leaves_under(*id) {
-                Some(leaves) => wanted.extend(leaves),
-                None => {
-                    wanted.insert(*id);
+        self.read(async {
+            use std::collections::HashMap;
+            let mut conn = self.pool.acquire().await?;
+            let mut found: HashMap<latch_ledger::NodeId, latch_ledger::Hash> = HashMap::new();
+            // A node below the stored levels is read as its leaves (at most eight of them).
+            let mut wanted = std::collections::BTreeSet::new();
+            for id in nodes {
+                match leaves_under(*id) {
+                    Some(leaves) => wanted.extend(leaves),
+                    None => {
+                        wanted.insert(*id);
+                    }
                 }
             }
-        }
-        let (leaves, inner): (Vec<latch_ledger::NodeId>, Vec<latch_ledger::NodeId>) =
-            wanted.into_iter().partition(|id| id.level == 0);
-        for (table, key, ids) in [("events", "seq", leaves), ("tree_nodes", "node", inner)] {
-            if ids.is_empty() {
-                continue;
-            }
-            let keys: Vec<i64> = ids
-                .iter()
-                .map(|id| {
-                    if id.level == 0 {
-                        to_i64(id.index + 1)
-                    } else {
-                        node_key(*id)
-                    }
-                })
-                .collect::<Result<_, _>>()?;
-            let placeholders: Vec<String> = (1..=keys.len())
-                .map(|i| self.dialect.placeholder(i))
-                .collect();
-            let column = if table == "events" {
-                "leaf_hash"
-            } else {
-                "hash"
-            };
-            let sql = format!(
-                "SELECT {key}, {column} FROM {table} WHERE {key} IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for k in &keys {
-                query = query.bind(*k);
-            }
-            for row in query.fetch_all(&mut *conn).await? {
-                let k: i64 = row.try_get(0)?;
-                let hex: String = row.try_get(1)?;
-                let hash = parse_hash(&hex)
-                    .ok_or_else(|| corrupt(format!("malformed hash in {table} {k}")))?;
-                let id = if table == "events" {
-                    latch_ledger::NodeId {
-                        level: 0,
-                        index: u64::try_from(k - 1).unwrap_or(u64::MAX),
-                    }
+            let (leaves, inner): (Vec<latch_ledger::NodeId>, Vec<latch_ledger::NodeId>) =
+                wanted.into_iter().partition(|id| id.level == 0);
+            for (table, key, ids) in [("events", "seq", leaves), ("tree_nodes", "node", inner)] {
+                if ids.is_empty() {
+                    continue;
+                }
+                let keys: Vec<i64> = ids
+                    .iter()
+                    .map(|id| {
+                        if id.level == 0 {
+                            to_i64(id.index + 1)
+                        } else {
+                            node_key(*id)
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                let placeholders: Vec<String> = (1..=keys.len())
+                    .map(|i| self.dialect.placeholder(i))
+                    .collect();
+                let column = if table == "events" {
+                    "leaf_hash"
                 } else {
-                    node_id(k)
+                    "hash"
                 };
-                found.insert(id, hash);
-            }
-        }
-        let missing = |id: &latch_ledger::NodeId| {
-            corrupt(format!(
-                "tree node at level {} index {} is not stored",
-                id.level, id.index
-            ))
-        };
-        nodes
-            .iter()
-            .map(|id| match leaves_under(*id) {
-                Some(leaves) => {
-                    let hashes = leaves
-                        .map(|leaf| found.get(&leaf).copied().ok_or_else(|| missing(&leaf)))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(latch_ledger::root(&hashes))
+                let sql = format!(
+                    "SELECT {key}, {column} FROM {table} WHERE {key} IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for k in &keys {
+                    query = query.bind(*k);
                 }
-                None => found.get(id).copied().ok_or_else(|| missing(id)),
-            })
-            .collect()
+                for row in query.fetch_all(&mut *conn).await? {
+                    let k: i64 = row.try_get(0)?;
+                    let hex: String = row.try_get(1)?;
+                    let hash = parse_hash(&hex)
+                        .ok_or_else(|| corrupt(format!("malformed hash in {table} {k}")))?;
+                    let id = if table == "events" {
+                        latch_ledger::NodeId {
+                            level: 0,
+                            index: u64::try_from(k - 1).unwrap_or(u64::MAX),
+                        }
+                    } else {
+                        node_id(k)
+                    };
+                    found.insert(id, hash);
+                }
+            }
+            let missing = |id: &latch_ledger::NodeId| {
+                corrupt(format!(
+                    "tree node at level {} index {} is not stored",
+                    id.level, id.index
+                ))
+            };
+            nodes
+                .iter()
+                .map(|id| match leaves_under(*id) {
+                    Some(leaves) => {
+                        let hashes = leaves
+                            .map(|leaf| found.get(&leaf).copied().ok_or_else(|| missing(&leaf)))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok(latch_ledger::root(&hashes))
+                    }
+                    None => found.get(id).copied().ok_or_else(|| missing(id)),
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn add_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
@@ -2121,65 +2279,73 @@ impl Store for SqlStore {
     }
 
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size"
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter().map(checkpoint_from_row).collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size"
+            ))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(checkpoint_from_row).collect()
+        })
+        .await
     }
 
     async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let row = match size {
-            Some(size) => {
-                // No ledger reaches a size past i64: there is no such checkpoint.
-                let Ok(size) = i64::try_from(size) else {
-                    return Ok(None);
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let row =
+                match size {
+                    Some(size) => {
+                        // No ledger reaches a size past i64: there is no such checkpoint.
+                        let Ok(size) = i64::try_from(size) else {
+                            return Ok(None);
+                        };
+                        sqlx::query(&format!(
+                            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE size = $1"
+                        ))
+                        .bind(size)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                    }
+                    None => sqlx::query(&format!(
+                        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
+                    ))
+                    .fetch_optional(&mut *conn)
+                    .await?,
                 };
-                sqlx::query(&format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE size = $1"
-                ))
-                .bind(size)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1"
-                ))
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-        };
-        row.as_ref().map(checkpoint_from_row).transpose()
+            row.as_ref().map(checkpoint_from_row).transpose()
+        })
+        .await
     }
 
     async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len())
-                .map(|i| self.dialect.placeholder(i))
-                .collect();
-            let sql = format!(
-                "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.as_str());
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let mut found = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let placeholders: Vec<String> = (1..=chunk.len())
+                    .map(|i| self.dialect.placeholder(i))
+                    .collect();
+                let sql = format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests r LEFT JOIN grants g ON g.request_id = r.id WHERE r.id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id.as_str());
+                }
+                let rows = query.fetch_all(&mut *conn).await?;
+                let mut requests = rows
+                    .iter()
+                    .map(request_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                attach_approvals(&mut conn, &mut requests).await?;
+                found.extend(requests);
             }
-            let rows = query.fetch_all(&mut *conn).await?;
-            let mut requests = rows
-                .iter()
-                .map(request_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            attach_approvals(&mut conn, &mut requests).await?;
-            found.extend(requests);
-        }
-        Ok(found)
+            Ok(found)
+        })
+        .await
     }
 
     async fn requests_finished_between(
@@ -2187,101 +2353,115 @@ impl Store for SqlStore {
         after: u64,
         upto: u64,
     ) -> Result<Vec<(u64, AccessRequest)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let sql = format!(
-            "SELECT {REQUEST_COLUMNS}, r.last_seq FROM requests r LEFT JOIN grants g ON g.request_id = r.id \
-             WHERE r.last_seq > $1 AND r.last_seq <= $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(clamp_i64(after))
-            .bind(clamp_i64(upto))
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut requests = rows
-            .iter()
-            .map(request_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        attach_approvals(&mut conn, &mut requests).await?;
-        rows.iter()
-            .zip(requests)
-            .map(|(row, request)| {
-                let last: i64 = row.try_get("last_seq")?;
-                Ok((u64::try_from(last).unwrap_or(0), request))
-            })
-            .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            let sql = format!(
+                "SELECT {REQUEST_COLUMNS}, r.last_seq FROM requests r LEFT JOIN grants g ON g.request_id = r.id \
+                 WHERE r.last_seq > $1 AND r.last_seq <= $2"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(clamp_i64(after))
+                .bind(clamp_i64(upto))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut requests = rows
+                .iter()
+                .map(request_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            attach_approvals(&mut conn, &mut requests).await?;
+            rows.iter()
+                .zip(requests)
+                .map(|(row, request)| {
+                    let last: i64 = row.try_get("last_seq")?;
+                    Ok((u64::try_from(last).unwrap_or(0), request))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn statement_index_drift(&self) -> Result<Option<(String, String)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        crate::statement_index::drift(&mut conn).await
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            crate::statement_index::drift(&mut conn).await
+        })
+        .await
     }
 
     async fn orphan_requests(&self, limit: u32) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        // `e.type || ''`: without statistics SQLite would answer through `events_type` and scan
-        // every `request.created` for every request (quadratic: minutes at a million requests);
-        // an expression is not indexed, so it seeks `events_subject` instead, as PostgreSQL does.
-        sqlx::query(&format!(
-            "SELECT r.id FROM requests r WHERE NOT EXISTS \
-             (SELECT 1 FROM events e WHERE e.subject = r.id AND e.type || '' = 'request.created' \
-               AND e.type NOT IN {STATEMENT_TYPES}) \
-             ORDER BY r.id LIMIT {limit}"
-        ))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok(row.try_get::<String, _>(0)?))
-        .collect()
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            // `e.type || ''`: without statistics SQLite would answer through `events_type` and scan
+            // every `request.created` for every request (quadratic: minutes at a million requests);
+            // an expression is not indexed, so it seeks `events_subject` instead, as PostgreSQL does.
+            sqlx::query(&format!(
+                "SELECT r.id FROM requests r WHERE NOT EXISTS \
+                 (SELECT 1 FROM events e WHERE e.subject = r.id AND e.type || '' = 'request.created' \
+                   AND e.type NOT IN {STATEMENT_TYPES}) \
+                 ORDER BY r.id LIMIT {limit}"
+            ))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
+        })
+        .await
     }
 
     async fn verify_projections(&self) -> Result<Vec<Drift>, StoreError> {
-        use std::collections::BTreeMap;
-        let mut conn = self.pool.acquire().await?;
-        let mut replayed: BTreeMap<String, AccessRequest> = BTreeMap::new();
-        let mut after = 0u64;
-        loop {
-            let page =
-                sqlx::query("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000")
-                    .bind(clamp_i64(after))
-                    .fetch_all(&mut *conn)
-                    .await?;
-            let Some(last) = page.last() else { break };
-            after = u64::try_from(last.try_get::<i64, _>(0)?).unwrap_or(u64::MAX);
-            for row in &page {
-                let body: String = row.try_get(1)?;
-                let event = StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))?;
-                if !event.event.kind.is_request_transition() {
-                    continue;
+        self.read(async {
+            use std::collections::BTreeMap;
+            let mut conn = self.pool.acquire().await?;
+            let mut replayed: BTreeMap<String, AccessRequest> = BTreeMap::new();
+            let mut after = 0u64;
+            loop {
+                let page = sqlx::query(
+                    "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+                )
+                .bind(clamp_i64(after))
+                .fetch_all(&mut *conn)
+                .await?;
+                let Some(last) = page.last() else { break };
+                after = u64::try_from(last.try_get::<i64, _>(0)?).unwrap_or(u64::MAX);
+                for row in &page {
+                    let body: String = row.try_get(1)?;
+                    let event =
+                        StoredEvent::decode(&body).map_err(|err| corrupt(err.to_string()))?;
+                    if !event.event.kind.is_request_transition() {
+                        continue;
+                    }
+                    let subject = event.event.subject.clone();
+                    let current = replayed.remove(&subject);
+                    let next = lifecycle::apply(current, &event.event)
+                        .map_err(|err| corrupt(format!("event {}: {err}", event.seq)))?;
+                    replayed.insert(subject, next);
                 }
-                let subject = event.event.subject.clone();
-                let current = replayed.remove(&subject);
-                let next = lifecycle::apply(current, &event.event)
-                    .map_err(|err| corrupt(format!("event {}: {err}", event.seq)))?;
-                replayed.insert(subject, next);
             }
-        }
-        let mut drift = Vec::new();
-        let projected = load_requests(&mut conn, &RequestFilter::default(), None).await?;
-        for row in projected {
-            match replayed.remove(&row.id) {
-                None => drift.push(Drift {
-                    request_id: row.id.clone(),
-                    problem: "projected but no event created it".into(),
-                }),
-                Some(expected) if expected != row => drift.push(Drift {
-                    request_id: row.id.clone(),
-                    problem: describe_drift(&row, &expected),
-                }),
-                Some(_) => {}
+            let mut drift = Vec::new();
+            let projected = load_requests(&mut conn, &RequestFilter::default(), None).await?;
+            for row in projected {
+                match replayed.remove(&row.id) {
+                    None => drift.push(Drift {
+                        request_id: row.id.clone(),
+                        problem: "projected but no event created it".into(),
+                    }),
+                    Some(expected) if expected != row => drift.push(Drift {
+                        request_id: row.id.clone(),
+                        problem: describe_drift(&row, &expected),
+                    }),
+                    Some(_) => {}
+                }
             }
-        }
-        for id in replayed.into_keys() {
-            drift.push(Drift {
-                request_id: id,
-                problem: "created by events but missing from the projection".into(),
-            });
-        }
-        Ok(drift)
+            for id in replayed.into_keys() {
+                drift.push(Drift {
+                    request_id: id,
+                    problem: "created by events but missing from the projection".into(),
+                });
+            }
+            Ok(drift)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -2291,18 +2471,21 @@ impl Store for SqlStore {
     }
 
     async fn summary_cursor(&self) -> Result<u64, StoreError> {
-        crate::summaries::cursor(&self.pool).await
+        self.read(async { crate::summaries::cursor(&self.pool).await })
+            .await
     }
 
     async fn summaries_by_key(&self, keys: &[String]) -> Result<Vec<SummaryRecord>, StoreError> {
-        crate::summaries::by_key(&self.pool, self.dialect, keys).await
+        self.read(async { crate::summaries::by_key(&self.pool, self.dialect, keys).await })
+            .await
     }
 
     async fn summary_sessions(
         &self,
         session_ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        crate::summaries::sessions(&self.pool, self.dialect, session_ids).await
+        self.read(async { crate::summaries::sessions(&self.pool, self.dialect, session_ids).await })
+            .await
     }
 
     async fn save_summaries(
@@ -2322,7 +2505,8 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        crate::summaries::page(&self.bulk, range, after, limit).await
+        self.read(async { crate::summaries::page(&self.bulk, range, after, limit).await })
+            .await
     }
 
     async fn summary_lines(
@@ -2330,7 +2514,8 @@ impl Store for SqlStore {
         range: &SummaryRange,
         lines: tokio::sync::mpsc::Sender<crate::ReportLines>,
     ) -> Result<(), StoreError> {
-        crate::summaries::lines(&self.bulk, range, lines).await
+        self.read(async { crate::summaries::lines(&self.bulk, range, lines).await })
+            .await
     }
 }
 

@@ -548,3 +548,49 @@ async fn an_edited_statement_index_is_named_as_drift(backend: Backend) {
     );
     store.close().await;
 }
+
+/// The SQLite writer's commits are made durable by latch's own sync of the write-ahead log. If
+/// that file is deleted under a running store, SQLite goes on writing to a file that a restart
+/// would not find: the store refuses every write from then on, and acknowledges none.
+#[tokio::test]
+async fn a_write_ahead_log_that_cannot_be_synced_stops_every_write() {
+    let fresh = Fresh::new(Backend::Sqlite).await;
+    let store = fresh.open().await;
+    let now = T0;
+    store
+        .append_session_events(vec![started("ses_a", now)])
+        .await
+        .unwrap();
+    assert_eq!(store.ledger_size().await.unwrap(), 1);
+    let wal = fresh.dir.path().join("latch.db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    // The store looks for the file's name at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let err = store
+        .append_session_events(vec![statement("ses_a", now, 1)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("latch.db-wal"), "{err}");
+    for _ in 0..3 {
+        let err = store
+            .append_session_events(vec![statement("ses_a", now, 2)])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot sync"), "{err}");
+    }
+    let err = store
+        .execute(
+            "req_after",
+            &create("alice"),
+            std::sync::Arc::new(latch_testkit::sample_catalog()),
+            FakeClock::new(now),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot sync"), "{err}");
+    // The failed commits are in the database file but not known to be on disk: reads, which
+    // could see them, fail the same way rather than answer with them.
+    let err = store.ledger_size().await.unwrap_err();
+    assert!(err.to_string().contains("cannot sync"), "{err}");
+}
