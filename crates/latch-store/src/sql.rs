@@ -930,6 +930,13 @@ struct Params {
 }
 
 impl Params {
+    /// `sql` with every value bound, in order.
+    fn query<'q>(&'q self, sql: &'q str) -> batch::AnyQuery<'q> {
+        self.values
+            .iter()
+            .fold(sqlx::query(sql), |query, value| query.bind(value.as_str()))
+    }
+
     fn push(&mut self, value: impl Into<String>) -> String {
         self.values.push(value.into());
         format!("${}", self.values.len())
@@ -1001,10 +1008,7 @@ async fn load_requests(
     if let Some(limit) = limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
-    let mut query = sqlx::query(&sql);
-    for value in &params.values {
-        query = query.bind(value.as_str());
-    }
+    let query = params.query(&sql);
     let rows = query.fetch_all(&mut *conn).await?;
     let mut requests = rows
         .iter()
@@ -1026,10 +1030,7 @@ async fn attach_approvals(
             "SELECT request_id, approver, comment, at_ms FROM approvals WHERE request_id IN ({}) ORDER BY request_id, seq",
             params.list(&ids)
         );
-        let mut query = sqlx::query(&sql);
-        for value in &params.values {
-            query = query.bind(value.as_str());
-        }
+        let query = params.query(&sql);
         for row in query.fetch_all(&mut *conn).await? {
             let request_id: String = row.try_get(0)?;
             if let Some(request) = chunk.iter_mut().find(|r| r.id == request_id) {
@@ -1166,10 +1167,7 @@ impl Store for SqlStore {
                 " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
                 filter.limit
             ));
-            let mut query = sqlx::query(&sql);
-            for value in &params.values {
-                query = query.bind(value.as_str());
-            }
+            let query = params.query(&sql);
             query
                 .fetch_all(&mut *conn)
                 .await?
@@ -1281,10 +1279,7 @@ impl Store for SqlStore {
             let mut params = Params::default();
             let list = params.list(chunk.iter().copied());
             let sql = format!("SELECT finding_key FROM findings WHERE finding_key IN ({list})");
-            let mut query = sqlx::query(&sql);
-            for value in &params.values {
-                query = query.bind(value.as_str());
-            }
+            let query = params.query(&sql);
             for row in query.fetch_all(&mut *w.tx).await? {
                 known.insert(row.try_get(0)?);
             }
@@ -1358,10 +1353,7 @@ impl Store for SqlStore {
                 " ORDER BY first_seen_ms DESC, id DESC LIMIT {}",
                 filter.limit
             ));
-            let mut query = sqlx::query(&sql);
-            for value in &params.values {
-                query = query.bind(value.as_str());
-            }
+            let query = params.query(&sql);
             query
                 .fetch_all(&mut *conn)
                 .await?
