@@ -131,38 +131,25 @@ pub(crate) async fn append_commit(
                 .await
                 .map(crate::writer::Pending::done),
         };
-        let result = match result.map(crate::writer::Pending::now) {
-            Ok(Ok(())) => {
-                for job in group.drain(..) {
-                    let _ = job.reply.send(Ok(()));
-                }
-                continue;
-            }
-            Ok(Err(pending)) => Ok(pending),
-            Err(err) => Err(err),
-        };
-        // Answered once on disk, while the next group runs.
+        // Answered once on disk, by the thread that synced it, while the next group runs.
         let replies: Vec<_> = group.drain(..).map(|job| job.reply).collect();
-        let answer = async move {
-            let result = match result {
-                Ok(pending) => pending.durable().await,
-                Err(err) => Err(err),
-            };
-            match result {
-                Ok(()) => {
-                    for reply in replies {
-                        let _ = reply.send(Ok(()));
-                    }
+        let answer = move |result: Result<(), StoreError>| match result {
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
                 }
-                Err(err) => {
-                    let message = err.to_string();
-                    for reply in replies {
-                        let _ = reply.send(Err(StoreError::Database(message.clone())));
-                    }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(message.clone())));
                 }
             }
         };
-        tokio::spawn(answer);
+        match result {
+            Ok(pending) => pending.answer_when_durable(answer),
+            Err(err) => answer(Err(err)),
+        }
     }
 }
 

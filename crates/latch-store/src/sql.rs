@@ -536,28 +536,17 @@ async fn group_commit(
         demand.taken(group.len());
         match run_either(&pool, dialect, &write_queue, writer, &group).await {
             Ok(pending) => {
-                let pending = match pending.now() {
-                    Ok(results) => {
-                        for (job, result) in group.drain(..).zip(results) {
-                            let _ = job.reply.send(Ok(result));
-                        }
-                        continue;
-                    }
-                    Err(pending) => pending,
-                };
-                // Answered once on disk, while the next group runs.
+                // Answered once on disk, by the thread that synced it, while the next group runs.
                 let replies: Vec<_> = group.drain(..).map(|job| job.reply).collect();
-                tokio::spawn(async move {
-                    match pending.durable().await {
-                        Ok(results) => {
-                            for (reply, result) in replies.into_iter().zip(results) {
-                                let _ = reply.send(Ok(result));
-                            }
+                pending.answer_when_durable(move |results| match results {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok(result));
                         }
-                        Err(err) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(StoreError::Unavailable(err.to_string())));
-                            }
+                    }
+                    Err(err) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Unavailable(err.to_string())));
                         }
                     }
                 });

@@ -39,6 +39,18 @@ pub(crate) struct Durability {
     /// The newest generation the writer thread committed.
     committed: AtomicU64,
     synced: watch::Sender<Synced>,
+    /// Replies waiting for their generation, answered by whoever syncs it: from the syncer
+    /// thread straight to the waiting tasks, without a task of their own in between.
+    waiters: std::sync::Mutex<Vec<Waiter>>,
+}
+
+/// What to do once a generation is on disk, or never will be.
+type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A reply waiting for a generation to be on disk.
+struct Waiter {
+    generation: u64,
+    answer: Answer,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -55,6 +67,62 @@ impl Durability {
         Self {
             committed: AtomicU64::new(0),
             synced: watch::Sender::new(Synced::default()),
+            waiters: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `answer` once `generation` is on disk (at once if it is), or with why it never
+    /// will be.
+    fn when(&self, generation: u64, answer: Answer) {
+        let mut waiters = self.waiters();
+        // Checked under the lock the syncer takes after moving on, so no answer is missed.
+        let now = {
+            let synced = self.synced.borrow();
+            if synced.up_to >= generation {
+                Some(Ok(()))
+            } else {
+                synced
+                    .failed
+                    .as_ref()
+                    .map(|why| Err(StoreError::Unavailable(why.to_string())))
+            }
+        };
+        match now {
+            Some(result) => {
+                drop(waiters);
+                answer(result);
+            }
+            None => waiters.push(Waiter { generation, answer }),
+        }
+    }
+
+    /// Moves on to `up_to`, or fails, and answers the replies that waited for it.
+    fn advance(&self, change: impl FnOnce(&mut Synced)) {
+        self.synced.send_modify(change);
+        let (up_to, failed) = {
+            let synced = self.synced.borrow();
+            (synced.up_to, synced.failed.clone())
+        };
+        let due: Vec<Waiter> = {
+            let mut waiters = self.waiters();
+            let (due, waiting) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|w| w.generation <= up_to || failed.is_some());
+            *waiters = waiting;
+            due
+        };
+        for waiter in due {
+            let result = match &failed {
+                Some(why) if waiter.generation > up_to => {
+                    Err(StoreError::Unavailable(why.to_string()))
+                }
+                _ => Ok(()),
+            };
+            (waiter.answer)(result);
         }
     }
 
@@ -75,10 +143,6 @@ impl Durability {
     /// it has read, so that it never answers with a commit that a crash could still undo.
     pub(crate) async fn settled(&self) -> Result<(), StoreError> {
         self.until(self.committed.load(Ordering::Acquire)).await
-    }
-
-    fn reached(&self, generation: u64) -> bool {
-        self.synced.borrow().up_to >= generation
     }
 
     /// Whether some commit is not known to be on disk yet.
@@ -235,7 +299,7 @@ impl WalSync {
                         up_to = committed.generation;
                         self.recent.publish(committed.appended);
                     }
-                    self.durability.synced.send_modify(|s| s.up_to = up_to);
+                    self.durability.advance(|s| s.up_to = up_to);
                 }
                 Err(err) => {
                     let why = format!(
@@ -245,9 +309,7 @@ impl WalSync {
                         self.wal.display()
                     );
                     tracing::error!("{why}");
-                    self.durability
-                        .synced
-                        .send_modify(|s| s.failed = Some(why.into()));
+                    self.durability.advance(|s| s.failed = Some(why.into()));
                 }
             }
         }
@@ -277,11 +339,23 @@ impl<T> Pending<T> {
         }
     }
 
-    /// The value if what produced it is on disk already (the writer synced it itself).
-    pub(crate) fn now(self) -> Result<T, Self> {
-        match &self.durability {
-            Some(durability) if !durability.reached(self.generation) => Err(self),
-            _ => Ok(self.value),
+    /// Calls `answer` with the value once what produced it is on disk (at once if it is), on
+    /// the thread that synced it.
+    pub(crate) fn answer_when_durable(
+        self,
+        answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+    {
+        match self.durability {
+            Some(durability) => {
+                let value = self.value;
+                durability.when(
+                    self.generation,
+                    Box::new(move |synced| answer(synced.map(|()| value))),
+                );
+            }
+            None => answer(Ok(self.value)),
         }
     }
 
@@ -326,7 +400,7 @@ impl SqliteWriter {
             .spawn(move || syncer.run());
         if let Err(err) = synced {
             tracing::error!(%err, "cannot start the SQLite syncer thread");
-            durability.synced.send_modify(|s| {
+            durability.advance(|s| {
                 s.failed = Some(format!("cannot start the SQLite syncer thread: {err}").into());
             });
         }
@@ -591,6 +665,51 @@ mod tests {
         sync(&durability, 2);
         waiting.await.unwrap().unwrap();
         durability.until(2).await.unwrap();
+    }
+
+    /// What each reply was answered, by generation.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<std::sync::Mutex<Vec<(u64, bool)>>>);
+
+    impl Seen {
+        fn answer(&self, generation: u64) -> Answer {
+            let seen = self.clone();
+            Box::new(move |result: Result<(), StoreError>| {
+                seen.0.lock().unwrap().push((generation, result.is_ok()));
+            })
+        }
+
+        fn get(&self) -> Vec<(u64, bool)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn replies_are_answered_once_their_commit_is_synced_and_not_before() {
+        let durability = Durability::new();
+        let seen = Seen::default();
+        durability.when(1, seen.answer(1));
+        durability.when(2, seen.answer(2));
+        assert!(seen.get().is_empty(), "answered before any sync");
+        durability.advance(|s| s.up_to = 1);
+        assert_eq!(seen.get(), [(1, true)]);
+        // A reply for a generation already synced is answered at once.
+        durability.when(1, seen.answer(1));
+        assert_eq!(seen.get(), [(1, true), (1, true)]);
+        durability.advance(|s| s.up_to = 3);
+        assert_eq!(seen.get(), [(1, true), (1, true), (2, true)]);
+    }
+
+    #[test]
+    fn a_failed_sync_answers_every_later_reply_with_the_failure() {
+        let durability = Durability::new();
+        let seen = Seen::default();
+        durability.advance(|s| s.up_to = 2);
+        durability.when(3, seen.answer(3));
+        durability.advance(|s| s.failed = Some("disk gone".into()));
+        durability.when(2, seen.answer(2));
+        durability.when(4, seen.answer(4));
+        assert_eq!(seen.get(), [(3, false), (2, true), (4, false)]);
     }
 
     #[tokio::test]
