@@ -1702,13 +1702,12 @@ impl Store for SqlStore {
         &self,
         secret_hash: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        self.read(async { self.credential_where("secret_hash", secret_hash).await })
+        self.read(self.credential_where("secret_hash", secret_hash))
             .await
     }
 
     async fn credential(&self, id: &str) -> Result<Option<CredentialRecord>, StoreError> {
-        self.read(async { self.credential_where("id", id).await })
-            .await
+        self.read(self.credential_where("id", id)).await
     }
 
     async fn purge_credentials(
@@ -2452,12 +2451,11 @@ impl Store for SqlStore {
     }
 
     async fn summary_cursor(&self) -> Result<u64, StoreError> {
-        self.read(async { crate::summaries::cursor(&self.pool).await })
-            .await
+        self.read(crate::summaries::cursor(&self.pool)).await
     }
 
     async fn summaries_by_key(&self, keys: &[String]) -> Result<Vec<SummaryRecord>, StoreError> {
-        self.read(async { crate::summaries::by_key(&self.pool, self.dialect, keys).await })
+        self.read(crate::summaries::by_key(&self.pool, self.dialect, keys))
             .await
     }
 
@@ -2465,8 +2463,12 @@ impl Store for SqlStore {
         &self,
         session_ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(async { crate::summaries::sessions(&self.pool, self.dialect, session_ids).await })
-            .await
+        self.read(crate::summaries::sessions(
+            &self.pool,
+            self.dialect,
+            session_ids,
+        ))
+        .await
     }
 
     async fn save_summaries(
@@ -2486,7 +2488,7 @@ impl Store for SqlStore {
         after: Option<SummaryPosition>,
         limit: u32,
     ) -> Result<Vec<SummaryRecord>, StoreError> {
-        self.read(async { crate::summaries::page(&self.bulk, range, after, limit).await })
+        self.read(crate::summaries::page(&self.bulk, range, after, limit))
             .await
     }
 
@@ -2495,7 +2497,7 @@ impl Store for SqlStore {
         range: &SummaryRange,
         lines: tokio::sync::mpsc::Sender<crate::ReportLines>,
     ) -> Result<(), StoreError> {
-        self.read(async { crate::summaries::lines(&self.bulk, range, lines).await })
+        self.read(crate::summaries::lines(&self.bulk, range, lines))
             .await
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar};
 
 use futures_util::FutureExt;
-use tokio::sync::{Mutex, oneshot, watch};
+use tokio::sync::{Mutex, oneshot};
 
 use crate::StoreError;
 use crate::batch::sqlite_error;
@@ -38,10 +38,33 @@ type Job =
 pub(crate) struct Durability {
     /// The newest generation the writer thread committed.
     committed: AtomicU64,
-    synced: watch::Sender<Synced>,
+    /// How far the commits are synced, and the replies waiting for more: one lock, so that a
+    /// reply is either answered at once or seen by the sync that reaches it.
+    state: std::sync::Mutex<SyncState>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every generation up to this one is on disk.
+    up_to: u64,
+    /// Why no later generation ever will be: after a failed fsync the kernel may have dropped
+    /// the pages it could not write, so nothing after it can be trusted (PostgreSQL stops too).
+    failed: Option<Arc<str>>,
     /// Replies waiting for their generation, answered by whoever syncs it: from the syncer
     /// thread straight to the waiting tasks, without a task of their own in between.
-    waiters: std::sync::Mutex<Vec<Waiter>>,
+    waiters: Vec<Waiter>,
+}
+
+impl SyncState {
+    /// The answer for `generation` if there is one yet.
+    fn answer(&self, generation: u64) -> Option<Result<(), StoreError>> {
+        if self.up_to >= generation {
+            return Some(Ok(()));
+        }
+        self.failed
+            .as_ref()
+            .map(|why| Err(StoreError::Unavailable(why.to_string())))
+    }
 }
 
 /// What to do once a generation is on disk, or never will be.
@@ -53,106 +76,83 @@ struct Waiter {
     answer: Answer,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Synced {
-    /// Every generation up to this one is on disk.
-    up_to: u64,
-    /// Why no later generation ever will be: after a failed fsync the kernel may have dropped
-    /// the pages it could not write, so nothing after it can be trusted (PostgreSQL stops too).
-    failed: Option<Arc<str>>,
-}
-
 impl Durability {
     fn new() -> Self {
         Self {
             committed: AtomicU64::new(0),
-            synced: watch::Sender::new(Synced::default()),
-            waiters: std::sync::Mutex::new(Vec::new()),
+            state: std::sync::Mutex::new(SyncState::default()),
         }
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Calls `answer` once `generation` is on disk (at once if it is), or with why it never
     /// will be.
     fn when(&self, generation: u64, answer: Answer) {
-        let mut waiters = self.waiters();
-        // Checked under the lock the syncer takes after moving on, so no answer is missed.
-        let now = {
-            let synced = self.synced.borrow();
-            if synced.up_to >= generation {
-                Some(Ok(()))
-            } else {
-                synced
-                    .failed
-                    .as_ref()
-                    .map(|why| Err(StoreError::Unavailable(why.to_string())))
-            }
-        };
-        match now {
+        let mut state = self.state();
+        match state.answer(generation) {
             Some(result) => {
-                drop(waiters);
+                drop(state);
                 answer(result);
             }
-            None => waiters.push(Waiter { generation, answer }),
+            None => state.waiters.push(Waiter { generation, answer }),
         }
     }
 
     /// Moves on to `up_to`, or fails, and answers the replies that waited for it.
-    fn advance(&self, change: impl FnOnce(&mut Synced)) {
-        self.synced.send_modify(change);
-        let (up_to, failed) = {
-            let synced = self.synced.borrow();
-            (synced.up_to, synced.failed.clone())
-        };
-        let due: Vec<Waiter> = {
-            let mut waiters = self.waiters();
-            let (due, waiting) = std::mem::take(&mut *waiters)
-                .into_iter()
-                .partition(|w| w.generation <= up_to || failed.is_some());
-            *waiters = waiting;
+    fn advance(&self, change: impl FnOnce(&mut SyncState)) {
+        let due: Vec<(Waiter, Result<(), StoreError>)> = {
+            let mut state = self.state();
+            change(&mut state);
+            let mut due = Vec::new();
+            for waiter in std::mem::take(&mut state.waiters) {
+                match state.answer(waiter.generation) {
+                    Some(result) => due.push((waiter, result)),
+                    None => state.waiters.push(waiter),
+                }
+            }
             due
         };
-        for waiter in due {
-            let result = match &failed {
-                Some(why) if waiter.generation > up_to => {
-                    Err(StoreError::Unavailable(why.to_string()))
-                }
-                _ => Ok(()),
-            };
+        for (waiter, result) in due {
             (waiter.answer)(result);
         }
     }
 
     /// Waits until `generation` is on disk.
     pub(crate) async fn until(&self, generation: u64) -> Result<(), StoreError> {
-        let mut synced = self.synced.subscribe();
-        let synced = synced
-            .wait_for(|s| s.up_to >= generation || s.failed.is_some())
+        let (reply, answer) = oneshot::channel();
+        self.when(
+            generation,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        );
+        answer
             .await
-            .map_err(|_| StoreError::Unavailable("the SQLite syncer stopped".into()))?;
-        match &synced.failed {
-            Some(why) if synced.up_to < generation => Err(StoreError::Unavailable(why.to_string())),
-            _ => Ok(()),
-        }
+            .map_err(|_| StoreError::Unavailable("the SQLite syncer stopped".into()))?
     }
 
     /// Waits until everything committed so far is on disk. A read of the store calls this after
     /// it has read, so that it never answers with a commit that a crash could still undo.
     pub(crate) async fn settled(&self) -> Result<(), StoreError> {
-        self.until(self.committed.load(Ordering::Acquire)).await
+        let generation = self.committed.load(Ordering::Acquire);
+        // Most reads find nothing being synced: answered without a channel.
+        if let Some(result) = self.state().answer(generation) {
+            return result;
+        }
+        self.until(generation).await
     }
 
     /// Whether some commit is not known to be on disk yet.
     pub(crate) fn syncing(&self) -> bool {
-        let synced = self.synced.borrow();
-        synced.failed.is_none() && synced.up_to < self.committed.load(Ordering::Acquire)
+        let state = self.state();
+        state.failed.is_none() && state.up_to < self.committed.load(Ordering::Acquire)
     }
 
     fn failed(&self) -> Option<Arc<str>> {
-        self.synced.borrow().failed.clone()
+        self.state().failed.clone()
     }
 }
 
@@ -642,7 +642,7 @@ mod tests {
     }
 
     fn sync(durability: &Durability, up_to: u64) {
-        durability.synced.send_modify(|s| s.up_to = up_to);
+        durability.advance(|s| s.up_to = up_to);
     }
 
     #[tokio::test]
@@ -717,9 +717,7 @@ mod tests {
         let durability = Durability::new();
         commit(&durability, 5);
         sync(&durability, 3);
-        durability
-            .synced
-            .send_modify(|s| s.failed = Some("disk gone".into()));
+        durability.advance(|s| s.failed = Some("disk gone".into()));
         durability.until(3).await.unwrap();
         let err = durability.until(4).await.unwrap_err();
         assert!(err.to_string().contains("disk gone"), "{err}");
