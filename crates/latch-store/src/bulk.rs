@@ -206,17 +206,9 @@ fn database(err: rusqlite::Error) -> StoreError {
 }
 
 /// Reads every row after `after` in `seq` order, in one read transaction (one snapshot),
-/// sending full pages as they fill.
-///
-/// `seq` is not SQLite's rowid (the column is `BIGINT PRIMARY KEY`), so `ORDER BY seq` walks
-/// its index and looks every row up in the table: three times the cost of walking the table
-/// itself. So the rows are first read in table order, for as long as they come with `seq`
-/// `after + 1`, `after + 2`, …; at the first that does not (a tampered table, say), the rest
-/// is read in `seq` order from the last one sent.
-// INVARIANT: the rows sent are exactly those of `WHERE seq > after ORDER BY seq`. Because `seq`
-// is unique (checked first), the rows sent in table order, `after + 1 ..= last` without a gap,
-// are all the rows of that range, which is where the `seq` order starts; `WHERE seq > last`
-// then gives the rest.
+/// sending full pages as they fill. `seq` is SQLite's rowid (migration 16), so this walks the
+/// table itself; a table someone rebuilt with another key is still read in `seq` order, more
+/// slowly.
 fn scan_sqlite(
     path: &std::path::Path,
     after: u64,
@@ -234,14 +226,12 @@ fn scan_sqlite(
         .busy_timeout(Duration::from_secs(10))
         .map_err(database)?;
     let snapshot = connection.unchecked_transaction().map_err(database)?;
-    let mut last = i64::try_from(after).unwrap_or(i64::MAX);
-    if seq_is_unique(&snapshot)? && !in_table_order(&snapshot, &mut last, pages)? {
-        return Ok(());
-    }
     let mut statement = snapshot
         .prepare("SELECT seq, body, leaf_hash FROM events WHERE seq > ?1 ORDER BY seq")
         .map_err(database)?;
-    let mut rows = statement.query([last]).map_err(database)?;
+    let mut rows = statement
+        .query([i64::try_from(after).unwrap_or(i64::MAX)])
+        .map_err(database)?;
     while let Some(row) = rows.next().map_err(database)? {
         let seq = row
             .get_ref(0)
@@ -252,57 +242,6 @@ fn scan_sqlite(
         }
     }
     Ok(())
-}
-
-/// Sends the rows in table order while their `seq` follows `last` (moving it on). `false` when
-/// the caller is gone.
-fn in_table_order(
-    connection: &rusqlite::Connection,
-    last: &mut i64,
-    pages: &mut Pager<'_>,
-) -> Result<bool, StoreError> {
-    let after = *last;
-    // Not an error: a table without a rowid (rebuilt by someone) is read in `seq` order.
-    let Ok(mut statement) =
-        connection.prepare("SELECT seq, body, leaf_hash FROM events ORDER BY rowid")
-    else {
-        return Ok(true);
-    };
-    let mut rows = statement.query([]).map_err(database)?;
-    while let Some(row) = rows.next().map_err(database)? {
-        let seq = match row.get_ref(0).map_err(database)? {
-            rusqlite::types::ValueRef::Integer(seq) => seq,
-            // Not a row of `seq > after` (NULL), or not in order (anything else): the `seq`
-            // order takes over.
-            _ => return Ok(true),
-        };
-        if seq <= after {
-            continue;
-        }
-        if Some(seq) != last.checked_add(1) {
-            return Ok(true);
-        }
-        if !pages.push(seq, row)? {
-            return Ok(false);
-        }
-        *last = seq;
-    }
-    Ok(true)
-}
-
-/// Whether a unique index on `events (seq)` alone (the primary key's) guarantees that no two
-/// rows share a `seq`.
-fn seq_is_unique(connection: &rusqlite::Connection) -> Result<bool, StoreError> {
-    connection
-        .query_row(
-            "SELECT count(*) FROM pragma_index_list('events') AS l \
-             WHERE l.\"unique\" = 1 AND l.partial = 0 \
-             AND (SELECT group_concat(i.name) FROM pragma_index_info(l.name) AS i) = 'seq'",
-            [],
-            |row| row.get::<_, i64>(0),
-        )
-        .map(|unique| unique > 0)
-        .map_err(database)
 }
 
 /// Fills pages and sends each when full.
@@ -441,7 +380,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_bulk_read_is_the_seq_order_whatever_the_table_order() {
+    async fn the_bulk_read_is_the_seq_order_after_every_edit() {
         let (_dir, path, store, tamper) = store().await;
         check(&path, &store, "untouched").await;
         let (rows, _) = bulk(&path, 0).await;
@@ -474,19 +413,21 @@ mod tests {
                 "a NULL position",
                 "INSERT INTO events SELECT NULL, type, actor, subject, at_ms, body, leaf_hash FROM events WHERE seq = 4",
             ),
-            (
-                "a text position",
-                "UPDATE events SET seq = 'x' WHERE seq = 25",
-            ),
         ];
         for (what, sql) in edits {
             tamper.execute_batch(sql).unwrap();
             check(&path, &store, what).await;
         }
+        // `seq` is the rowid: SQLite itself refuses a position that is not an integer.
+        assert!(
+            tamper
+                .execute_batch("UPDATE events SET seq = 'x' WHERE seq = 25")
+                .is_err()
+        );
     }
 
     #[tokio::test]
-    async fn without_a_unique_seq_the_table_order_is_not_trusted() {
+    async fn a_table_rebuilt_without_its_key_is_still_read_in_seq_order() {
         let (_dir, path, store, tamper) = store().await;
         // The table rebuilt without its primary key, then a duplicate appended: in table
         // order it comes after every original, in `seq` order right after its twin.
@@ -503,6 +444,68 @@ mod tests {
         assert_eq!(seqs.get(6..8), Some(&[7, 7][..]), "{seqs:?}");
         assert_eq!(rows.len(), 31);
         check(&path, &store, "duplicate").await;
+        tamper
+            .execute_batch("UPDATE events SET seq = 'x' WHERE seq = 25")
+            .unwrap();
+        check(&path, &store, "a text position").await;
+    }
+
+    /// `seq` declared as the events table's key; `true` when it is SQLite's rowid (no index
+    /// of its own).
+    fn seq_is_rowid(connection: &rusqlite::Connection) -> bool {
+        let seq_indexes: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM pragma_index_list('events') AS l \
+                 WHERE (SELECT group_concat(i.name) FROM pragma_index_info(l.name) AS i) = 'seq'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let declared: String = connection
+            .query_row(
+                "SELECT type FROM pragma_table_info('events') WHERE name = 'seq' AND pk = 1",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        seq_indexes == 0 && declared == "INTEGER"
+    }
+
+    #[tokio::test]
+    async fn a_ledger_written_before_seq_became_the_rowid_keeps_every_event() {
+        let (_dir, path, store, tamper) = store().await;
+        assert!(seq_is_rowid(&tamper));
+        let before = store.raw_events(0, 100).await.unwrap();
+        drop(store);
+        // The table as migrations 1 to 15 left it, and migration 16 not applied.
+        tamper
+            .execute_batch(
+                "CREATE TABLE old_events (seq BIGINT PRIMARY KEY, type TEXT NOT NULL, \
+                   actor TEXT NOT NULL, subject TEXT NOT NULL, at_ms BIGINT NOT NULL, \
+                   body TEXT NOT NULL, leaf_hash TEXT NOT NULL); \
+                 INSERT INTO old_events SELECT * FROM events; \
+                 DROP TABLE events; ALTER TABLE old_events RENAME TO events; \
+                 CREATE INDEX events_subject ON events (subject, seq) \
+                   WHERE type NOT IN ('session.statement', 'session.statement_outcome'); \
+                 CREATE INDEX events_type ON events (type, seq) \
+                   WHERE type NOT IN ('session.statement', 'session.statement_outcome'); \
+                 DELETE FROM schema_migrations WHERE version = 16;",
+            )
+            .unwrap();
+        assert!(!seq_is_rowid(&tamper));
+        let store = Arc::new(SqlStore::open_sqlite(&path).await.unwrap());
+        assert!(seq_is_rowid(&tamper));
+        assert_eq!(store.raw_events(0, 100).await.unwrap(), before);
+        let (rows, error) = bulk(&path, 0).await;
+        assert_eq!((rows, error), (before, None));
+        let indexes: Vec<String> = tamper
+            .prepare("SELECT name FROM pragma_index_list('events') ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["events_subject", "events_type"]);
     }
 
     #[tokio::test]

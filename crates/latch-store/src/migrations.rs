@@ -340,6 +340,32 @@ CREATE INDEX events_type ON events (type, seq) WHERE type NOT IN ('session.state
 /*sqlite: ALTER TABLE session_statements_keyed RENAME TO session_statements*/
 "#,
     ),
+    (
+        16,
+        "the ledger's sequence number as SQLite's rowid",
+        // `seq BIGINT PRIMARY KEY` is not SQLite's rowid (only `INTEGER PRIMARY KEY` is), so every
+        // event was two B-tree inserts on the writer's serial path, the table's and the primary
+        // key's index, and every read by `seq` went through that index to the table. As the
+        // rowid, `seq` is the table's own key: one insert, and reads in `seq` order walk the
+        // table. The table is copied once, in `seq` order; PostgreSQL's stays as it is.
+        r#"
+/*sqlite: CREATE TABLE events_by_seq (
+    seq INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL
+)*/;
+/*sqlite: INSERT INTO events_by_seq (seq, type, actor, subject, at_ms, body, leaf_hash)
+    SELECT seq, type, actor, subject, at_ms, body, leaf_hash FROM events ORDER BY seq*/;
+/*sqlite: DROP TABLE events*/;
+/*sqlite: ALTER TABLE events_by_seq RENAME TO events*/;
+/*sqlite: CREATE INDEX events_subject ON events (subject, seq) WHERE type NOT IN ('session.statement', 'session.statement_outcome')*/;
+/*sqlite: CREATE INDEX events_type ON events (type, seq) WHERE type NOT IN ('session.statement', 'session.statement_outcome')*/
+"#,
+    ),
 ];
 
 /// The statements of one migration as `dialect` runs them (see the module's note on
