@@ -11,7 +11,7 @@ pub mod time;
 
 pub use catalog::{Catalog, Resource, ResourceKind, ResourceRole, Team, User, UserRole};
 pub use duration::AccessDuration;
-pub use event::{Actor, Event, EventKind, StoredEvent};
+pub use event::{Actor, Event, EventKind, StoredEvent, UnplacedEncoding};
 pub use lifecycle::{AccessRequest, Command, GrantState, Refusal, RefusalKind, RequestState};
 pub use ticket::TicketPattern;
 pub use time::Timestamp;

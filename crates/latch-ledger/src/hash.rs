@@ -60,18 +60,35 @@ impl std::hash::Hash for Hash {
     }
 }
 
-impl fmt::Display for Hash {
-    /// Lowercase hex. Written as one string: every event row stores its leaf hash in hex, and
-    /// 32 formatted writes of two digits each were 3 % of the gateway's CPU.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Hash {
+    /// Lowercase hex, without allocating: every event row stores its leaf hash in hex.
+    pub fn hex(&self) -> HashHex {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 64];
         for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
             pair[0] = DIGITS[usize::from(byte >> 4)];
             pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
-        // Only ASCII digits were written.
-        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
+        HashHex(hex)
+    }
+}
+
+/// A hash's 64 lowercase hex digits ([`Hash::hex`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HashHex([u8; 64]);
+
+impl HashHex {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Hash {
+    /// Lowercase hex. Written as one string: 32 formatted writes of two digits each were 3 % of
+    /// the gateway's CPU.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.hex().as_str())
     }
 }
 

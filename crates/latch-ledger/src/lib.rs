@@ -37,7 +37,7 @@ mod proof;
 pub use checkpoint::{Checkpoint, open, sign};
 pub use compact::CompactRange;
 pub use error::Error;
-pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
+pub use hash::{EMPTY_ROOT, Hash, HashHex, leaf_hash, node_hash};
 pub use keys::{SigningKey, VerifierKey};
 pub use nodes::{LeafRange, NodeId, consistency_ranges, fold_nodes, inclusion_ranges};
 pub use proof::{consistency_proof, inclusion_proof, root, verify_consistency, verify_inclusion};

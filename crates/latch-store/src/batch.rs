@@ -4,6 +4,7 @@
 //! statements rather than a few thousand.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use latch_core::lifecycle;
 use latch_core::{AccessRequest, Catalog, Command, EventKind, StoredEvent, Timestamp};
@@ -233,16 +234,20 @@ impl Exec for rusqlite::Transaction<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(sqlite_error)?;
+        // One buffer for every row's actor (`user:NAME`).
+        let mut actor = String::new();
         for row in rows {
+            actor.clear();
+            write!(actor, "{}", row.actor).map_err(|err| StoreError::Database(err.to_string()))?;
             statement
                 .execute(rusqlite::params![
                     row.seq,
                     row.kind,
-                    row.actor,
+                    actor,
                     row.subject,
                     row.at_ms,
                     row.body,
-                    row.leaf_hash,
+                    row.leaf_hash.as_str(),
                 ])
                 .map_err(sqlite_error)?;
         }
@@ -512,15 +517,16 @@ pub(crate) const EVENT_COLUMNS: [&str; 7] = [
 ];
 
 /// The row of an event in the ledger: its canonical encoding (the leaf) and the leaf's hash,
-/// with the columns it is looked up by. Borrowed: every event of the ledger passes here.
+/// with the columns it is looked up by. Borrowed, and nothing allocated for it: every event of
+/// the ledger passes here, on SQLite on the writer's serial path.
 pub(crate) struct EventRow<'a> {
     seq: i64,
     kind: &'static str,
-    actor: String,
+    actor: &'a latch_core::Actor,
     subject: &'a str,
     at_ms: i64,
     body: &'a str,
-    leaf_hash: String,
+    leaf_hash: latch_ledger::HashHex,
 }
 
 impl<'a> EventRow<'a> {
@@ -532,11 +538,11 @@ impl<'a> EventRow<'a> {
         Ok(Self {
             seq: to_i64(event.seq)?,
             kind: event.event.kind.type_name(),
-            actor: event.event.actor.to_string(),
+            actor: &event.event.actor,
             subject: &event.event.subject,
             at_ms: event.event.at.as_millis(),
             body,
-            leaf_hash: leaf_hash.to_string(),
+            leaf_hash: leaf_hash.hex(),
         })
     }
 
@@ -544,11 +550,11 @@ impl<'a> EventRow<'a> {
         vec![
             Val::Int(self.seq),
             Val::Text(self.kind.to_owned()),
-            Val::Text(self.actor),
+            Val::Text(self.actor.to_string()),
             Val::Text(self.subject.to_owned()),
             Val::Int(self.at_ms),
             Val::Text(self.body.to_owned()),
-            Val::Text(self.leaf_hash),
+            Val::Text(self.leaf_hash.as_str().to_owned()),
         ]
     }
 }

@@ -3,7 +3,7 @@
 //! short-lived credentials `latch connect` hands out.
 
 use latch_core::catalog::Visibility;
-use latch_core::{Event, EventKind, Timestamp};
+use latch_core::{Event, EventKind, Timestamp, UnplacedEncoding};
 use latch_pgwire::scram::ScramSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -94,7 +94,8 @@ pub(crate) fn scram_from_row(row: &AnyRow) -> Result<ScramSecret, StoreError> {
 
 /// Session events waiting for the group committer.
 pub(crate) struct AppendJob {
-    pub events: Vec<Event>,
+    /// Each event with its encoding but for its place.
+    pub events: Vec<(Event, UnplacedEncoding)>,
     pub reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -115,7 +116,7 @@ pub(crate) async fn append_commit(
     let mut group = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut group, MAX_APPENDS).await > 0 {
         demand.taken(group.len());
-        let events: Vec<Event> = group
+        let events: Vec<(Event, UnplacedEncoding)> = group
             .iter_mut()
             .flat_map(|job| std::mem::take(&mut job.events))
             .collect();
@@ -157,7 +158,7 @@ async fn commit_events(
     pool: &sqlx::AnyPool,
     dialect: Dialect,
     write_queue: &tokio::sync::Mutex<()>,
-    events: Vec<Event>,
+    events: Vec<(Event, UnplacedEncoding)>,
 ) -> Result<(), StoreError> {
     let mut w = crate::sql::begin_write_tx(pool, dialect, write_queue).await?;
     write_events(&mut *w.tx, dialect, &mut w.ledger, events).await?;
@@ -170,10 +171,10 @@ async fn write_events<C: Exec + ?Sized>(
     conn: &mut C,
     dialect: Dialect,
     ledger: &mut Ledger,
-    events: Vec<Event>,
+    events: Vec<(Event, UnplacedEncoding)>,
 ) -> Result<(), StoreError> {
-    project(conn, dialect, &events).await?;
-    ledger.append_all(conn, events).await
+    project(conn, dialect, events.iter().map(|(event, _)| event)).await?;
+    ledger.append_unplaced(conn, events).await
 }
 
 /// What an event changes in the `sessions` projection: a statement (`?N` parameters) and its
@@ -238,9 +239,9 @@ fn session_change(event: &Event) -> Option<(&'static str, Vec<Val>)> {
 async fn project<C: Exec + ?Sized>(
     conn: &mut C,
     dialect: Dialect,
-    events: &[Event],
+    events: impl Iterator<Item = &Event>,
 ) -> Result<(), StoreError> {
-    for (sql, values) in events.iter().filter_map(session_change) {
+    for (sql, values) in events.filter_map(session_change) {
         // SQLite reads `?N`; PostgreSQL numbers its parameters `$N`.
         let sql = match dialect {
             Dialect::Sqlite => sql.to_owned(),

@@ -11,7 +11,7 @@ use latch_core::lifecycle::{self, Approval, Grant};
 use latch_core::time::Clock;
 use latch_core::{
     AccessDuration, AccessRequest, Actor, Catalog, Command, Event, EventKind, GrantState, Refusal,
-    RefusalKind, RequestState, StoredEvent, Timestamp,
+    RefusalKind, RequestState, StoredEvent, Timestamp, UnplacedEncoding,
 };
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -460,18 +460,24 @@ impl Ledger {
         Ok(stored)
     }
 
-    /// [`Self::append`] for a caller that needs nothing back (the gateway's session events):
-    /// each event moves into its ledger entry rather than being copied for the followers.
-    pub(crate) async fn append_all<C: batch::Exec + ?Sized>(
+    /// [`Self::append`] for a caller that needs nothing back (the gateway's session events),
+    /// each event encoded beforehand but for its place ([`Event::encode_unplaced`], off the
+    /// serial path); each moves into its ledger entry rather than being copied for the
+    /// followers.
+    pub(crate) async fn append_unplaced<C: batch::Exec + ?Sized>(
         &mut self,
         conn: &mut C,
-        events: Vec<Event>,
+        events: Vec<(Event, UnplacedEncoding)>,
     ) -> Result<(), StoreError> {
-        let events = events
+        let encoded = events
             .into_iter()
-            .map(|e| Cow::Owned(self.assign(e)))
+            .map(|(event, unplaced)| {
+                let stored = self.assign(event);
+                let body = unplaced.at(stored.seq);
+                (Cow::Owned(stored), body)
+            })
             .collect();
-        self.write_events(conn, events).await
+        self.write_encoded(conn, encoded).await
     }
 
     /// Writes events already given their places: each row holds the event's canonical
@@ -481,21 +487,23 @@ impl Ledger {
         conn: &mut C,
         events: &[StoredEvent],
     ) -> Result<(), StoreError> {
-        self.write_events(conn, events.iter().map(Cow::Borrowed).collect())
-            .await
+        let encoded = events
+            .iter()
+            .map(|event| (Cow::Borrowed(event), event.canonical_json()))
+            .collect();
+        self.write_encoded(conn, encoded).await
     }
 
-    /// [`Self::write`]: an event the ledger is given is kept for `recent` as it is, one it
-    /// borrows is copied (only when they are kept).
-    async fn write_events<C: batch::Exec + ?Sized>(
+    /// [`Self::write`] of events with their canonical bodies: an event the ledger is given is
+    /// kept for `recent` as it is, one it borrows is copied (only when they are kept).
+    async fn write_encoded<C: batch::Exec + ?Sized>(
         &mut self,
         conn: &mut C,
-        events: Vec<Cow<'_, StoredEvent>>,
+        encoded: Vec<(Cow<'_, StoredEvent>, String)>,
     ) -> Result<(), StoreError> {
-        let encoded: Vec<(Cow<'_, StoredEvent>, String, latch_ledger::Hash)> = events
+        let encoded: Vec<(Cow<'_, StoredEvent>, String, latch_ledger::Hash)> = encoded
             .into_iter()
-            .map(|event| {
-                let body = event.canonical_json();
+            .map(|(event, body)| {
                 let leaf_hash = latch_ledger::leaf_hash(body.as_bytes());
                 (event, body, leaf_hash)
             })
@@ -1128,6 +1136,14 @@ impl Store for SqlStore {
         if events.is_empty() {
             return Ok(());
         }
+        // Encoded here, on the caller's task: only the places are given on the serial path.
+        let events = events
+            .into_iter()
+            .map(|event| {
+                let unplaced = event.encode_unplaced();
+                (event, unplaced)
+            })
+            .collect();
         let (reply, answer) = oneshot::channel();
         self.demand.add(1);
         let job = crate::sessions::AppendJob { events, reply };

@@ -26,7 +26,7 @@ use tokio::sync::{Mutex, oneshot};
 use crate::StoreError;
 use crate::batch::sqlite_error;
 use crate::recent::{Appended, RecentEvents};
-use crate::sql::{Dialect, Ledger, SQLITE_PRAGMAS, TAKE_LEDGER_HEAD, corrupt, to_i64};
+use crate::sql::{Dialect, Ledger, SQLITE_PRAGMAS, corrupt, to_i64};
 
 /// Work for the thread: given its connection (or why there is none) and where commits go, it
 /// says whether the connection is still good.
@@ -532,9 +532,11 @@ fn in_transaction<T>(
     let mut tx = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
-    // Prepared once: every group runs these two statements.
+    // Prepared once: every group runs these two statements. A read, not the `UPDATE … RETURNING`
+    // sqlx's writers take the head with: `BEGIN IMMEDIATE` already holds SQLite's one write
+    // lock, and the head is written once below.
     let head: i64 = tx
-        .prepare_cached(TAKE_LEDGER_HEAD)
+        .prepare_cached("SELECT next_seq FROM ledger_head WHERE id = 1")
         .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
         .map_err(sqlite_error)?;
     let mut ledger = Ledger {

@@ -11,7 +11,7 @@
 //!
 //! The [`Reader`] reads the same list back, positionally: the verifier's fast decoder.
 
-use super::{Actor, EventKind, StoredEvent};
+use super::{Actor, Event, EventKind, StoredEvent};
 use crate::Timestamp;
 
 /// Writes the canonical bytes of events into one reused buffer.
@@ -35,10 +35,17 @@ impl Encoder {
 
     /// The canonical bytes of `event`, valid until the next call.
     pub(crate) fn encode(&mut self, event: &StoredEvent, version: u32) -> &[u8] {
+        self.encode_at(&event.event, Some(event.seq), version);
+        &self.out
+    }
+
+    /// The canonical bytes of `event` at `seq`, or with `seq`'s digits left out when `None`;
+    /// returns where they go.
+    pub(crate) fn encode_at(&mut self, event: &Event, seq: Option<u64>, version: u32) -> usize {
         let out = &mut self.out;
         out.clear();
         out.extend_from_slice(b"{\"actor\":\"");
-        match &event.event.actor {
+        match &event.actor {
             Actor::User(name) => {
                 out.extend_from_slice(b"user:");
                 write_string_body(out, name);
@@ -46,19 +53,22 @@ impl Encoder {
             Actor::System => out.extend_from_slice(b"system"),
         }
         out.extend_from_slice(b"\",\"at\":\"");
-        write_timestamp(out, event.event.at);
+        write_timestamp(out, event.at);
         out.extend_from_slice(b"\",\"data\":");
-        write_data(out, &event.event.kind);
+        write_data(out, &event.kind);
         out.extend_from_slice(b",\"seq\":");
-        out.extend_from_slice(itoa::Buffer::new().format(event.seq).as_bytes());
+        let seq_at = out.len();
+        if let Some(seq) = seq {
+            out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        }
         out.extend_from_slice(b",\"subject\":");
-        write_string(out, &event.event.subject);
+        write_string(out, &event.subject);
         out.extend_from_slice(b",\"type\":");
-        write_string(out, event.event.kind.type_name());
+        write_string(out, event.kind.type_name());
         out.extend_from_slice(b",\"v\":");
         out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
         out.push(b'}');
-        &self.out
+        seq_at
     }
 }
 
