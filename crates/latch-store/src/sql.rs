@@ -286,13 +286,19 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         .iter()
         .map(|row| row.try_get::<i64, _>(0))
         .collect::<Result<_, _>>()?;
+    let fresh = applied.is_empty();
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {
             continue;
         }
-        // Some copy a whole table (16 rewrites the ledger's: about 12 s per million events
-        // measured); say so before, not only after.
-        tracing::info!(version, name, "applying migration");
+        // Upgrading an existing store, some copy a whole table (16 rewrites the ledger's: about
+        // 12 s per million events measured): say so before, not only after. Creating one is
+        // not news.
+        if fresh {
+            tracing::debug!(version, name, "applying migration");
+        } else {
+            tracing::info!(version, name, "applying migration");
+        }
         for statement in statements(sql, dialect) {
             tx.execute(statement.as_str()).await?;
         }
@@ -301,7 +307,11 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
             .bind(*name)
             .execute(&mut *tx)
             .await?;
-        tracing::info!(version, name, "applied migration");
+        if fresh {
+            tracing::debug!(version, name, "applied migration");
+        } else {
+            tracing::info!(version, name, "applied migration");
+        }
     }
     tx.commit().await?;
     Ok(())

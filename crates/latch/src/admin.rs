@@ -49,15 +49,31 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 /// Opens the store the config names, creating the data directory for SQLite.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    match &config.server.database {
-        Database::Sqlite { path } => {
-            if let Some(dir) = path.parent() {
-                create_private_dir(dir)?;
+    let open = async {
+        match &config.server.database {
+            Database::Sqlite { path } => {
+                if let Some(dir) = path.parent() {
+                    create_private_dir(dir)?;
+                }
+                Ok(SqlStore::open_sqlite(path).await?)
             }
-            Ok(SqlStore::open_sqlite(path).await?)
+            Database::Postgres { url } => Ok(SqlStore::open_postgres(url).await?),
         }
-        Database::Postgres { url } => Ok(SqlStore::open_postgres(url).await?),
+    };
+    if tracing::dispatcher::has_been_set() {
+        return open.await;
     }
+    // The offline commands (`ledger verify`, `export`, reports) keep no log, but opening an older
+    // store migrates it first, and a migration may copy the whole ledger (minutes for tens of
+    // millions of events): the store's lines about it reach stderr rather than a silent wait.
+    use tracing::instrument::WithSubscriber as _;
+    let migrations = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("latch_store=info"))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    open.with_subscriber(migrations).await
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

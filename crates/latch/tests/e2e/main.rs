@@ -1210,6 +1210,58 @@ fn root_mismatch(sizes: &[u64], index: u64) -> String {
     )
 }
 
+/// A SQLite ledger written before migration 16 (when `seq` was not the rowid) is upgraded by the
+/// first command that opens it, says so on stderr, and verifies whole afterwards.
+#[test]
+fn a_ledger_from_before_seq_became_the_rowid_is_upgraded_and_verifies() {
+    let mut server = Server::start();
+    let (alice, bob, dave) = (
+        server.token("alice"),
+        server.token("bob"),
+        server.token("dave"),
+    );
+    for i in 1..=6 {
+        let request = server.pending_request(&alice, &format!("INC-{}: rotate the keys", 300 + i));
+        if i % 2 == 0 {
+            server
+                .run_as(&bob, &["approve", &request.id, "--comment", "ok"])
+                .success();
+        }
+        server.run_as(&dave, &["ledger", "checkpoint"]).success();
+    }
+    server.kill();
+    let home = server.home();
+    let copy = server.copy_store("before-16");
+    let before = copy.verify(&home).success();
+    copy.tamper(async |db| {
+        for sql in [
+            "CREATE TABLE old_events (seq BIGINT PRIMARY KEY, type TEXT NOT NULL, \
+               actor TEXT NOT NULL, subject TEXT NOT NULL, at_ms BIGINT NOT NULL, \
+               body TEXT NOT NULL, leaf_hash TEXT NOT NULL)",
+            "INSERT INTO old_events SELECT * FROM events",
+            "DROP TABLE events",
+            "ALTER TABLE old_events RENAME TO events",
+            "CREATE INDEX events_subject ON events (subject, seq) \
+               WHERE type NOT IN ('session.statement', 'session.statement_outcome')",
+            "CREATE INDEX events_type ON events (type, seq) \
+               WHERE type NOT IN ('session.statement', 'session.statement_outcome')",
+            "DELETE FROM schema_migrations WHERE version = 16",
+        ] {
+            exec(db, sql).await;
+        }
+    });
+    let upgraded = copy.verify(&home).success();
+    assert!(
+        upgraded.stderr.contains("applying migration version=16"),
+        "{upgraded:#?}"
+    );
+    assert_eq!(upgraded.stdout, before.stdout);
+    // Once: the next command finds nothing to migrate.
+    let again = copy.verify(&home).success();
+    assert!(!again.stderr.contains("migration"), "{again:#?}");
+    assert_eq!(again.stdout, before.stdout);
+}
+
 /// A few dozen events with several signed checkpoints, then, on copies of the stopped server's
 /// store, each attack a person with write access to the database can make in plain SQL: every
 /// one fails `latch ledger verify` (exit 1) with the index and the kind of damage named.
