@@ -287,10 +287,12 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         .map(|row| row.try_get::<i64, _>(0))
         .collect::<Result<_, _>>()?;
     let fresh = applied.is_empty();
+    let mut upgraded = false;
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {
             continue;
         }
+        upgraded = !fresh;
         // Upgrading an existing store, some copy a whole table (16 rewrites the ledger's: about
         // 12 s per million events measured): say so before, not only after. Creating one is
         // not news.
@@ -314,6 +316,14 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         }
     }
     tx.commit().await?;
+    if upgraded && dialect == Dialect::Sqlite {
+        // A migration is one transaction, so the WAL held all of it (16's copy of the ledger:
+        // 590 MB for a million events), and SQLite reuses a WAL file without shrinking it.
+        // Copied into the database and cut back now, that space is not held for good.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
