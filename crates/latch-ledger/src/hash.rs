@@ -84,6 +84,12 @@ impl HashHex {
     }
 }
 
+impl fmt::Debug for HashHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HashHex({})", self.as_str())
+    }
+}
+
 impl fmt::Display for Hash {
     /// Lowercase hex. Written as one string: 32 formatted writes of two digits each were 3 % of
     /// the gateway's CPU.
@@ -168,5 +174,19 @@ mod tests {
     fn debug_shows_hex() {
         let hash = Hash([0xab; 32]);
         assert_eq!(format!("{hash:?}"), format!("Hash({})", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn hex_is_the_display_without_allocating() {
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::try_from(i * 8 + 1).unwrap();
+        }
+        let hash = Hash(bytes);
+        assert_eq!(hash.hex().as_str(), hash.to_string());
+        assert_eq!(
+            hash.hex().as_str(),
+            "0109111921293139414951596169717981899199a1a9b1b9c1c9d1d9e1e9f1f9"
+        );
     }
 }
