@@ -339,6 +339,21 @@ impl SqlStore {
         }
     }
 
+    /// [`row_by_id`] through the pool, as a [`Self::read`].
+    async fn read_row_by_id<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        id: &str,
+        from_row: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.read(async {
+            let mut conn = self.pool.acquire().await?;
+            row_by_id(&mut conn, table, columns, id, from_row).await
+        })
+        .await
+    }
+
     /// `read`'s answer, once everything it may have seen is on disk ([`Self::settled`]).
     async fn read<T>(
         &self,
@@ -943,6 +958,23 @@ fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError> {
     })
 }
 
+/// The row of `table` whose `id` is `id`, read by `from_row`, if there is one.
+async fn row_by_id<T>(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &str,
+    id: &str,
+    from_row: fn(&AnyRow) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    sqlx::query(&format!("SELECT {columns} FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
 /// Builds SQL with `$n` placeholders and their values, for the filters that vary.
 #[derive(Default)]
 struct Params {
@@ -955,6 +987,21 @@ impl Params {
         self.values
             .iter()
             .fold(sqlx::query(sql), |query, value| query.bind(value.as_str()))
+    }
+
+    /// The rows of `sql`, with every value bound, read by `from_row`.
+    async fn rows<T>(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        from_row: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(sql)
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     fn push(&mut self, value: impl Into<String>) -> String {
@@ -1028,12 +1075,7 @@ async fn load_requests(
     if let Some(limit) = limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
-    let query = params.query(&sql);
-    let rows = query.fetch_all(&mut *conn).await?;
-    let mut requests = rows
-        .iter()
-        .map(request_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut requests = params.rows(&mut *conn, &sql, request_from_row).await?;
     attach_approvals(conn, &mut requests).await?;
     Ok(requests)
 }
@@ -1195,31 +1237,20 @@ impl Store for SqlStore {
                 " ORDER BY started_at_ms DESC, id DESC LIMIT {}",
                 filter.limit
             ));
-            let query = params.query(&sql);
-            query
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(crate::sessions::session_from_row)
-                .collect()
+            params
+                .rows(&mut conn, &sql, crate::sessions::session_from_row)
+                .await
         })
         .await
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        self.read(async {
-            let mut conn = self.pool.acquire().await?;
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM sessions WHERE id = $1",
-                crate::sessions::SESSION_COLUMNS
-            ))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            row.as_ref()
-                .map(crate::sessions::session_from_row)
-                .transpose()
-        })
+        self.read_row_by_id(
+            "sessions",
+            crate::sessions::SESSION_COLUMNS,
+            id,
+            crate::sessions::session_from_row,
+        )
         .await
     }
 
@@ -1381,31 +1412,20 @@ impl Store for SqlStore {
                 " ORDER BY first_seen_ms DESC, id DESC LIMIT {}",
                 filter.limit
             ));
-            let query = params.query(&sql);
-            query
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(crate::findings::finding_from_row)
-                .collect()
+            params
+                .rows(&mut conn, &sql, crate::findings::finding_from_row)
+                .await
         })
         .await
     }
 
     async fn finding(&self, id: &str) -> Result<Option<FindingRow>, StoreError> {
-        self.read(async {
-            let mut conn = self.pool.acquire().await?;
-            let row = sqlx::query(&format!(
-                "SELECT {} FROM findings WHERE id = $1",
-                crate::findings::FINDING_COLUMNS
-            ))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            row.as_ref()
-                .map(crate::findings::finding_from_row)
-                .transpose()
-        })
+        self.read_row_by_id(
+            "findings",
+            crate::findings::FINDING_COLUMNS,
+            id,
+            crate::findings::finding_from_row,
+        )
         .await
     }
 
@@ -1418,17 +1438,14 @@ impl Store for SqlStore {
         clock: &dyn Clock,
     ) -> Result<Result<FindingRow, Refusal>, StoreError> {
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM findings WHERE id = $1",
-            crate::findings::FINDING_COLUMNS
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        let Some(mut finding) = row
-            .as_ref()
-            .map(crate::findings::finding_from_row)
-            .transpose()?
+        let Some(mut finding) = row_by_id(
+            &mut w.tx,
+            "findings",
+            crate::findings::FINDING_COLUMNS,
+            id,
+            crate::findings::finding_from_row,
+        )
+        .await?
         else {
             return Ok(Err(Refusal {
                 kind: RefusalKind::NotFound,
@@ -2028,11 +2045,9 @@ impl Store for SqlStore {
         clock: &dyn Clock,
     ) -> Result<Result<TokenRecord, Refusal>, StoreError> {
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?;
-        let Some(mut token) = row.as_ref().map(token_from_row).transpose()? else {
+        let Some(mut token) =
+            row_by_id(&mut w.tx, "tokens", TOKEN_COLUMNS, id, token_from_row).await?
+        else {
             return Ok(Err(Refusal {
                 kind: RefusalKind::NotFound,
                 message: format!("no token `{id}` (see `latch admin token list`)"),
