@@ -32,7 +32,7 @@ pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id
 pub use latch_pgwire::scram::ScramSecret;
 pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
-pub use sql::{SqlStore, describe_drift};
+pub use sql::{OpenMode, SqlStore, describe_drift};
 pub use summaries::{ReportLines, SummaryPosition, SummaryRange, SummaryRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The stored events do not decode or do not replay: someone edited the store.
     #[error("the event log is corrupt: {0}")]
     Corrupt(String),
+    /// The store is missing, or its schema is not this latch's (older or newer).
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -143,18 +143,43 @@ impl SqlStore {
 
     /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Self::open_sqlite_with(path, OpenMode::Migrate).await
+    }
+
+    /// Opens the SQLite database at `path` as `mode` says.
+    pub async fn open_sqlite_with(path: &Path, mode: OpenMode) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", path.display());
+        if mode != OpenMode::Migrate && !path.exists() {
+            return Err(StoreError::Schema(format!(
+                "no store at `{}` (the first `latch serve` creates it)",
+                path.display()
+            )));
+        }
+        let url = format!(
+            "sqlite://{}?mode={}",
+            path.display(),
+            match mode {
+                OpenMode::Migrate => "rwc",
+                OpenMode::Existing => "rw",
+                OpenMode::ReadOnly => "ro",
+            }
+        );
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             // A ping is a round trip to the connection's worker thread on every query, and a
             // SQLite file opened in this process has no server to lose.
             .test_before_acquire(false)
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    for pragma in SQLITE_PRAGMAS {
-                        conn.execute(pragma).await?;
+                    if mode == OpenMode::ReadOnly {
+                        // Neither the journal mode nor the checkpoints are this reader's to set.
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA query_only = 1").await?;
+                    } else {
+                        for pragma in SQLITE_PRAGMAS {
+                            conn.execute(pragma).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -168,16 +193,32 @@ impl SqlStore {
             pool,
             Dialect::Sqlite,
             BulkReads::SqliteFile(path.to_path_buf()),
+            mode,
         )
         .await
     }
 
     /// Connects to PostgreSQL at `url` and migrates the database.
     pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        Self::open_postgres_with(url, OpenMode::Migrate).await
+    }
+
+    /// Connects to PostgreSQL at `url`, opening the store there as `mode` says.
+    pub async fn open_postgres_with(url: &str, mode: OpenMode) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
+        let read_only = mode == OpenMode::ReadOnly;
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if read_only {
+                        conn.execute("SET default_transaction_read_only = on")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
@@ -185,9 +226,27 @@ impl SqlStore {
         let native = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if read_only {
+                        conn.execute("SET default_transaction_read_only = on")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy(url)
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
-        Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native)).await
+        Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native), mode).await
+    }
+
+    /// The newest schema version applied to the store.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
     }
 
     /// Indexes every recorded statement not yet indexed by session, as the store's follower
@@ -209,15 +268,21 @@ impl SqlStore {
         pool: AnyPool,
         dialect: Dialect,
         bulk: BulkReads,
+        mode: OpenMode,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
         let (appends, append_queue) = mpsc::channel(4096);
         let (stop_indexer, indexer_stopped) = mpsc::channel(1);
         let write_queue = Arc::new(Mutex::new(()));
         let recent = Arc::new(RecentEvents::new(RECENT_EVENTS, RECENT_LEAF_HASHES));
-        migrate(&pool, dialect).await?;
+        match mode {
+            OpenMode::Migrate => migrate(&pool, dialect).await?,
+            OpenMode::Existing | OpenMode::ReadOnly => check_schema(&pool).await?,
+        }
         // One writer thread for the committers and the indexer: they take the write turn anyway.
+        // A read-only store has none: a write through the pool then fails, as it should.
         let writer = match &bulk {
+            BulkReads::SqliteFile(_) if mode == OpenMode::ReadOnly => None,
             BulkReads::SqliteFile(path) => Some(Arc::new(SqliteWriter::start(
                 path.clone(),
                 write_queue.clone(),
@@ -247,7 +312,11 @@ impl SqlStore {
             indexer,
             _stop_indexer: stop_indexer,
         };
-        tokio::spawn(store.indexer.clone().follow(indexer_stopped));
+        if mode == OpenMode::ReadOnly {
+            drop(indexer_stopped);
+        } else {
+            tokio::spawn(store.indexer.clone().follow(indexer_stopped));
+        }
         tokio::spawn(crate::sessions::append_commit(
             store.demand.clone(),
             store.pool.clone(),
@@ -268,6 +337,77 @@ impl SqlStore {
     }
 }
 
+/// How a store is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the store if there is none and apply the migrations it lacks: `latch serve`, and
+    /// the commands that may come before it (`latch admin`).
+    Migrate,
+    /// The store must exist with this latch's schema; it is never upgraded (an upgrade may copy
+    /// the whole ledger): reports, which may bring their projections up to date.
+    Existing,
+    /// As `Existing`, and nothing in the store is changed, not even a derived table: the
+    /// offline verifier and exports, which must not touch the evidence they read.
+    ReadOnly,
+}
+
+/// The schema this latch writes.
+fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
+}
+
+/// A store that has migrations this latch does not know was written by a newer latch.
+fn newer_than_known(applied: &[i64]) -> Option<StoreError> {
+    let latest = latest_version();
+    let newest = applied.iter().copied().max()?;
+    (newest > latest).then(|| {
+        StoreError::Schema(format!(
+            "the store was written by a newer latch (schema version {newest}; this latch knows up \
+             to {latest}): use that latch or a newer one"
+        ))
+    })
+}
+
+/// Checks, without changing anything, that the store has exactly this latch's schema.
+async fn check_schema(pool: &AnyPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let applied: Vec<i64> = match sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?,
+        Err(sqlx::Error::Database(_)) => {
+            return Err(StoreError::Schema(
+                "no latch store here: it has no `schema_migrations` table (the first `latch \
+                 serve` creates the store)"
+                    .to_owned(),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if let Some(newer) = newer_than_known(&applied) {
+        return Err(newer);
+    }
+    let missing: Vec<i64> = MIGRATIONS
+        .iter()
+        .map(|(v, _, _)| *v)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let at = applied.iter().copied().max().unwrap_or(0);
+    Err(StoreError::Schema(format!(
+        "the store was written by an older latch (schema version {at}; this latch's is {}): this \
+         command does not upgrade it. `latch admin migrate` (or the next `latch serve`) upgrades \
+         it in place, with the older `latch serve` stopped; keep a copy first if it is evidence",
+        latest_version()
+    )))
+}
+
 /// Applies the migrations not applied yet, in one transaction.
 async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
@@ -286,6 +426,9 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         .iter()
         .map(|row| row.try_get::<i64, _>(0))
         .collect::<Result<_, _>>()?;
+    if let Some(newer) = newer_than_known(&applied) {
+        return Err(newer);
+    }
     let fresh = applied.is_empty();
     let mut upgraded = false;
     for (version, name, sql) in MIGRATIONS {

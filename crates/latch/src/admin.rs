@@ -11,7 +11,7 @@ use latch_config::{Config, Database};
 use latch_core::Actor;
 use latch_core::time::SystemClock;
 use latch_server::AppState;
-use latch_store::{SqlStore, Store, TokenRecord};
+use latch_store::{OpenMode, SqlStore, Store, TokenRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{GlobalOptions, Output, print_table};
@@ -24,6 +24,9 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Upgrade the store to this latch's schema (stop an older `latch serve` first). The next
+    /// `latch serve` does it too; the offline commands never do.
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -47,25 +50,28 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     latch_config::load(path).map_err(|err| Failed(err.to_string()).into())
 }
 
-/// Opens the store the config names, creating the data directory for SQLite.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+/// Opens the store the config names as `mode` says; to migrate is also to create it (and, for
+/// SQLite, its data directory).
+pub async fn open_store(config: &Config, mode: OpenMode) -> anyhow::Result<SqlStore> {
     let open = async {
         match &config.server.database {
             Database::Sqlite { path } => {
-                if let Some(dir) = path.parent() {
+                if mode == OpenMode::Migrate
+                    && let Some(dir) = path.parent()
+                {
                     create_private_dir(dir)?;
                 }
-                Ok(SqlStore::open_sqlite(path).await?)
+                Ok(SqlStore::open_sqlite_with(path, mode).await?)
             }
-            Database::Postgres { url } => Ok(SqlStore::open_postgres(url).await?),
+            Database::Postgres { url } => Ok(SqlStore::open_postgres_with(url, mode).await?),
         }
     };
     if tracing::dispatcher::has_been_set() {
         return open.await;
     }
-    // The offline commands (`ledger verify`, `export`, reports) keep no log, but opening an older
-    // store migrates it first, and a migration may copy the whole ledger (minutes for tens of
-    // millions of events): the store's lines about it reach stderr rather than a silent wait.
+    // `latch admin` keeps no log, but opening an older store migrates it first, and a migration
+    // may copy the whole ledger (minutes for tens of millions of events): the store's lines
+    // about it reach stderr rather than a silent wait.
     use tracing::instrument::WithSubscriber as _;
     let migrations = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("latch_store=info"))
@@ -121,7 +127,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = load_config(path)?;
-    let store = open_store(&config).await?;
+    let store = open_store(&config, OpenMode::Migrate).await?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -425,8 +431,18 @@ pub async fn run(
         Usage("`latch admin` needs the config: pass `--config FILE` or set LATCH_CONFIG".into())
     })?;
     let config = load_config(&path)?;
-    let AdminCommand::Token { command } = command;
-    let store = open_store(&config).await?;
+    let store = open_store(&config, OpenMode::Migrate).await?;
+    let command = match command {
+        AdminCommand::Token { command } => command,
+        AdminCommand::Migrate => {
+            let version = store.schema_version().await?;
+            println!(
+                "{}: the store is at schema version {version}, this latch's",
+                path.display()
+            );
+            return Ok(());
+        }
+    };
     match command {
         TokenCommand::Create { user, label } => {
             if config.catalog.user(&user).is_none() {

@@ -77,7 +77,7 @@ pub async fn analytics(
         principal: filters.principal,
         approver: filters.approver,
     };
-    let store = crate::admin::open_store(&loaded).await?;
+    let store = crate::admin::open_store(&loaded, latch_store::OpenMode::Existing).await?;
     let range = latch_accesses::range(
         from,
         to,

@@ -93,7 +93,8 @@ pub async fn evidence(config_path: &Path, period: &PeriodArgs, out: &Path) -> an
     let config = latch_config::load(config_path).map_err(|err| Failed(err.to_string()))?;
     let key = signing_key(&config)?;
     let policy = policy_files(&config)?;
-    let store: Arc<dyn latch_store::Store> = Arc::new(crate::admin::open_store(&config).await?);
+    let store: Arc<dyn latch_store::Store> =
+        Arc::new(crate::admin::open_store(&config, latch_store::OpenMode::Existing).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     // Only read: the ledger service is used for its proofs, never to sign.

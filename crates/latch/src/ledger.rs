@@ -412,7 +412,9 @@ async fn verify_store(
     key: &VerifierKey,
     trusted: &[(u64, String)],
 ) -> anyhow::Result<()> {
-    let store = std::sync::Arc::new(crate::admin::open_store(config).await?);
+    let store = std::sync::Arc::new(
+        crate::admin::open_store(config, latch_store::OpenMode::ReadOnly).await?,
+    );
     let mut checkpoints: Vec<(u64, String)> = store
         .checkpoints()
         .await?
@@ -680,7 +682,9 @@ async fn export(config_path: &Path, out: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let key = configured_key(&config)?;
-    let store = std::sync::Arc::new(crate::admin::open_store(&config).await?);
+    let store = std::sync::Arc::new(
+        crate::admin::open_store(&config, latch_store::OpenMode::ReadOnly).await?,
+    );
     let mut events = std::io::BufWriter::new(std::fs::File::create(out.join(EVENTS_FILE))?);
     let total = store.ledger_size().await?;
     let bar = progress(total);

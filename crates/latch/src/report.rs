@@ -61,7 +61,7 @@ pub(crate) fn time(
 /// Every event of the store, in order (a report needs requests created before the period too).
 pub(crate) async fn events(config: &Path) -> anyhow::Result<Vec<StoredEvent>> {
     let config = latch_config::load(config).map_err(|err| Failed(err.to_string()))?;
-    let store = crate::admin::open_store(&config).await?;
+    let store = crate::admin::open_store(&config, latch_store::OpenMode::Existing).await?;
     let mut all = Vec::new();
     let mut after = 0;
     loop {
@@ -127,7 +127,7 @@ pub async fn report(
             Usage("`--format pdf` writes a binary file: give `--out FILE.pdf`".to_owned()).into(),
         );
     }
-    let store = crate::admin::open_store(&loaded).await?;
+    let store = crate::admin::open_store(&loaded, latch_store::OpenMode::Existing).await?;
     let range = latch_accesses::range(
         from,
         to,

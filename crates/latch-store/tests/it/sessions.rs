@@ -15,6 +15,7 @@ crate::on_both_stores!(
     a_session_reads_back_whole_whether_its_statements_are_indexed_or_not,
     statements_recorded_before_the_session_index_are_indexed_by_its_migration,
     an_edited_statement_index_is_named_as_drift,
+    a_store_opened_read_only_is_read_and_never_written,
 );
 
 fn event(session: &str, at: Timestamp, kind: EventKind) -> Event {
@@ -593,4 +594,76 @@ async fn a_write_ahead_log_that_cannot_be_synced_stops_every_write() {
     // could see them, fail the same way rather than answer with them.
     let err = store.ledger_size().await.unwrap_err();
     assert!(err.to_string().contains("cannot sync"), "{err}");
+}
+
+/// `OpenMode::ReadOnly` (the offline verifier, exports) reads a store whole and refuses every
+/// write; neither it nor `Existing` creates a store, upgrades an older one or opens a newer one.
+async fn a_store_opened_read_only_is_read_and_never_written(backend: Backend) {
+    use latch_store::{OpenMode, SqlStore, StoreError};
+    let fresh = Fresh::new(backend).await;
+    let sqlite = fresh.dir.path().join("latch.db");
+    let open = async |mode| match &fresh.pg {
+        Some((_, url)) => SqlStore::open_postgres_with(url, mode).await,
+        None => SqlStore::open_sqlite_with(&sqlite, mode).await,
+    };
+    for mode in [OpenMode::Existing, OpenMode::ReadOnly] {
+        match open(mode).await.map(|_| ()) {
+            Err(StoreError::Schema(message)) => assert!(
+                message.contains("no store at") || message.contains("no latch store here"),
+                "{message}"
+            ),
+            other => panic!("{mode:?} over nothing: {other:?}"),
+        }
+    }
+    assert!(!sqlite.exists(), "a store was created");
+
+    {
+        let store = fresh.open().await;
+        store
+            .append_session_events(vec![started("ses_1", T0), statement("ses_1", T0, 1)])
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = open(OpenMode::ReadOnly).await.unwrap();
+    assert_eq!(store.ledger_size().await.unwrap(), 2);
+    assert_eq!(store.subject_events("ses_1", 0, 10).await.unwrap().len(), 2);
+    let write = store
+        .append_session_events(vec![statement("ses_1", T0, 2)])
+        .await;
+    assert!(write.is_err(), "a read-only store took a write");
+    store.close().await;
+    assert_eq!(fresh.open().await.ledger_size().await.unwrap(), 2);
+
+    fresh
+        .tamper(&["DELETE FROM schema_migrations WHERE version = 16"])
+        .await;
+    for mode in [OpenMode::Existing, OpenMode::ReadOnly] {
+        match open(mode).await.map(|_| ()) {
+            Err(StoreError::Schema(message)) => {
+                assert!(
+                    message.contains("older latch (schema version 15"),
+                    "{message}"
+                );
+            }
+            other => panic!("{mode:?} over an older store: {other:?}"),
+        }
+    }
+    fresh
+        .tamper(&[
+            "INSERT INTO schema_migrations (version, name) VALUES (16, 'back')",
+            "INSERT INTO schema_migrations (version, name) VALUES (99, 'newer')",
+        ])
+        .await;
+    for mode in [OpenMode::Migrate, OpenMode::Existing, OpenMode::ReadOnly] {
+        match open(mode).await.map(|_| ()) {
+            Err(StoreError::Schema(message)) => {
+                assert!(
+                    message.contains("newer latch (schema version 99"),
+                    "{message}"
+                );
+            }
+            other => panic!("{mode:?} over a newer store: {other:?}"),
+        }
+    }
 }

@@ -1210,10 +1210,12 @@ fn root_mismatch(sizes: &[u64], index: u64) -> String {
     )
 }
 
-/// A SQLite ledger written before migration 16 (when `seq` was not the rowid) is upgraded by the
-/// first command that opens it, says so on stderr, and verifies whole afterwards.
+/// A SQLite ledger written before migration 16 (when `seq` was not the rowid): the offline
+/// verifier refuses it without changing a byte of it (evidence is read, never rewritten), names
+/// the schema and the command that upgrades it; `latch admin migrate` upgrades it, saying so on
+/// stderr, and it then verifies whole.
 #[test]
-fn a_ledger_from_before_seq_became_the_rowid_is_upgraded_and_verifies() {
+fn a_ledger_from_before_seq_became_the_rowid_is_refused_by_verify_and_upgraded_by_migrate() {
     let mut server = Server::start();
     let (alice, bob, dave) = (
         server.token("alice"),
@@ -1246,23 +1248,74 @@ fn a_ledger_from_before_seq_became_the_rowid_is_upgraded_and_verifies() {
             "CREATE INDEX events_type ON events (type, seq) \
                WHERE type NOT IN ('session.statement', 'session.statement_outcome')",
             "DELETE FROM schema_migrations WHERE version = 16",
+            "PRAGMA wal_checkpoint(TRUNCATE)",
         ] {
             exec(db, sql).await;
         }
     });
-    let upgraded = copy.verify(&home).success();
+    let db = copy.data.join("latch.db");
+    let old_bytes = std::fs::read(&db).unwrap();
+    copy.verify(&home)
+        .fails(1, "written by an older latch (schema version 15")
+        .fails(1, "latch admin migrate");
     assert!(
-        upgraded.stderr.contains("applying migration version=16"),
-        "{upgraded:#?}"
+        std::fs::read(&db).unwrap() == old_bytes,
+        "the refused verify changed the store"
     );
-    assert_eq!(upgraded.stdout, before.stdout);
+    let config = copy.config.to_str().unwrap();
+    let migrated = latch(&home, &[], &["admin", "migrate", "--config", config]).success();
+    assert!(
+        migrated.stderr.contains("applying migration version=16"),
+        "{migrated:#?}"
+    );
+    assert!(
+        migrated.stdout.contains("schema version 16"),
+        "{migrated:#?}"
+    );
     // The migration's copy went through the WAL, which is cut back rather than kept at its size.
     let wal = std::fs::metadata(copy.data.join("latch.db-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the WAL kept {wal} bytes");
-    // Once: the next command finds nothing to migrate.
-    let again = copy.verify(&home).success();
+    let upgraded = copy.verify(&home).success();
+    assert!(!upgraded.stderr.contains("migration"), "{upgraded:#?}");
+    assert_eq!(upgraded.stdout, before.stdout);
+    // Once: the next migrate finds nothing to do.
+    let again = latch(&home, &[], &["admin", "migrate", "--config", config]).success();
     assert!(!again.stderr.contains("migration"), "{again:#?}");
-    assert_eq!(again.stdout, before.stdout);
+}
+
+/// The offline commands read a store as it is: one that does not exist is named, not created
+/// empty (which would verify as a ledger of no events), and one from a newer latch is refused.
+#[test]
+fn offline_commands_neither_create_nor_downgrade_a_store() {
+    let mut server = Server::start();
+    server.token("alice");
+    server.kill();
+    let home = server.home();
+    let copy = server.copy_store("missing");
+    std::fs::remove_file(copy.data.join("latch.db")).unwrap();
+    for extra in ["latch.db-wal", "latch.db-shm"] {
+        let _ = std::fs::remove_file(copy.data.join(extra));
+    }
+    copy.verify(&home).fails(1, "no store at");
+    assert!(
+        !copy.data.join("latch.db").exists(),
+        "verify created a store"
+    );
+
+    let newer = server.copy_store("newer");
+    newer.tamper(async |db| {
+        exec(
+            db,
+            "INSERT INTO schema_migrations (version, name) VALUES (9999, 'from the future')",
+        )
+        .await;
+    });
+    newer
+        .verify(&home)
+        .fails(1, "written by a newer latch (schema version 9999");
+    let config = newer.config.to_str().unwrap();
+    latch(&home, &[], &["admin", "migrate", "--config", config])
+        .fails(1, "written by a newer latch (schema version 9999");
 }
 
 /// A few dozen events with several signed checkpoints, then, on copies of the stopped server's
