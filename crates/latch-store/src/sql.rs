@@ -206,35 +206,26 @@ impl SqlStore {
     /// Connects to PostgreSQL at `url`, opening the store there as `mode` says.
     pub async fn open_postgres_with(url: &str, mode: OpenMode) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let read_only = mode == OpenMode::ReadOnly;
-        let pool = AnyPoolOptions::new()
+        let mut options = AnyPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if read_only {
-                        conn.execute("SET default_transaction_read_only = on")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
+            .acquire_timeout(Duration::from_secs(10));
+        // Connected when first used: only reports and the dashboard read through it.
+        let mut native = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10));
+        if mode == OpenMode::ReadOnly {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async { conn.execute(PG_READ_ONLY).await.map(drop) })
+            });
+            native = native.after_connect(|conn, _| {
+                Box::pin(async { conn.execute(PG_READ_ONLY).await.map(drop) })
+            });
+        }
+        let pool = options
             .connect(url)
             .await
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
-        // Connected when first used: only reports and the dashboard read through it.
-        let native = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if read_only {
-                        conn.execute("SET default_transaction_read_only = on")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
+        let native = native
             .connect_lazy(url)
             .map_err(|err| StoreError::Unavailable(redact_url(&err.to_string(), url)))?;
         Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native), mode).await
@@ -336,6 +327,9 @@ impl SqlStore {
         Ok(store)
     }
 }
+
+/// Every transaction of a read-only store's PostgreSQL sessions refuses to write.
+const PG_READ_ONLY: &str = "SET default_transaction_read_only = on";
 
 /// How a store is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
