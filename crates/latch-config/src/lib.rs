@@ -338,6 +338,10 @@ pub struct GatewaySettings {
     /// How many statements the buffered recorder holds before sessions wait for it (see
     /// [`RecordingMode::Buffered`]); default [`DEFAULT_RECORDING_BUFFER`].
     pub recording_buffer: usize,
+    /// Threads that relay sessions, each running its share of them on its own (`relay_threads`);
+    /// `0` runs them on the server's shared runtime. Default [`DEFAULT_RELAY_THREADS`], at most
+    /// [`MAX_RELAY_THREADS`].
+    pub relay_threads: usize,
 }
 
 /// `gateway.client_auth`: how a client proves its connection credential, named as in
@@ -383,6 +387,11 @@ pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// `gateway.recording_buffer` when not given.
 pub const DEFAULT_RECORDING_BUFFER: usize = 10_000;
+/// `gateway.relay_threads` when not given: one thread relays every session, as pgbouncer's one
+/// process does (docs/BENCHMARKS.md, `gateway`, fifteenth session).
+pub const DEFAULT_RELAY_THREADS: usize = 1;
+/// `gateway.relay_threads` at most.
+pub const MAX_RELAY_THREADS: usize = 64;
 
 /// `[notify]`: which notifications latch sends, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]

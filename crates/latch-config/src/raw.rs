@@ -168,6 +168,7 @@ pub(crate) struct RawGateway {
     /// about bytes rather than serde's about `u64`.
     pub max_message_bytes: Option<Spanned<i64>>,
     pub recording_buffer: Option<Spanned<i64>>,
+    pub relay_threads: Option<Spanned<i64>>,
 }
 
 /// `[notify]`, without its channels and routes.

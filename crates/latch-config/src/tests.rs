@@ -356,6 +356,7 @@ fn the_quickstart_example_loads() {
             credential_ttl: crate::DEFAULT_CREDENTIAL_TTL,
             max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
             recording_buffer: crate::DEFAULT_RECORDING_BUFFER,
+            relay_threads: crate::DEFAULT_RELAY_THREADS,
         })
     );
     assert_eq!(config.server.data_dir, dir.join("data"));
@@ -1100,6 +1101,7 @@ fn the_gateway_is_off_without_its_table_and_has_defaults_with_it() {
             credential_ttl: Duration::from_secs(600),
             max_message_bytes: 16_777_216,
             recording_buffer: 10_000,
+            relay_threads: 1,
         })
     );
     let text = format!(
@@ -1113,6 +1115,7 @@ redact_literals = true
 credential_ttl = "1h30m"
 max_message_bytes = 1024
 recording_buffer = 1
+relay_threads = 0
 "#
     );
     assert_eq!(
@@ -1129,6 +1132,7 @@ recording_buffer = 1
             credential_ttl: Duration::from_secs(5400),
             max_message_bytes: 1024,
             recording_buffer: 1,
+            relay_threads: 0,
         })
     );
 }
@@ -1152,13 +1156,15 @@ tls_key_file = "gateway.key"
 credential_ttl = "30s"
 max_message_bytes = 512
 recording_buffer = 0
+relay_threads = 65
 "#,
         expect![[r#"
             /etc/latch/latch.toml:8:10: gateway.listen: invalid socket address `localhost:6432` (expected an IP address and a port, e.g. `127.0.0.1:6432` or `[::1]:6432`)
             /etc/latch/latch.toml:9:16: gateway.tls_key_file: `tls_key_file` is given without `tls_cert_file` (expected both, or neither for a self-signed certificate that latch creates in `data_dir`)
             /etc/latch/latch.toml:10:18: gateway.credential_ttl: invalid credential ttl `30s`: it is shorter than `1m` (expected a duration from `1m` to `24h`, e.g. `10m`)
             /etc/latch/latch.toml:11:21: gateway.max_message_bytes: `512` is out of range (expected a number of bytes from `1024` to `1073741824`, i.e. 1 KiB to 1 GiB; the default is `16777216`, 16 MiB)
-            /etc/latch/latch.toml:12:20: gateway.recording_buffer: `0` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)"#]],
+            /etc/latch/latch.toml:12:20: gateway.recording_buffer: `0` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)
+            /etc/latch/latch.toml:13:17: gateway.relay_threads: `65` is out of range (expected a number of threads from `0` to `64`; `0` relays on the server's shared threads; the default is `1`)"#]],
     );
     check_err(
         r#"[gateway]

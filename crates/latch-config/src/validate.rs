@@ -28,10 +28,10 @@ use crate::raw::{
 use crate::{
     ClientAuth, Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CREDENTIAL_TTL,
     DEFAULT_DATA_DIR, DEFAULT_ENVIRONMENT, DEFAULT_GATEWAY_LISTEN, DEFAULT_LISTEN,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER, DEFAULT_RELAY_THREADS,
     DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SENSITIVITY, Database, Enforcement, GatewaySettings,
-    GatewayTls, LedgerSettings, RecordingMode, ResourceLabels, RoleAccess, SENSITIVITIES,
-    SecretRef, ServerSettings, TicketPattern, Upstream,
+    GatewayTls, LedgerSettings, MAX_RELAY_THREADS, RecordingMode, ResourceLabels, RoleAccess,
+    SENSITIVITIES, SecretRef, ServerSettings, TicketPattern, Upstream,
 };
 
 /// Reads an environment variable; the process environment, or a map in tests.
@@ -402,6 +402,17 @@ impl Checker<'_, '_> {
                 &format!("; the default is `{DEFAULT_RECORDING_BUFFER}`"),
             )
             .unwrap_or(DEFAULT_RECORDING_BUFFER);
+        let relay_threads = self
+            .bounded(
+                &raw.relay_threads,
+                "gateway.relay_threads",
+                0..=MAX_RELAY_THREADS as i64,
+                "a number of threads",
+                &format!(
+                    "; `0` relays on the server's shared threads; the default is `{DEFAULT_RELAY_THREADS}`"
+                ),
+            )
+            .unwrap_or(DEFAULT_RELAY_THREADS);
         let client_auth = match &raw.client_auth {
             None => ClientAuth::default(),
             Some(given) => match given.get_ref().as_str() {
@@ -428,6 +439,7 @@ impl Checker<'_, '_> {
             credential_ttl,
             max_message_bytes,
             recording_buffer,
+            relay_threads,
         }
     }
 

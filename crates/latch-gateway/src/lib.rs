@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) tx: mpsc::Sender<SessionRecord>,
     /// The recorder's side, taken by `run`.
     rx: Mutex<Option<mpsc::Receiver<SessionRecord>>>,
+    /// The relay threads, kept once `run` has returned; they stop when the gateway is dropped.
+    relays: Mutex<Option<RelayThreads>>,
 }
 
 impl Gateway {
@@ -73,6 +75,7 @@ impl Gateway {
                 registry: registry::Registry::default(),
                 tx,
                 rx: Mutex::new(Some(rx)),
+                relays: Mutex::new(None),
             }),
         }
     }
@@ -96,20 +99,47 @@ impl Gateway {
             recorder_stop.clone(),
         ));
         let tracker = TaskTracker::new();
+        let relays = RelayThreads::start(self.inner.settings.relay_threads)?;
+        let mut next = 0usize;
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
                 r = listener.accept() => r,
             };
             match accepted {
-                Ok((tcp, peer)) => {
-                    tracker.spawn(session::handle(
-                        tcp,
-                        peer,
-                        Arc::clone(&self.inner),
-                        shutdown.clone(),
-                    ));
-                }
+                Ok((tcp, peer)) => match relays.handles.get(next % relays.handles.len().max(1)) {
+                    None => {
+                        tracker.spawn(session::handle(
+                            tcp,
+                            peer,
+                            Arc::clone(&self.inner),
+                            shutdown.clone(),
+                        ));
+                    }
+                    Some(handle) => {
+                        next = next.wrapping_add(1);
+                        // The socket moves to the relay thread's own IO driver: a session's
+                        // wake-ups then stay on its thread.
+                        let std = match tcp.into_std() {
+                            Ok(std) => std,
+                            Err(e) => {
+                                tracing::warn!(error = %e, %peer, "cannot hand a connection to a relay thread");
+                                continue;
+                            }
+                        };
+                        let inner = Arc::clone(&self.inner);
+                        let shutdown = shutdown.clone();
+                        tracker.spawn_on(
+                            async move {
+                                match tokio::net::TcpStream::from_std(std) {
+                                    Ok(tcp) => session::handle(tcp, peer, inner, shutdown).await,
+                                    Err(e) => tracing::warn!(error = %e, %peer, "cannot take a connection on a relay thread"),
+                                }
+                            },
+                            handle,
+                        );
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: wait, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -126,6 +156,14 @@ impl Gateway {
         }
         recorder_stop.cancel();
         let _ = recorder.await;
+        // The relay threads outlive `run` as long as the gateway: a store connection that a
+        // session opened on one (a PostgreSQL pool's socket is driven by the runtime that
+        // opened it) may still serve the server's other tasks.
+        *self
+            .inner
+            .relays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(relays);
         Ok(())
     }
 
@@ -142,5 +180,44 @@ impl Gateway {
     /// The live sessions, ordered by id.
     pub fn sessions(&self) -> Vec<LiveSession> {
         self.inner.registry.live()
+    }
+}
+
+/// Threads that each run a single-threaded runtime for the sessions handed to them.
+///
+/// On the server's work-stealing runtime a session's task moves between worker threads, and a
+/// worker with nothing to do parks and is woken again for the next read: under `pgbench`, a
+/// tenth of latch's CPU per transaction (docs/BENCHMARKS.md, `gateway`, fifteenth session). A
+/// session given to a relay thread stays there, with its sockets on that thread's own IO driver.
+struct RelayThreads {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: CancellationToken,
+}
+
+impl RelayThreads {
+    fn start(n: usize) -> io::Result<Self> {
+        let mut relays = RelayThreads {
+            handles: Vec::with_capacity(n),
+            stop: CancellationToken::new(),
+        };
+        for i in 0..n {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let stop = relays.stop.clone();
+            // Dropped with `relays` on an error: the threads started so far stop.
+            std::thread::Builder::new()
+                .name(format!("latch-relay-{i}"))
+                .spawn(move || runtime.block_on(stop.cancelled()))?;
+            relays.handles.push(handle);
+        }
+        Ok(relays)
+    }
+}
+
+impl Drop for RelayThreads {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }

@@ -43,6 +43,9 @@ pub struct GatewaySettings {
     pub startup_timeout: Duration,
     /// On shutdown, how long sessions get to close before the gateway stops waiting.
     pub shutdown_grace: Duration,
+    /// Threads of the gateway's own that relay sessions, each on a single-threaded runtime
+    /// (a session stays on the thread it was given); `0` relays on the caller's runtime.
+    pub relay_threads: usize,
 }
 
 impl Default for GatewaySettings {
@@ -61,6 +64,7 @@ impl Default for GatewaySettings {
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            relay_threads: 0,
         }
     }
 }

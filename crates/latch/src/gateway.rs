@@ -74,6 +74,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Option<(GatewaySettings, bool
         max_message_bytes: gateway.max_message_bytes,
         upstreams,
         recording_buffer: gateway.recording_buffer,
+        relay_threads: gateway.relay_threads,
         redact_literals: gateway.redact_literals,
         ..GatewaySettings::default()
     };

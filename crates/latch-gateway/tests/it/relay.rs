@@ -115,6 +115,50 @@ async fn literals_are_redacted_when_configured() {
     h.stop().await;
 }
 
+/// `relay_threads = 0`: sessions run on the runtime that runs the gateway, and relay and
+/// record as on threads of their own.
+#[tokio::test]
+async fn sessions_relay_on_the_callers_runtime_without_relay_threads() {
+    let h = Harness::start_with(|s| s.relay_threads = 0).await;
+    let client = h.connect("write").await;
+    assert_eq!(count_rows(&client, "select 1; select 2").await, 2);
+    drop(client);
+    h.authority
+        .wait_for("Ended", |r| matches!(r, SessionRecord::Ended { .. }))
+        .await;
+    assert_eq!(h.authority.statements()[0].text, "select 1; select 2");
+    let threads = h.authority.authorized_on.lock().unwrap().clone();
+    assert!(
+        threads.iter().all(|name| !name.starts_with("latch-relay")),
+        "{threads:?}"
+    );
+    h.stop().await;
+}
+
+/// With relay threads, each session runs on one of them, taken in turn.
+#[tokio::test]
+async fn sessions_are_spread_over_the_relay_threads() {
+    let h = Harness::start().await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let client = h.connect("write").await;
+        assert_eq!(count_rows(&client, "select 1").await, 1);
+        clients.push(client);
+    }
+    let threads = h.authority.authorized_on.lock().unwrap().clone();
+    assert_eq!(
+        threads,
+        [
+            "latch-relay-0",
+            "latch-relay-1",
+            "latch-relay-0",
+            "latch-relay-1"
+        ]
+    );
+    drop(clients);
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn psql_runs_through_the_gateway() {
     let h = Harness::start().await;

@@ -32,6 +32,8 @@ pub struct TestAuthority {
     pub records: Mutex<Vec<SessionRecord>>,
     pub fail_record: AtomicBool,
     pub record_calls: AtomicUsize,
+    /// The thread each connection was authorized on, by name.
+    pub authorized_on: Mutex<Vec<String>>,
 }
 
 impl TestAuthority {
@@ -41,6 +43,7 @@ impl TestAuthority {
             records: Mutex::new(Vec::new()),
             fail_record: AtomicBool::new(false),
             record_calls: AtomicUsize::new(0),
+            authorized_on: Mutex::new(Vec::new()),
         })
     }
 
@@ -83,6 +86,10 @@ impl TestAuthority {
 #[async_trait::async_trait]
 impl Authority for TestAuthority {
     async fn authorize(&self, attempt: ConnectAttempt) -> Result<SessionGrant, Refusal> {
+        self.authorized_on
+            .lock()
+            .unwrap()
+            .push(std::thread::current().name().unwrap_or_default().to_owned());
         if attempt.user == "bob" {
             return Err(Refusal::new(
                 "28000",
@@ -254,6 +261,9 @@ pub fn settings(db: &TestDb) -> GatewaySettings {
         // Tests read a statement's record right after its answer; the pause between batches
         // is the recorder's own unit tests' business.
         record_interval: Duration::ZERO,
+        // Sessions on relay threads of their own, as `latch serve` runs them, two so that
+        // sessions of one test are on different threads.
+        relay_threads: 2,
         ..GatewaySettings::default()
     }
 }
