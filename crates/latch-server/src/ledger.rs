@@ -153,8 +153,10 @@ impl Ledger {
         const PAGE: u64 = 10_000;
         while range.size() < size {
             let to = size.min(range.size() + PAGE);
-            let mut nodes = Vec::new();
-            for leaf in self.store.leaf_hashes(range.size(), to).await? {
+            let leaves = self.store.leaf_hashes(range.size(), to).await?;
+            // A tree of n leaves has n - 1 inner nodes: sized once, not grown by doubling.
+            let mut nodes = Vec::with_capacity(leaves.len());
+            for leaf in leaves {
                 range.append_reporting(leaf, |id, hash| nodes.push((id, hash)));
             }
             self.store.add_tree_nodes(&nodes).await?;
