@@ -32,7 +32,7 @@ pub use findings::{FindingFilter, FindingRow, NewFinding, SEVERITIES, finding_id
 pub use latch_pgwire::scram::ScramSecret;
 pub use outbox::{OutboxItem, OutboxRow};
 pub use sessions::{CredentialRecord, SessionFilter, SessionRow};
-pub use sql::{OpenMode, SqlStore, describe_drift};
+pub use sql::{OpenMode, ServerLock, SqlStore, describe_drift};
 pub use summaries::{ReportLines, SummaryPosition, SummaryRange, SummaryRecord};
 
 #[derive(Debug, thiserror::Error)]

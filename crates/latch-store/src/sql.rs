@@ -231,6 +231,15 @@ impl SqlStore {
         Self::migrated(pool, Dialect::Postgres, BulkReads::Postgres(native), mode).await
     }
 
+    /// On SQLite, claims the store for this process until the lock is dropped, or says that a
+    /// `latch serve` already runs on it. `None` on PostgreSQL, which replicas share.
+    pub fn claim(&self) -> Result<Option<ServerLock>, StoreError> {
+        match &self.bulk {
+            BulkReads::SqliteFile(path) => ServerLock::take(&server_lock_path(path)).map(Some),
+            BulkReads::Postgres(_) => Ok(None),
+        }
+    }
+
     /// The newest schema version applied to the store.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -267,7 +276,13 @@ impl SqlStore {
         let write_queue = Arc::new(Mutex::new(()));
         let recent = Arc::new(RecentEvents::new(RECENT_EVENTS, RECENT_LEAF_HASHES));
         match mode {
-            OpenMode::Migrate => migrate(&pool, dialect).await?,
+            OpenMode::Migrate => {
+                let lock = match &bulk {
+                    BulkReads::SqliteFile(path) => Some(server_lock_path(path)),
+                    BulkReads::Postgres(_) => None,
+                };
+                migrate(&pool, dialect, lock.as_deref()).await?;
+            }
             OpenMode::Existing | OpenMode::ReadOnly => check_schema(&pool).await?,
         }
         // One writer thread for the committers and the indexer: they take the write turn anyway.
@@ -325,6 +340,49 @@ impl SqlStore {
             writer,
         ));
         Ok(store)
+    }
+}
+
+/// A process's exclusive hold on a SQLite store: `latch serve` holds it while it runs, and an
+/// upgrade takes it for its duration. Two servers on one SQLite file would each trust their own
+/// memory of the newest events (the checkpointer signs from it), and an upgrade under a running
+/// older server would leave it writing the old schema's statements. The operating system drops
+/// the lock with its process, however that ends.
+#[derive(Debug)]
+pub struct ServerLock {
+    _file: std::fs::File,
+}
+
+/// The lock file beside a SQLite store.
+fn server_lock_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    std::path::PathBuf::from(name)
+}
+
+impl ServerLock {
+    fn take(path: &Path) -> Result<Self, StoreError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(|err| {
+            StoreError::Unavailable(format!("cannot open `{}`: {err}", path.display()))
+        })?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServerLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Schema(format!(
+                "a `latch serve` is running on this store (it holds `{}`): stop it first",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(err)) => Err(StoreError::Unavailable(format!(
+                "cannot lock `{}`: {err}",
+                path.display()
+            ))),
+        }
     }
 }
 
@@ -403,7 +461,14 @@ async fn check_schema(pool: &AnyPool) -> Result<(), StoreError> {
 }
 
 /// Applies the migrations not applied yet, in one transaction.
-async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+///
+/// Upgrading an existing SQLite store needs its server lock ([`SqlStore::claim`]): a running
+/// `latch serve` of an older latch would go on writing with the old schema's statements.
+async fn migrate(
+    pool: &AnyPool,
+    dialect: Dialect,
+    sqlite_lock: Option<&Path>,
+) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     if dialect == Dialect::Postgres {
@@ -424,6 +489,11 @@ async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         return Err(newer);
     }
     let fresh = applied.is_empty();
+    let pending = MIGRATIONS.iter().any(|(v, _, _)| !applied.contains(v));
+    let _claimed = match sqlite_lock {
+        Some(lock) if pending && !fresh => Some(ServerLock::take(lock)?),
+        _ => None,
+    };
     let mut upgraded = false;
     for (version, name, sql) in MIGRATIONS {
         if applied.contains(version) {

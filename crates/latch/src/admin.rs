@@ -128,6 +128,8 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         .init();
     let config = load_config(path)?;
     let store = open_store(&config, OpenMode::Migrate).await?;
+    // Held until the process ends: a second server on the same SQLite file is refused.
+    let _claimed = store.claim()?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -1283,6 +1283,31 @@ fn a_ledger_from_before_seq_became_the_rowid_is_refused_by_verify_and_upgraded_b
     assert!(!again.stderr.contains("migration"), "{again:#?}");
 }
 
+/// One `latch serve` per SQLite store: a second server on the same file is refused (each would
+/// sign checkpoints from its own memory of the newest events), and so is an upgrade while a
+/// server runs on it; once it has stopped, the upgrade goes through.
+#[test]
+fn a_sqlite_store_has_one_server_and_is_not_upgraded_under_it() {
+    let mut server = Server::start();
+    server.token("alice");
+    let config = server.config_arg();
+    serve_refusing(Path::new(&config)).fails(1, "a `latch serve` is running on this store");
+    // The store as a newer latch would find it: migration 16 not applied yet.
+    block_on(async {
+        let mut db = connect(&server.store_url()).await;
+        exec(&mut db, "DELETE FROM schema_migrations WHERE version = 16").await;
+    });
+    let home = server.home();
+    latch(&home, &[], &["admin", "migrate", "--config", &config])
+        .fails(1, "a `latch serve` is running on this store");
+    server.kill();
+    let migrated = latch(&home, &[], &["admin", "migrate", "--config", &config]).success();
+    assert!(
+        migrated.stderr.contains("applying migration version=16"),
+        "{migrated:#?}"
+    );
+}
+
 /// The offline commands read a store as it is: one that does not exist is named, not created
 /// empty (which would verify as a ledger of no events), and one from a newer latch is refused.
 #[test]
