@@ -256,6 +256,21 @@ impl SqlStore {
         self.indexer.catch_up().await
     }
 
+    /// Before a clean stop: on SQLite, copies the WAL into the database file and empties it, so
+    /// that `latch.db` alone holds the whole store (a copy or backup of the one file is complete).
+    /// Call once nothing writes any more. A no-op on PostgreSQL.
+    pub async fn checkpoint_wal(&self) -> Result<(), StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(());
+        }
+        self.settled().await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     /// Closes every connection; later calls fail as if the database were down.
     pub async fn close(&self) {
         self.pool.close().await;

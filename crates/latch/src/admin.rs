@@ -163,8 +163,9 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             "decisions follow the Cedar policies"
         );
     }
+    let store = Arc::new(store);
     let mut state = AppState::new(
-        Arc::new(store),
+        store.clone(),
         Arc::new(loaded.catalog),
         Arc::new(SystemClock),
         key,
@@ -319,6 +320,10 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
         let _ = task.await;
     }
     served?;
+    // Everything that writes has stopped: leave a database file that is whole on its own.
+    if let Err(err) = store.checkpoint_wal().await {
+        tracing::warn!(%err, "cannot fold the WAL into the database file at stop");
+    }
     tracing::info!("latch stopped");
     Ok(())
 }

@@ -85,6 +85,9 @@ fn an_evidence_pack_verifies_offline_and_names_tampering() {
         server.child.try_wait().unwrap().is_some()
     });
     server.kill();
+    // A clean stop leaves the whole store in `latch.db`: the WAL is folded in and emptied.
+    let wal = std::fs::metadata(server.data_dir().join("latch.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the WAL kept {wal} bytes after a clean stop");
 
     let config = server.config_arg();
     let home = server.home();
