@@ -435,17 +435,26 @@ fn newer_than_known(applied: &[i64]) -> Option<StoreError> {
     })
 }
 
+/// The migrations applied to the store (an error if it has no `schema_migrations`).
+async fn applied_versions(conn: &mut AnyConnection) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect()
+}
+
+/// Whether this latch has migrations that `applied` lacks.
+fn pending(applied: &[i64]) -> bool {
+    MIGRATIONS.iter().any(|(v, _, _)| !applied.contains(v))
+}
+
 /// Checks, without changing anything, that the store has exactly this latch's schema.
 async fn check_schema(pool: &AnyPool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    let applied: Vec<i64> = match sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *conn)
-        .await
-    {
-        Ok(rows) => rows
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?,
+    let applied = match applied_versions(&mut conn).await {
+        Ok(applied) => applied,
         Err(sqlx::Error::Database(_)) => {
             return Err(StoreError::Schema(
                 "no latch store here: it has no `schema_migrations` table (the first `latch \
@@ -458,12 +467,7 @@ async fn check_schema(pool: &AnyPool) -> Result<(), StoreError> {
     if let Some(newer) = newer_than_known(&applied) {
         return Err(newer);
     }
-    let missing: Vec<i64> = MIGRATIONS
-        .iter()
-        .map(|(v, _, _)| *v)
-        .filter(|v| !applied.contains(v))
-        .collect();
-    if missing.is_empty() {
+    if !pending(&applied) {
         return Ok(());
     }
     let at = applied.iter().copied().max().unwrap_or(0);
@@ -494,19 +498,13 @@ async fn migrate(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
         )
         .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
+    let applied = applied_versions(&mut tx).await?;
     if let Some(newer) = newer_than_known(&applied) {
         return Err(newer);
     }
     let fresh = applied.is_empty();
-    let pending = MIGRATIONS.iter().any(|(v, _, _)| !applied.contains(v));
     let _claimed = match sqlite_lock {
-        Some(lock) if pending && !fresh => Some(ServerLock::take(lock)?),
+        Some(lock) if pending(&applied) && !fresh => Some(ServerLock::take(lock)?),
         _ => None,
     };
     let mut upgraded = false;
