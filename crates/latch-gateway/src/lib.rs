@@ -99,47 +99,34 @@ impl Gateway {
             recorder_stop.clone(),
         ));
         let tracker = TaskTracker::new();
-        let relays = RelayThreads::start(self.inner.settings.relay_threads)?;
-        let mut next = 0usize;
+        let mut relays = RelayThreads::start(self.inner.settings.relay_threads)?;
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
                 r = listener.accept() => r,
             };
             match accepted {
-                Ok((tcp, peer)) => match relays.handles.get(next % relays.handles.len().max(1)) {
-                    None => {
-                        tracker.spawn(session::handle(
-                            tcp,
-                            peer,
-                            Arc::clone(&self.inner),
-                            shutdown.clone(),
-                        ));
+                Ok((tcp, peer)) => {
+                    // The session registers the socket with the IO driver of the runtime it
+                    // runs on: a relay thread's wake-ups then stay on that thread.
+                    let tcp = match tcp.into_std() {
+                        Ok(tcp) => tcp,
+                        Err(e) => {
+                            tracing::warn!(error = %e, %peer, "cannot take an accepted connection");
+                            continue;
+                        }
+                    };
+                    let session =
+                        session::handle(tcp, peer, Arc::clone(&self.inner), shutdown.clone());
+                    match relays.next() {
+                        None => {
+                            tracker.spawn(session);
+                        }
+                        Some(relay) => {
+                            tracker.spawn_on(session, relay);
+                        }
                     }
-                    Some(handle) => {
-                        next = next.wrapping_add(1);
-                        // The socket moves to the relay thread's own IO driver: a session's
-                        // wake-ups then stay on its thread.
-                        let std = match tcp.into_std() {
-                            Ok(std) => std,
-                            Err(e) => {
-                                tracing::warn!(error = %e, %peer, "cannot hand a connection to a relay thread");
-                                continue;
-                            }
-                        };
-                        let inner = Arc::clone(&self.inner);
-                        let shutdown = shutdown.clone();
-                        tracker.spawn_on(
-                            async move {
-                                match tokio::net::TcpStream::from_std(std) {
-                                    Ok(tcp) => session::handle(tcp, peer, inner, shutdown).await,
-                                    Err(e) => tracing::warn!(error = %e, %peer, "cannot take a connection on a relay thread"),
-                                }
-                            },
-                            handle,
-                        );
-                    }
-                },
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -191,6 +178,8 @@ impl Gateway {
 /// session given to a relay thread stays there, with its sockets on that thread's own IO driver.
 struct RelayThreads {
     handles: Vec<tokio::runtime::Handle>,
+    /// The thread the next session goes to.
+    turn: usize,
     stop: CancellationToken,
 }
 
@@ -198,6 +187,7 @@ impl RelayThreads {
     fn start(n: usize) -> io::Result<Self> {
         let mut relays = RelayThreads {
             handles: Vec::with_capacity(n),
+            turn: 0,
             stop: CancellationToken::new(),
         };
         for i in 0..n {
@@ -213,6 +203,13 @@ impl RelayThreads {
             relays.handles.push(handle);
         }
         Ok(relays)
+    }
+
+    /// The thread for the next session, in turn; `None` without relay threads.
+    fn next(&mut self) -> Option<&tokio::runtime::Handle> {
+        let handle = self.handles.get(self.turn % self.handles.len().max(1))?;
+        self.turn = self.turn.wrapping_add(1);
+        Some(handle)
     }
 }
 

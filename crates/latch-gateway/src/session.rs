@@ -20,11 +20,18 @@ use crate::settings::RecordingMode;
 use crate::upstream::{self, UpstreamRequest};
 
 pub(crate) async fn handle(
-    tcp: TcpStream,
+    tcp: std::net::TcpStream,
     peer: SocketAddr,
     gw: Arc<Inner>,
     shutdown: CancellationToken,
 ) {
+    let tcp = match TcpStream::from_std(tcp) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::warn!(error = %e, %peer, "cannot register a connection with the runtime");
+            return;
+        }
+    };
     let _ = tcp.set_nodelay(true);
     let startup = tokio::time::timeout(
         gw.settings.startup_timeout,
