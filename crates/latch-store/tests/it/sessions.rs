@@ -606,14 +606,17 @@ async fn a_store_opened_read_only_is_read_and_never_written(backend: Backend) {
         Some((_, url)) => SqlStore::open_postgres_with(url, mode).await,
         None => SqlStore::open_sqlite_with(&sqlite, mode).await,
     };
+    // The message of the schema refusal `mode` must meet.
+    let refusal = async |mode| match open(mode).await.map(|_| ()) {
+        Err(StoreError::Schema(message)) => message,
+        other => panic!("{mode:?} opened: {other:?}"),
+    };
     for mode in [OpenMode::Existing, OpenMode::ReadOnly] {
-        match open(mode).await.map(|_| ()) {
-            Err(StoreError::Schema(message)) => assert!(
-                message.contains("no store at") || message.contains("no latch store here"),
-                "{message}"
-            ),
-            other => panic!("{mode:?} over nothing: {other:?}"),
-        }
+        let message = refusal(mode).await;
+        assert!(
+            message.contains("no store at") || message.contains("no latch store here"),
+            "{mode:?} over nothing: {message}"
+        );
     }
     assert!(!sqlite.exists(), "a store was created");
 
@@ -639,15 +642,11 @@ async fn a_store_opened_read_only_is_read_and_never_written(backend: Backend) {
         .tamper(&["DELETE FROM schema_migrations WHERE version = 16"])
         .await;
     for mode in [OpenMode::Existing, OpenMode::ReadOnly] {
-        match open(mode).await.map(|_| ()) {
-            Err(StoreError::Schema(message)) => {
-                assert!(
-                    message.contains("older latch (schema version 15"),
-                    "{message}"
-                );
-            }
-            other => panic!("{mode:?} over an older store: {other:?}"),
-        }
+        let message = refusal(mode).await;
+        assert!(
+            message.contains("older latch (schema version 15"),
+            "{mode:?} over an older store: {message}"
+        );
     }
     fresh
         .tamper(&[
@@ -656,14 +655,10 @@ async fn a_store_opened_read_only_is_read_and_never_written(backend: Backend) {
         ])
         .await;
     for mode in [OpenMode::Migrate, OpenMode::Existing, OpenMode::ReadOnly] {
-        match open(mode).await.map(|_| ()) {
-            Err(StoreError::Schema(message)) => {
-                assert!(
-                    message.contains("newer latch (schema version 99"),
-                    "{message}"
-                );
-            }
-            other => panic!("{mode:?} over a newer store: {other:?}"),
-        }
+        let message = refusal(mode).await;
+        assert!(
+            message.contains("newer latch (schema version 99"),
+            "{mode:?} over a newer store: {message}"
+        );
     }
 }
