@@ -169,6 +169,7 @@ pub(crate) struct RawGateway {
     pub max_message_bytes: Option<Spanned<i64>>,
     pub recording_buffer: Option<Spanned<i64>>,
     pub relay_threads: Option<Spanned<i64>>,
+    pub scram_iterations: Option<Spanned<i64>>,
 }
 
 /// `[notify]`, without its channels and routes.

@@ -357,6 +357,7 @@ fn the_quickstart_example_loads() {
             max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
             recording_buffer: crate::DEFAULT_RECORDING_BUFFER,
             relay_threads: crate::DEFAULT_RELAY_THREADS,
+            scram_iterations: crate::DEFAULT_SCRAM_ITERATIONS,
         })
     );
     assert_eq!(config.server.data_dir, dir.join("data"));
@@ -1102,6 +1103,7 @@ fn the_gateway_is_off_without_its_table_and_has_defaults_with_it() {
             max_message_bytes: 16_777_216,
             recording_buffer: 10_000,
             relay_threads: 1,
+            scram_iterations: 4096,
         })
     );
     let text = format!(
@@ -1116,6 +1118,7 @@ credential_ttl = "1h30m"
 max_message_bytes = 1024
 recording_buffer = 1
 relay_threads = 0
+scram_iterations = 1
 "#
     );
     assert_eq!(
@@ -1133,6 +1136,7 @@ relay_threads = 0
             max_message_bytes: 1024,
             recording_buffer: 1,
             relay_threads: 0,
+            scram_iterations: 1,
         })
     );
 }
@@ -1172,12 +1176,14 @@ tls_cert_file = "gateway.pem"
 credential_ttl = "2d"
 max_message_bytes = -1
 recording_buffer = 99999999999
+scram_iterations = 0
 "#,
         expect![[r#"
             /etc/latch/latch.toml:8:17: gateway.tls_cert_file: `tls_cert_file` is given without `tls_key_file` (expected both, or neither for a self-signed certificate that latch creates in `data_dir`)
             /etc/latch/latch.toml:9:18: gateway.credential_ttl: invalid credential ttl `2d`: it is longer than `24h` (expected a duration from `1m` to `24h`, e.g. `10m`)
             /etc/latch/latch.toml:10:21: gateway.max_message_bytes: `-1` is out of range (expected a number of bytes from `1024` to `1073741824`, i.e. 1 KiB to 1 GiB; the default is `16777216`, 16 MiB)
-            /etc/latch/latch.toml:11:20: gateway.recording_buffer: `99999999999` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)"#]],
+            /etc/latch/latch.toml:11:20: gateway.recording_buffer: `99999999999` is out of range (expected a number of statements from `1` to `1000000`; the default is `10000`)
+            /etc/latch/latch.toml:12:20: gateway.scram_iterations: `0` is out of range (expected an iteration count from `1` to `1000000`; the default is `4096`)"#]],
     );
     check_err(
         "[gateway]\nclient_auth = \"md5\"\n",

@@ -29,9 +29,10 @@ use crate::{
     ClientAuth, Config, Credential, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CREDENTIAL_TTL,
     DEFAULT_DATA_DIR, DEFAULT_ENVIRONMENT, DEFAULT_GATEWAY_LISTEN, DEFAULT_LISTEN,
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_ORIGIN, DEFAULT_RECORDING_BUFFER, DEFAULT_RELAY_THREADS,
-    DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SENSITIVITY, Database, Enforcement, GatewaySettings,
-    GatewayTls, LedgerSettings, MAX_RELAY_THREADS, RecordingMode, ResourceLabels, RoleAccess,
-    SENSITIVITIES, SecretRef, ServerSettings, TicketPattern, Upstream,
+    DEFAULT_SCHEDULER_INTERVAL, DEFAULT_SCRAM_ITERATIONS, DEFAULT_SENSITIVITY, Database,
+    Enforcement, GatewaySettings, GatewayTls, LedgerSettings, MAX_RELAY_THREADS,
+    MAX_SCRAM_ITERATIONS, RecordingMode, ResourceLabels, RoleAccess, SENSITIVITIES, SecretRef,
+    ServerSettings, TicketPattern, Upstream,
 };
 
 /// Reads an environment variable; the process environment, or a map in tests.
@@ -413,6 +414,16 @@ impl Checker<'_, '_> {
                 ),
             )
             .unwrap_or(DEFAULT_RELAY_THREADS);
+        let scram_iterations = self
+            .bounded(
+                &raw.scram_iterations,
+                "gateway.scram_iterations",
+                1..=i64::from(MAX_SCRAM_ITERATIONS),
+                "an iteration count",
+                &format!("; the default is `{DEFAULT_SCRAM_ITERATIONS}`"),
+            )
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_SCRAM_ITERATIONS);
         let client_auth = match &raw.client_auth {
             None => ClientAuth::default(),
             Some(given) => match given.get_ref().as_str() {
@@ -440,6 +451,7 @@ impl Checker<'_, '_> {
             max_message_bytes,
             recording_buffer,
             relay_threads,
+            scram_iterations,
         }
     }
 

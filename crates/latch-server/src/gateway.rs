@@ -39,6 +39,8 @@ pub struct GatewayHandle {
     pub tls: bool,
     /// How long a credential from `latch connect` opens new sessions.
     pub credential_ttl: Duration,
+    /// The SCRAM iteration count of the credentials `latch connect` makes.
+    pub scram_iterations: u32,
 }
 
 /// Checks connections against the store and records sessions in the ledger.
@@ -50,6 +52,9 @@ pub struct LatchAuthority {
     once_grants: Mutex<HashSet<String>>,
     /// The user of each open session, to name them as the actor of its statements.
     session_users: Mutex<HashMap<String, String>>,
+    /// The iteration count a SCRAM exchange names when the user holds no live credential of
+    /// another (`gateway.scram_iterations`).
+    scram_iterations: u32,
 }
 
 impl LatchAuthority {
@@ -60,7 +65,14 @@ impl LatchAuthority {
             clock,
             once_grants: Mutex::new(HashSet::new()),
             session_users: Mutex::new(HashMap::new()),
+            scram_iterations: latch_pgwire::scram::DEFAULT_ITERATIONS,
         }
+    }
+
+    /// The SCRAM iteration count `latch connect` makes credentials with.
+    pub fn with_scram_iterations(mut self, iterations: u32) -> Self {
+        self.scram_iterations = iterations;
+        self
     }
 
     fn unavailable(err: impl std::fmt::Display) -> Refusal {
@@ -331,11 +343,18 @@ impl Authority for LatchAuthority {
 
     async fn scram_verifiers(&self, user: &str, resource: &str) -> Result<ScramVerifiers, Refusal> {
         let mut verifiers = ScramVerifiers::none(user);
+        verifiers.iterations = self.scram_iterations;
         let live = self
             .store
             .scram_credentials(user, resource, self.clock.now(), MAX_SCRAM_CANDIDATES)
             .await
             .map_err(Self::unavailable)?;
+        // The exchange names one count before it knows the credential, so a user's live
+        // credentials on a resource share one (`latch connect` makes a new one with theirs):
+        // after `gateway.scram_iterations` changes, the old count holds until they expire.
+        if let Some((_, newest)) = live.first() {
+            verifiers.iterations = newest.iterations;
+        }
         // All of a user's credentials are made with the salt `none` names; one made otherwise
         // could not match a proof computed with it.
         verifiers.candidates = live

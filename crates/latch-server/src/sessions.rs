@@ -94,7 +94,16 @@ pub(crate) async fn connect(
         created_at: now,
         expires_at,
     };
-    let scram = scram_verifier(&caller.user, &secret).await?;
+    // One SCRAM exchange names one iteration count for all of a user's credentials on a
+    // resource: a new one takes the count of those still live, so that none of them stops
+    // logging in when `gateway.scram_iterations` changes.
+    let iterations = state
+        .store
+        .scram_credentials(&caller.user, &body.resource, now, 1)
+        .await?
+        .first()
+        .map_or(gateway.scram_iterations, |(_, live)| live.iterations);
+    let scram = scram_verifier(&caller.user, &secret, iterations).await?;
     state
         .store
         .create_credential(&record, &hash_secret(&secret), &scram, &*state.clock)
@@ -127,17 +136,19 @@ pub(crate) async fn connect(
     }))
 }
 
-/// The SCRAM secret the gateway checks `secret`'s proofs against: derived once here (4,096
-/// HMAC rounds, off the async workers) so that no login derives it again and the credential
-/// itself is never stored.
-async fn scram_verifier(user: &str, secret: &str) -> Result<ScramSecret, ApiError> {
+/// The SCRAM secret the gateway checks `secret`'s proofs against: derived once here
+/// (`iterations` HMAC rounds, off the async workers) so that no login derives it again and the
+/// credential itself is never stored.
+async fn scram_verifier(
+    user: &str,
+    secret: &str,
+    iterations: u32,
+) -> Result<ScramSecret, ApiError> {
     let salt = latch_gateway::credential_salt(user);
     let secret = zeroize::Zeroizing::new(secret.to_owned());
-    tokio::task::spawn_blocking(move || {
-        ScramSecret::derive(&secret, &salt, latch_pgwire::scram::DEFAULT_ITERATIONS)
-    })
-    .await
-    .map_err(|err| ApiError::Internal(format!("deriving the SCRAM secret: {err}")))
+    tokio::task::spawn_blocking(move || ScramSecret::derive(&secret, &salt, iterations))
+        .await
+        .map_err(|err| ApiError::Internal(format!("deriving the SCRAM secret: {err}")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

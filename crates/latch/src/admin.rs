@@ -188,11 +188,14 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
                 )
             })?;
         let address = listener.local_addr()?;
-        let authority = Arc::new(latch_server::gateway::LatchAuthority::new(
-            state.store.clone(),
-            state.catalog.clone(),
-            state.clock.clone(),
-        ));
+        let authority = Arc::new(
+            latch_server::gateway::LatchAuthority::new(
+                state.store.clone(),
+                state.catalog.clone(),
+                state.clock.clone(),
+            )
+            .with_scram_iterations(gateway_config.scram_iterations),
+        );
         let gateway = Arc::new(latch_gateway::Gateway::new(
             settings,
             authority,
@@ -203,6 +206,7 @@ pub async fn serve(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<()
             address,
             tls,
             credential_ttl: gateway_config.credential_ttl,
+            scram_iterations: gateway_config.scram_iterations,
         });
         // Tests and scripts read this line to learn the port.
         println!("latch gateway listening on postgresql://{address}");

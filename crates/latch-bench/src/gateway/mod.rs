@@ -87,6 +87,10 @@ pub struct Options {
     /// or `password`.
     #[arg(long, default_value = "scram-sha-256")]
     client_auth: String,
+    /// The SCRAM rounds of the credentials latch makes (`gateway.scram_iterations`); latch's
+    /// default, 4,096, when not given.
+    #[arg(long)]
+    scram_iterations: Option<u32>,
     /// Write the raw figures here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -193,6 +197,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         &upstream,
         pgbouncer.port,
         &options.client_auth,
+        options.scram_iterations,
     )?;
     let log = dir.path().join("latch.log");
     let mut latch = Latch::start(&latch_bin, &config, &log).await?;

@@ -279,6 +279,7 @@ pub fn write_config(
     upstream: &Upstream,
     pgbouncer_port: u16,
     client_auth: &str,
+    scram_iterations: Option<u32>,
 ) -> anyhow::Result<PathBuf> {
     let template = std::fs::read_to_string(template_path).with_context(|| {
         format!(
@@ -308,6 +309,9 @@ pub fn write_config(
     gateway.insert("listen", toml_edit::value("127.0.0.1:0"));
     gateway.insert("credential_ttl", toml_edit::value("24h"));
     gateway.insert("client_auth", toml_edit::value(client_auth));
+    if let Some(iterations) = scram_iterations {
+        gateway.insert("scram_iterations", toml_edit::value(i64::from(iterations)));
+    }
     doc.insert("gateway", toml_edit::Item::Table(gateway));
     doc.remove("resources");
     let direct = format!("{}:{}", upstream.host, upstream.port);

@@ -2592,6 +2592,73 @@ fn gateway_clients_use_scram_by_default_and_a_cleartext_password_when_configured
     }
 }
 
+/// `latch connect` credentials are made with `gateway.scram_iterations` rounds (4,096 unless
+/// configured; psql takes 1). One SCRAM exchange names one count for all of a user's
+/// credentials on a resource, so after the setting changes the count of the live ones holds,
+/// and every one of them keeps logging in, until they have expired.
+#[test]
+fn credentials_keep_logging_in_across_a_change_of_scram_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(&dir.path().join("data"), None);
+    let listen = "listen = \"127.0.0.1:0\"\n";
+    assert!(text.contains(listen));
+    let one_round = text.replace(listen, &format!("{listen}scram_iterations = 1\n"));
+    let mut server = Server::spawn(dir, text, None);
+    let alice = server.token("alice");
+    let bob = server.token("bob");
+    granted(&server, &alice, &bob, "read", "30m");
+    // A credential from before a restart, at the gateway's new port.
+    let logs_in = |server: &Server, uri: &(String, String)| {
+        let uri = uri.0.replace(&uri.1, &server.gateway);
+        let out = psql(&format!("{uri}&channel_binding=require"), "select 'in'");
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "in"
+    };
+    let made = |server: &Server| (connect_uri(server, &alice), server.gateway.clone());
+    let before = made(&server);
+    std::fs::write(&server.config, &one_round).unwrap();
+    server.restart();
+    let after = made(&server);
+    assert!(
+        logs_in(&server, &before),
+        "the credential made with 4,096 rounds"
+    );
+    assert!(
+        logs_in(&server, &after),
+        "the credential made after the change"
+    );
+
+    let store = sqlite_url(&server.data_dir());
+    let counts = || -> Vec<i64> {
+        block_on(async {
+            let mut db = connect(&store).await;
+            sqlx::query_scalar(
+                "SELECT scram_iterations FROM connect_credentials ORDER BY created_at_ms",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+        })
+    };
+    assert_eq!(counts(), [4096, 4096]);
+
+    server.kill();
+    block_on(async {
+        let mut db = connect(&store).await;
+        sqlx::query("UPDATE connect_credentials SET expires_at_ms = 0")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    });
+    server.restart();
+    let fresh = made(&server);
+    assert!(
+        logs_in(&server, &fresh),
+        "a credential made once the old ones expired"
+    );
+    assert!(!logs_in(&server, &before), "an expired credential");
+    assert_eq!(counts().last(), Some(&1));
+}
+
 /// The README's findings walkthrough: a weak reason and a write under a read grant become
 /// findings within seconds; re-evaluating history opens nothing twice; an auditor resolves one.
 #[test]
