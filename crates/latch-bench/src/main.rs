@@ -49,7 +49,7 @@ enum Bench {
     /// Many grants expiring in one second: how long after its expiry each one is expired.
     Expiry(expiry::Options),
     /// The PostgreSQL gateway against PostgreSQL and pgbouncer, side by side (pgbench).
-    Gateway(gateway::Options),
+    Gateway(Box<gateway::Options>),
     /// Analytics (90 days, full period) and the CSV report over a synthesized history in a real
     /// store, SQLite and PostgreSQL side by side.
     Analytics(analytics::Options),
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         match cli.bench {
             Bench::Lifecycle(options) => lifecycle::run(options).await,
             Bench::Expiry(options) => expiry::run(options).await,
-            Bench::Gateway(options) => gateway::run(options).await,
+            Bench::Gateway(options) => gateway::run(*options).await,
             Bench::Analytics(options) => analytics::run(&options).await,
             Bench::Alerts(options) => alerts::run(options).await,
             Bench::Ledger(bench) => ledger::run(bench).await,
