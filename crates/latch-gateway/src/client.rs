@@ -303,7 +303,25 @@ async fn scram(
     out.clear();
     encode::authentication_sasl_continue(&mut out, &first);
     send(stream, &out).await?;
-    let body = read_auth_response(stream, buf).await?;
+    let body = match read_auth_response(stream, buf).await {
+        Ok(body) => body,
+        Err(err) => {
+            // A client that refuses the count hangs up here with an error of its own (pgjdbc's
+            // says only "Something unusual has occurred"): the operator learns why from latch.
+            if verifiers.iterations < latch_pgwire::scram::DEFAULT_ITERATIONS {
+                tracing::warn!(
+                    user,
+                    resource,
+                    %err,
+                    "the client left the SCRAM login once told {} iterations; some clients \
+                     (pgjdbc) refuse fewer than 4096: raise `gateway.scram_iterations` if they \
+                     connect through this gateway",
+                    verifiers.iterations
+                );
+            }
+            return Err(err);
+        }
+    };
     // A proof that matches nothing goes to the authority like a wrong cleartext credential,
     // which refuses it with its reasons and records the refusal.
     let fin = match server.handle_client_final(&body) {

@@ -2657,6 +2657,56 @@ fn credentials_keep_logging_in_across_a_change_of_scram_iterations() {
     );
     assert!(!logs_in(&server, &before), "an expired credential");
     assert_eq!(counts().last(), Some(&1));
+
+    // A client that refuses so few rounds hangs up after the server names them (pgjdbc does,
+    // saying only "Something unusual has occurred"): latch's log says why.
+    abandon_scram_login(&server.gateway, "alice", "payments-db");
+    let log = server.dir.path().join("serve.log");
+    wait_until("the warning is logged", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("some clients (pgjdbc) refuse fewer than 4096")
+    });
+}
+
+/// Starts a SCRAM login at the gateway at `address` as a plaintext loopback client and hangs
+/// up once the server has named its salt and iteration count.
+fn abandon_scram_login(address: &str, user: &str, resource: &str) {
+    use std::io::{Read, Write};
+    let message = |tag: u8, body: &[u8]| {
+        let mut out = vec![tag];
+        out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let mut startup = 196_608u32.to_be_bytes().to_vec();
+    for part in ["user", user, "database", resource] {
+        startup.extend_from_slice(part.as_bytes());
+        startup.push(0);
+    }
+    startup.push(0);
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    let startup = message(0, &startup);
+    // A startup packet has no tag byte.
+    socket.write_all(&startup[1..]).unwrap();
+    // An authentication request, checked to be of the `expected` kind.
+    fn read_auth(socket: &mut std::net::TcpStream, expected: u32) {
+        let mut head = [0u8; 5];
+        socket.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], b'R', "{head:?}");
+        let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len - 4];
+        socket.read_exact(&mut body).unwrap();
+        assert_eq!(u32::from_be_bytes(body[..4].try_into().unwrap()), expected);
+    }
+    read_auth(&mut socket, 10);
+    let client_first = b"n,,n=,r=abandonedlogin0123";
+    let mut initial = b"SCRAM-SHA-256\0".to_vec();
+    initial.extend_from_slice(&u32::try_from(client_first.len()).unwrap().to_be_bytes());
+    initial.extend_from_slice(client_first);
+    let initial = message(b'p', &initial);
+    socket.write_all(&initial).unwrap();
+    read_auth(&mut socket, 11);
 }
 
 /// The README's findings walkthrough: a weak reason and a write under a read grant become
