@@ -314,9 +314,10 @@ async fn scram(
                     resource,
                     %err,
                     "the client left the SCRAM login once told {} iterations; some clients \
-                     (pgjdbc) refuse fewer than 4096: raise `gateway.scram_iterations` if they \
+                     (pgjdbc) refuse fewer than {}: raise `gateway.scram_iterations` if they \
                      connect through this gateway",
-                    verifiers.iterations
+                    verifiers.iterations,
+                    latch_pgwire::scram::DEFAULT_ITERATIONS
                 );
             }
             return Err(err);

@@ -30,6 +30,18 @@ const UNKNOWN_RESOURCE: &str = "3D000";
 /// newest): each costs two hashes, and `latch connect` makes one per call.
 const MAX_SCRAM_CANDIDATES: u32 = 256;
 
+/// The SCRAM iteration count of a user's credentials on a resource, for `latch connect` to make
+/// the next one with and for the gateway to name in the exchange: one exchange names one count
+/// before the client says which credential it holds, so all of them share the count of the
+/// newest live one, and `configured` (`gateway.scram_iterations`) applies once none is live.
+/// A changed setting thus never stops a live credential from logging in.
+pub(crate) fn credential_iterations(
+    newest_live: Option<&latch_store::ScramSecret>,
+    configured: u32,
+) -> u32 {
+    newest_live.map_or(configured, |secret| secret.iterations)
+}
+
 /// The running gateway, as the API and the scheduler reach it.
 #[derive(Clone)]
 pub struct GatewayHandle {
@@ -52,8 +64,7 @@ pub struct LatchAuthority {
     once_grants: Mutex<HashSet<String>>,
     /// The user of each open session, to name them as the actor of its statements.
     session_users: Mutex<HashMap<String, String>>,
-    /// The iteration count a SCRAM exchange names when the user holds no live credential of
-    /// another (`gateway.scram_iterations`).
+    /// `gateway.scram_iterations`, for users with no live credential ([`credential_iterations`]).
     scram_iterations: u32,
 }
 
@@ -343,18 +354,13 @@ impl Authority for LatchAuthority {
 
     async fn scram_verifiers(&self, user: &str, resource: &str) -> Result<ScramVerifiers, Refusal> {
         let mut verifiers = ScramVerifiers::none(user);
-        verifiers.iterations = self.scram_iterations;
         let live = self
             .store
             .scram_credentials(user, resource, self.clock.now(), MAX_SCRAM_CANDIDATES)
             .await
             .map_err(Self::unavailable)?;
-        // The exchange names one count before it knows the credential, so a user's live
-        // credentials on a resource share one (`latch connect` makes a new one with theirs):
-        // after `gateway.scram_iterations` changes, the old count holds until they expire.
-        if let Some((_, newest)) = live.first() {
-            verifiers.iterations = newest.iterations;
-        }
+        verifiers.iterations =
+            credential_iterations(live.first().map(|(_, s)| s), self.scram_iterations);
         // All of a user's credentials are made with the salt `none` names; one made otherwise
         // could not match a proof computed with it.
         verifiers.candidates = live

@@ -94,15 +94,14 @@ pub(crate) async fn connect(
         created_at: now,
         expires_at,
     };
-    // One SCRAM exchange names one iteration count for all of a user's credentials on a
-    // resource: a new one takes the count of those still live, so that none of them stops
-    // logging in when `gateway.scram_iterations` changes.
-    let iterations = state
+    let newest_live = state
         .store
         .scram_credentials(&caller.user, &body.resource, now, 1)
-        .await?
-        .first()
-        .map_or(gateway.scram_iterations, |(_, live)| live.iterations);
+        .await?;
+    let iterations = crate::gateway::credential_iterations(
+        newest_live.first().map(|(_, secret)| secret),
+        gateway.scram_iterations,
+    );
     let scram = scram_verifier(&caller.user, &secret, iterations).await?;
     state
         .store
