@@ -234,19 +234,19 @@ impl SqlStore {
     /// On SQLite, claims the store for this process until the lock is dropped, or says that a
     /// `latch serve` already runs on it. `None` on PostgreSQL, which replicas share.
     pub fn claim(&self) -> Result<Option<ServerLock>, StoreError> {
-        match &self.bulk {
-            BulkReads::SqliteFile(path) => ServerLock::take(&server_lock_path(path)).map(Some),
-            BulkReads::Postgres(_) => Ok(None),
-        }
+        server_lock_path(&self.bulk)
+            .map(|lock| ServerLock::take(&lock))
+            .transpose()
     }
 
     /// The newest schema version applied to the store.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+        Ok(applied_versions(&mut conn)
+            .await?
+            .into_iter()
+            .max()
+            .unwrap_or(0))
     }
 
     /// Indexes every recorded statement not yet indexed by session, as the store's follower
@@ -292,11 +292,7 @@ impl SqlStore {
         let recent = Arc::new(RecentEvents::new(RECENT_EVENTS, RECENT_LEAF_HASHES));
         match mode {
             OpenMode::Migrate => {
-                let lock = match &bulk {
-                    BulkReads::SqliteFile(path) => Some(server_lock_path(path)),
-                    BulkReads::Postgres(_) => None,
-                };
-                migrate(&pool, dialect, lock.as_deref()).await?;
+                migrate(&pool, dialect, server_lock_path(&bulk).as_deref()).await?;
             }
             OpenMode::Existing | OpenMode::ReadOnly => check_schema(&pool).await?,
         }
@@ -368,11 +364,16 @@ pub struct ServerLock {
     _file: std::fs::File,
 }
 
-/// The lock file beside a SQLite store.
-fn server_lock_path(db: &Path) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    std::path::PathBuf::from(name)
+/// The lock file beside a SQLite store; none for PostgreSQL, which replicas share.
+fn server_lock_path(bulk: &BulkReads) -> Option<std::path::PathBuf> {
+    match bulk {
+        BulkReads::SqliteFile(db) => {
+            let mut name = db.as_os_str().to_owned();
+            name.push(".lock");
+            Some(std::path::PathBuf::from(name))
+        }
+        BulkReads::Postgres(_) => None,
+    }
 }
 
 impl ServerLock {
