@@ -193,7 +193,8 @@ impl std::fmt::Debug for Database {
 /// gateway reaches a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Upstream {
-    /// `host:port`, checked for shape only (the host is resolved when connecting).
+    /// `host:port`, checked for shape only (the host is resolved when connecting), or the
+    /// absolute path of PostgreSQL's Unix-domain socket (`postgres` resources, without TLS).
     pub address: String,
     /// The database to connect to; `None` lets the upstream pick its default.
     pub database: Option<String>,

@@ -775,9 +775,52 @@ roles.read = { max_duration = "1h", username = "" }
 "#,
         expect![[r#"
             /etc/latch/latch.toml:8:8: resources.db.kind: unknown resource kind `oracle` (expected `postgres` or `mysql`)
-            /etc/latch/latch.toml:10:24: resources.db.upstream.address: invalid address `db` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
+            /etc/latch/latch.toml:10:24: resources.db.upstream.address: invalid address `db` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`, or the path of PostgreSQL's Unix-domain socket, e.g. `/var/run/postgresql/.s.PGSQL.5432`)
             /etc/latch/latch.toml:10:41: resources.db.upstream.database: expected a database name (leave the key out for the upstream's default)
             /etc/latch/latch.toml:11:48: resources.db.roles.read.username: expected the upstream user name this role logs in as"#]],
+    );
+}
+
+#[test]
+fn a_postgres_upstream_may_be_a_unix_domain_socket() {
+    let text = format!(
+        r#"{BASE}[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "/var/run/postgresql/.s.PGSQL.5432"
+roles.read = {{ max_duration = "1h", username = "r" }}
+"#
+    );
+    let config = parse(&text).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        config.upstreams["db"].address,
+        "/var/run/postgresql/.s.PGSQL.5432"
+    );
+}
+
+#[test]
+fn a_unix_domain_socket_takes_neither_tls_nor_mysql_nor_a_relative_path() {
+    check_err(
+        r#"[resources.db]
+kind = "postgres"
+owner_team = "eng"
+upstream = { address = "/var/run/postgresql/.s.PGSQL.5432", tls = true }
+roles.read = { max_duration = "1h", username = "r" }
+[resources.maria]
+kind = "mysql"
+owner_team = "eng"
+upstream.address = "/run/mysqld/mysqld.sock"
+roles.read = { max_duration = "1h", username = "r" }
+[resources.rel]
+kind = "postgres"
+owner_team = "eng"
+upstream.address = "run/postgresql/.s.PGSQL.5432"
+roles.read = { max_duration = "1h", username = "r" }
+"#,
+        expect![[r#"
+            /etc/latch/latch.toml:10:24: resources.db.upstream.address: `tls = true` needs a TCP address: PostgreSQL does not offer TLS on its Unix-domain socket `/var/run/postgresql/.s.PGSQL.5432` (remove `tls`, or give `host:port`)
+            /etc/latch/latch.toml:15:20: resources.maria.upstream.address: a Unix-domain socket (`/run/mysqld/mysqld.sock`) is supported for `postgres` resources only (expected `host:port`)
+            /etc/latch/latch.toml:20:20: resources.rel.upstream.address: invalid address `run/postgresql/.s.PGSQL.5432` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`, or the path of PostgreSQL's Unix-domain socket, e.g. `/var/run/postgresql/.s.PGSQL.5432`)"#]],
     );
 }
 
@@ -908,7 +951,7 @@ password_file = "pw.txt"
         examples/quickstart/latch.toml:17:10: users.alice.roles: unknown role `root` (expected `admin` or `auditor`; roles on a resource go under `[resources.NAME.roles.ROLE]`)
         examples/quickstart/latch.toml:21:1: users.carol.tems: unknown key `tems`, expected one of `email`, `teams`, `manager`, `roles`, `service_account`, `slack_id`
         examples/quickstart/latch.toml:25:14: resources.payments-db.owner_team: unknown team `paymnts` (teams: eng, payments)
-        examples/quickstart/latch.toml:28:11: resources.payments-db.upstream.address: invalid address `127.0.0.1` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`)
+        examples/quickstart/latch.toml:28:11: resources.payments-db.upstream.address: invalid address `127.0.0.1` (expected `host:port`, e.g. `127.0.0.1:5432`, `db.internal:5432` or `[::1]:5432`, or the path of PostgreSQL's Unix-domain socket, e.g. `/var/run/postgresql/.s.PGSQL.5432`)
         examples/quickstart/latch.toml:31:16: resources.payments-db.roles.read.max_duration: invalid duration `4hours`: unknown unit (expected a number and a unit s, m, h or d, e.g. `30m`, `2h`, `1h30m`)
         examples/quickstart/latch.toml:33:1: resources.payments-db.roles.read.password: secrets are never written inline in the config: use `password_env` (the name of an environment variable) or `password_file` (the path of a file) to say where the password is
         examples/quickstart/latch.toml:39:17: resources.payments-db.roles.write.password_file: `password_env` and `password_file` are mutually exclusive (expected one of them, or neither for an upstream that trusts the user without a password)"#]].assert_eq(&error);

@@ -893,13 +893,39 @@ impl Checker<'_, '_> {
             };
             let upstream_path = key_path(&entry.path, "upstream");
             let address = &raw.upstream.address;
-            if !is_host_port(address.get_ref()) {
+            let address_path = key_path(&upstream_path, "address");
+            if is_socket_path(address.get_ref()) {
+                // A Unix-domain socket: the gateway's PostgreSQL connector speaks it; TLS
+                // over a local socket is neither offered by PostgreSQL nor needed.
+                if kind != Some(ResourceKind::Postgres) {
+                    self.report(
+                        address,
+                        &address_path,
+                        format!(
+                            "a Unix-domain socket (`{}`) is supported for `postgres` resources \
+                             only (expected `host:port`)",
+                            address.get_ref()
+                        ),
+                    );
+                } else if raw.upstream.tls {
+                    self.report(
+                        address,
+                        &address_path,
+                        format!(
+                            "`tls = true` needs a TCP address: PostgreSQL does not offer TLS on \
+                             its Unix-domain socket `{}` (remove `tls`, or give `host:port`)",
+                            address.get_ref()
+                        ),
+                    );
+                }
+            } else if !is_host_port(address.get_ref()) {
                 self.report(
                     address,
-                    &key_path(&upstream_path, "address"),
+                    &address_path,
                     format!(
                         "invalid address `{}` (expected `host:port`, e.g. `127.0.0.1:5432`, \
-                         `db.internal:5432` or `[::1]:5432`)",
+                         `db.internal:5432` or `[::1]:5432`, or the path of PostgreSQL's \
+                         Unix-domain socket, e.g. `/var/run/postgresql/.s.PGSQL.5432`)",
                         address.get_ref()
                     ),
                 );
@@ -1153,6 +1179,12 @@ fn is_postgres_url(url: &str) -> bool {
         url.strip_prefix(scheme)
             .is_some_and(|rest| !rest.is_empty())
     })
+}
+
+/// An absolute path: the file of a Unix-domain socket (PostgreSQL names it
+/// `<unix_socket_directory>/.s.PGSQL.<port>`).
+pub(crate) fn is_socket_path(address: &str) -> bool {
+    address.starts_with('/') && address.len() > 1
 }
 
 /// `host:port` with a non-zero port; an IPv6 host goes in brackets.

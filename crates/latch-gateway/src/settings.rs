@@ -85,7 +85,7 @@ pub enum ClientAuth {
 /// Where a resource lives and how latch logs in there.
 #[derive(Clone)]
 pub struct UpstreamTarget {
-    /// `host:port`.
+    /// `host:port`, or the absolute path of a Unix-domain socket (`/…/.s.PGSQL.5432`).
     pub address: String,
     /// Database to open; `None` lets PostgreSQL default to the upstream user's name.
     pub database: Option<String>,

@@ -1,13 +1,14 @@
-//! The upstream side: connect (TLS optional), start up as the role's login, authenticate
+//! The upstream side: connect (TCP with TLS optional, or a Unix-domain socket), start up as the role's login, authenticate
 //! (trust, cleartext, md5, SCRAM-SHA-256), collect ParameterStatus and BackendKeyData; and
 //! CancelRequests toward the upstream.
 
+use std::path::Path;
 use std::time::Duration;
 
 use latch_pgwire::scram::{SCRAM_SHA_256, ScramClient};
 use latch_pgwire::{Authentication, BackendMessage, decode_backend, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::SessionError;
 use crate::registry::CancelTarget;
@@ -48,14 +49,27 @@ pub(crate) async fn connect(req: &UpstreamRequest<'_>) -> Result<Upstream, Sessi
         resource: req.resource.to_owned(),
         cause,
     };
-    let tcp = TcpStream::connect(&req.target.address)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let mut stream = match &req.target.tls {
-        None => Stream::Tcp(tcp),
-        Some(cfg) => {
-            let mut tcp = tcp;
+    let mut stream = match (&req.target.tls, socket_path(&req.target.address)) {
+        (None, Some(path)) => Stream::Unix(
+            UnixStream::connect(path)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(setup(
+                "TLS is configured toward a Unix-domain socket, where PostgreSQL offers none"
+                    .to_owned(),
+            ));
+        }
+        (None, None) => Stream::Tcp(
+            tcp_connect(&req.target.address)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        ),
+        (Some(cfg), None) => {
+            let mut tcp = tcp_connect(&req.target.address)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             let mut out = Vec::new();
             encode::ssl_request(&mut out);
             tcp.write_all(&out)
@@ -223,6 +237,18 @@ async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     stream.flush().await
 }
 
+/// The socket file when `address` is one (an absolute path) rather than `host:port`.
+fn socket_path(address: &str) -> Option<&Path> {
+    address.starts_with('/').then(|| Path::new(address))
+}
+
+async fn tcp_connect(address: &str) -> std::io::Result<TcpStream> {
+    let tcp = TcpStream::connect(address).await?;
+    // Statements and results go out as soon as they are whole: no Nagle delay.
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 /// `host` of `host:port` or `[v6]:port`.
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
@@ -230,16 +256,19 @@ fn host_of(address: &str) -> &str {
 }
 
 /// Sends a CancelRequest to the upstream (plain TCP, as libpq does unless the server requires
-/// TLS for it), giving up after `within`.
+/// TLS for it, or its Unix-domain socket), giving up after `within`.
 pub(crate) async fn send_cancel(target: &CancelTarget, within: Duration) {
     let send = async {
-        let mut tcp = TcpStream::connect(&target.address).await?;
+        let mut conn = match socket_path(&target.address) {
+            Some(path) => Stream::Unix(UnixStream::connect(path).await?),
+            None => Stream::Tcp(TcpStream::connect(&target.address).await?),
+        };
         let mut out = Vec::with_capacity(16);
         encode::cancel_request(&mut out, target.process_id, target.secret_key);
-        tcp.write_all(&out).await?;
+        conn.write_all(&out).await?;
         // The server closes the connection once it has read the request.
         let mut sink = [0u8; 1];
-        let _ = tcp.read(&mut sink).await;
+        let _ = conn.read(&mut sink).await;
         Ok::<(), std::io::Error>(())
     };
     match tokio::time::timeout(within, send).await {

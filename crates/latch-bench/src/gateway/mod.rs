@@ -101,6 +101,11 @@ pub struct Options {
     pg_port: u16,
     #[arg(long, default_value = "postgres")]
     pg_user: String,
+    /// The proxies (pgbouncer and latch) reach PostgreSQL through its Unix-domain socket in
+    /// this directory (e.g. `/var/run/postgresql`) instead of TCP; pgbench still connects to
+    /// each over TCP.
+    #[arg(long)]
+    upstream_socket_dir: Option<String>,
     #[arg(long, default_value = "/usr/sbin/pgbouncer")]
     pgbouncer: PathBuf,
     /// The `latch` binary, a release build. Default: the `latch` next to this binary.
@@ -173,6 +178,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         host: options.pg_host.clone(),
         port: options.pg_port,
         user: options.pg_user.clone(),
+        socket_dir: options.upstream_socket_dir.clone(),
     };
     let (max_connections, used) = upstream.connection_room().await?;
     eprintln!(
@@ -579,8 +585,16 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>) -> String {
 fn print_report(report: &Report, options: &Options) {
     println!();
     println!(
-        "gateway: pgbench -S -c {} -j {} -T {} -n, scale {}, {} round(s), targets interleaved",
-        report.clients, report.threads, report.seconds, report.scale, report.rounds
+        "gateway: pgbench -S -c {} -j {} -T {} -n, scale {}, {} round(s), targets interleaved; proxies reach PostgreSQL over {}",
+        report.clients,
+        report.threads,
+        report.seconds,
+        report.scale,
+        report.rounds,
+        options.upstream_socket_dir.as_deref().map_or_else(
+            || "TCP".to_owned(),
+            |dir| format!("its Unix-domain socket in {dir}")
+        )
     );
     let mut targets: Vec<&str> = Vec::new();
     for r in &report.runs {

@@ -18,9 +18,25 @@ pub struct Upstream {
     pub host: String,
     pub port: u16,
     pub user: String,
+    /// Where the proxies reach it instead of `host`: its Unix-domain socket's directory.
+    pub socket_dir: Option<String>,
 }
 
 impl Upstream {
+    /// The `host` a proxy connects to: the socket directory when there is one (libpq's and
+    /// pgbouncer's convention).
+    fn proxy_host(&self) -> &str {
+        self.socket_dir.as_deref().unwrap_or(&self.host)
+    }
+
+    /// The upstream address in latch's config: `host:port`, or the socket file.
+    fn latch_address(&self) -> String {
+        match &self.socket_dir {
+            Some(dir) => format!("{}/.s.PGSQL.{}", dir.trim_end_matches('/'), self.port),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
     /// `psql` against `database`, one command, `-At` output.
     async fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let output = Command::new("psql")
@@ -160,7 +176,7 @@ impl Pgbouncer {
              ignore_startup_parameters = extra_float_digits,options\n\
              logfile = {log}\n\
              pidfile = {pid}\n",
-            host = upstream.host,
+            host = upstream.proxy_host(),
             uport = upstream.port,
             user = upstream.user,
             users = path("users.txt"),
@@ -314,7 +330,7 @@ pub fn write_config(
     }
     doc.insert("gateway", toml_edit::Item::Table(gateway));
     doc.remove("resources");
-    let direct = format!("{}:{}", upstream.host, upstream.port);
+    let direct = upstream.latch_address();
     let pooled = format!("127.0.0.1:{pgbouncer_port}");
     let many: Vec<String> = (0..MANY_GRANT_ROLES).map(|i| format!("g{i}")).collect();
     let mut pooled_roles = vec!["mem", "idle"];

@@ -236,6 +236,71 @@ async fn cancel_request_reaches_the_upstream() {
     h.stop().await;
 }
 
+/// PostgreSQL's own Unix-domain socket for port 5432 (its first `unix_socket_directories`).
+fn postgres_socket() -> String {
+    let dirs = psql_admin("show unix_socket_directories");
+    let dir = dirs.split(',').next().unwrap_or_default().trim();
+    assert!(
+        dir.starts_with('/'),
+        "PostgreSQL at 127.0.0.1:5432 must also listen on a Unix-domain socket: unix_socket_directories = `{dirs}`"
+    );
+    format!("{dir}/.s.PGSQL.5432")
+}
+
+#[tokio::test]
+async fn an_upstream_through_a_unix_domain_socket_relays_and_cancels() {
+    let socket = postgres_socket();
+    let h = Harness::start_with(|s| {
+        for target in s.upstreams.values_mut() {
+            target.address = socket.clone();
+        }
+    })
+    .await;
+    let client = h.connect("write").await;
+    // PostgreSQL shows no client address for a session on its Unix-domain socket.
+    let row = client
+        .query_one(
+            "select client_addr is null, application_name from pg_stat_activity where pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        row.get::<_, bool>(0),
+        "the upstream session is on the socket"
+    );
+    assert_eq!(row.get::<_, &str>(1), format!("latch:{GRANT}:alice"));
+    // A CancelRequest reaches the upstream the same way.
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let err = client
+        .simple_query("select pg_sleep(20)")
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(&err).0, "57014", "query_canceled");
+    canceller.await.unwrap();
+    assert_eq!(count_rows(&client, "select 1").await, 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_unix_domain_socket_is_a_clear_refusal() {
+    let h = Harness::start_with(|s| {
+        for target in s.upstreams.values_mut() {
+            target.address = "/nonexistent/.s.PGSQL.5432".to_owned();
+        }
+    })
+    .await;
+    let err = h.try_connect(&h.conn_str("write")).await.unwrap_err();
+    let (code, message) = db_error(&err);
+    assert_eq!(code, "08006", "{message}");
+    assert!(message.contains("/nonexistent/.s.PGSQL.5432"), "{message}");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn application_name_is_visible_upstream() {
     let h = Harness::start().await;
