@@ -145,7 +145,8 @@ async fn open(
 
     let started_at_ms = gw.clock.now_ms();
     let shared = gw.registry.insert(|process_id| SessionShared {
-        session_id: format!("ses_{}", ulid::Ulid::new()),
+        // Lower case, as latch's other ids are (a ULID reads the same in either case).
+        session_id: format!("ses_{}", ulid::Ulid::new().to_string().to_lowercase()),
         grant_id: grant.grant_id.clone(),
         user: grant.user.clone(),
         resource: hello.resource.clone(),

@@ -217,7 +217,22 @@ pub(crate) async fn get_session(
     if id.len() > 80 {
         return Err(missing());
     }
-    let row = state.store.session(&id).await?.ok_or_else(missing)?;
+    // Sessions recorded by earlier versions are named in upper case; a ULID is the same id
+    // in either case, so either spelling finds the session.
+    let mut row = state.store.session(&id).await?;
+    if row.is_none()
+        && let Some(ulid) = id.strip_prefix("ses_")
+    {
+        for spelling in [ulid.to_lowercase(), ulid.to_uppercase()] {
+            if spelling != ulid {
+                row = state.store.session(&format!("ses_{spelling}")).await?;
+                if row.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    let row = row.ok_or_else(missing)?;
     // Someone who may not see it learns nothing, not even that it exists.
     if !state
         .catalog
@@ -230,7 +245,7 @@ pub(crate) async fn get_session(
     let mut statements: Vec<StatementView> = Vec::new();
     let mut after = 0;
     loop {
-        let page = state.store.subject_events(&id, after, 1000).await?;
+        let page = state.store.subject_events(&row.id, after, 1000).await?;
         let Some((last, _)) = page.last() else {
             break;
         };

@@ -448,7 +448,7 @@ pub async fn run(
         AdminCommand::Migrate => {
             let version = store.schema_version().await?;
             println!(
-                "{}: the store is at schema version {version}, this latch's",
+                "{}: the store is at schema version {version}, the newest this latch knows",
                 path.display()
             );
             return Ok(());

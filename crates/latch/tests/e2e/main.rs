@@ -2294,6 +2294,16 @@ fn gateway_records_psql_statements_and_cuts_the_session_at_expiry() {
     let shown = server
         .run_as(&alice, &["sessions", "show", &first.id])
         .success();
+    // Lower case like latch's other ids; a ULID is the same in either case, and so is the id.
+    assert_eq!(first.id, first.id.to_lowercase());
+    let upper = format!("ses_{}", first.id.trim_start_matches("ses_").to_uppercase());
+    assert_eq!(
+        server
+            .run_as(&alice, &["sessions", "show", &upper])
+            .success()
+            .stdout,
+        shown.stdout
+    );
     assert!(
         shown.stdout.contains("select 40 + 2 as answer"),
         "{shown:#?}"
