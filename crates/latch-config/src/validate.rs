@@ -1183,7 +1183,7 @@ fn is_postgres_url(url: &str) -> bool {
 
 /// An absolute path: the file of a Unix-domain socket (PostgreSQL names it
 /// `<unix_socket_directory>/.s.PGSQL.<port>`).
-pub(crate) fn is_socket_path(address: &str) -> bool {
+fn is_socket_path(address: &str) -> bool {
     address.starts_with('/') && address.len() > 1
 }
 

@@ -1,4 +1,5 @@
-//! A client or upstream connection, plain (TCP or a Unix-domain socket) or TLS, behind one type so the relay is written once.
+//! A client or upstream connection, plain (TCP or a Unix-domain socket) or TLS, behind one type
+//! so the relay is written once.
 
 use std::io;
 use std::pin::Pin;

@@ -1,6 +1,6 @@
-//! The upstream side: connect (TCP with TLS optional, or a Unix-domain socket), start up as the role's login, authenticate
-//! (trust, cleartext, md5, SCRAM-SHA-256), collect ParameterStatus and BackendKeyData; and
-//! CancelRequests toward the upstream.
+//! The upstream side: connect (TCP with TLS optional, or a Unix-domain socket), start up as the
+//! role's login, authenticate (trust, cleartext, md5, SCRAM-SHA-256), collect ParameterStatus
+//! and BackendKeyData; and CancelRequests toward the upstream.
 
 use std::path::Path;
 use std::time::Duration;
@@ -237,7 +237,8 @@ async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     stream.flush().await
 }
 
-/// The socket file when `address` is one (an absolute path) rather than `host:port`.
+/// The socket file when `address` is one (an absolute path) rather than `host:port`: the rule
+/// latch's config checks `upstream.address` by.
 fn socket_path(address: &str) -> Option<&Path> {
     address.starts_with('/').then(|| Path::new(address))
 }
