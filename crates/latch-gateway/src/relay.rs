@@ -25,6 +25,7 @@ use latch_pgwire::{FrontendMessage, Target, encode, frame_header};
 use latch_sqlclass::{Classified, Classifier};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::authority::{
     Authority, Clock, EndReason, Outcome, Protocol, SessionRecord, StatementRecord,
@@ -721,6 +722,10 @@ pub(crate) struct Relay {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The session's end being called for (`latch revoke`, shutdown), made once: a fresh
+    /// `cancelled()` future at every turn of the loop joined and left the token's waiter list,
+    /// two lock round trips per transaction on the relay's thread.
+    told: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 enum Event {
@@ -746,6 +751,7 @@ impl Relay {
             bytes_in: 0,
             bytes_out: 0,
             deadline: Box::pin(tokio::time::sleep_until(ctx.deadline)),
+            told: Box::pin(ctx.shared.end.clone().cancelled_owned()),
         }
     }
 
@@ -797,7 +803,7 @@ impl Relay {
                 tokio::select! {
                     biased;
                     () = &mut self.deadline => return Err(Exit::Expired),
-                    () = ctx.shared.end.cancelled() => return Err(Exit::Told),
+                    () = &mut self.told => return Err(Exit::Told),
                     r = poll_fn(|cx| poll_io(
                         cx,
                         client,
@@ -843,11 +849,11 @@ impl Relay {
     }
 
     /// Runs `fut` unless the session must end first.
-    async fn or_end<F: Future>(&mut self, ctx: &SessionCtx, fut: F) -> Result<F::Output, Exit> {
+    async fn or_end<F: Future>(&mut self, fut: F) -> Result<F::Output, Exit> {
         tokio::select! {
             biased;
             () = &mut self.deadline => Err(Exit::Expired),
-            () = ctx.shared.end.cancelled() => Err(Exit::Told),
+            () = &mut self.told => Err(Exit::Told),
             out = fut => Ok(out),
         }
     }
@@ -930,7 +936,7 @@ impl Relay {
                     let tx = ctx.tx.clone();
                     let wait = ctx.record_wait;
                     match self
-                        .or_end(ctx, tokio::time::timeout(wait, tx.reserve_owned()))
+                        .or_end(tokio::time::timeout(wait, tx.reserve_owned()))
                         .await?
                     {
                         Ok(Ok(_permit)) => {}
@@ -955,7 +961,7 @@ impl Relay {
         if !self.st.strict.is_empty() {
             let batch = std::mem::take(&mut self.st.strict);
             let authority = Arc::clone(&ctx.authority);
-            let result = self.or_end(ctx, authority.record(&batch)).await?;
+            let result = self.or_end(authority.record(&batch)).await?;
             if let Err(e) = result {
                 // Nothing of this chunk has left: drop it with the session.
                 self.c2u.rx.truncate(0);
@@ -1006,7 +1012,7 @@ impl Relay {
             match ctx.tx.try_send(r) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(r)) => {
-                    let sent = match self.or_end(ctx, ctx.tx.send(r)).await {
+                    let sent = match self.or_end(ctx.tx.send(r)).await {
                         Ok(sent) => sent,
                         Err(exit) => {
                             // Keep the rest for the session's end.
