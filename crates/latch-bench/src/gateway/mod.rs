@@ -142,6 +142,8 @@ struct LatencyRun {
     /// From its scheduled start, as `pgbench -R` counts latency (µs).
     p50_from_schedule_us: Option<i64>,
     p99_from_schedule_us: Option<i64>,
+    /// The proxy's busiest thread's wait for a CPU per turn (µs): see [`Summary`].
+    proxy_wait_us_per_turn: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -432,17 +434,21 @@ async fn bench(
                 transactions: lat.service.len() as u64,
                 achieved_tps: lat.service.len() as f64 / options.latency_seconds.max(1) as f64,
                 error: summary.error,
+                proxy_wait_us_per_turn: summary.proxy_wait_us_per_turn,
                 p50_us: percentile(&lat.service, 50.0),
                 p99_us: percentile(&lat.service, 99.0),
                 p50_from_schedule_us: percentile(&lat.from_schedule, 50.0),
                 p99_from_schedule_us: percentile(&lat.from_schedule, 99.0),
             };
             eprintln!(
-                "  latency at {rate} tps {}: {:.0} tps done, p50 {} µs, p99 {} µs{}",
+                "  latency at {rate} tps {}: {:.0} tps done, p50 {} µs, p99 {} µs{}{}",
                 run.target,
                 run.achieved_tps,
                 fmt_opt(run.p50_us),
                 fmt_opt(run.p99_us),
+                run.proxy_wait_us_per_turn
+                    .map(|w| format!(", proxy thread waits {w:.1} µs per turn"))
+                    .unwrap_or_default(),
                 run.error
                     .as_deref()
                     .map(|e| format!(" ({e})"))
@@ -559,7 +565,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
     eprintln!(
-        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms, CPU µs/tx proxy {} machine {}{}",
+        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms, CPU µs/tx proxy {} machine {}{}{}",
         summary.tps,
         summary
             .latency_avg_ms
@@ -570,6 +576,11 @@ fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
         summary
             .machine_cpu_us_per_tx
             .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+        match (summary.proxy_turns_per_tx, summary.proxy_wait_us_per_turn) {
+            (Some(turns), Some(wait)) =>
+                format!(", proxy thread {turns:.2} turns/tx waiting {wait:.1} µs each"),
+            _ => String::new(),
+        },
         summary
             .error
             .as_deref()
@@ -700,8 +711,10 @@ fn print_report(report: &Report, options: &Options) {
             "(µs from each transaction's actual start; in brackets from its scheduled start, as -R counts it)"
         );
         println!();
-        println!("| target | tps done | p50 µs | p99 µs | p50 − direct µs | p99 − direct µs |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!(
+            "| target | tps done | p50 µs | p99 µs | p50 − direct µs | p99 − direct µs | proxy thread's wait per turn µs |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         let runs: Vec<&LatencyRun> = report.latency.iter().filter(|r| r.rate == rate).collect();
         let direct = runs.iter().find(|r| r.target == "direct");
         for r in &runs {
@@ -710,7 +723,7 @@ fn print_report(report: &Report, options: &Options) {
                 _ => "-".into(),
             };
             println!(
-                "| {}{} | {:.0} | {} ({}) | {} ({}) | {} ({}) | {} ({}) |",
+                "| {}{} | {:.0} | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} |",
                 r.target,
                 if r.error.is_some() { " (failed)" } else { "" },
                 r.achieved_tps,
@@ -728,6 +741,8 @@ fn print_report(report: &Report, options: &Options) {
                     r.p99_from_schedule_us,
                     direct.and_then(|d| d.p99_from_schedule_us)
                 ),
+                r.proxy_wait_us_per_turn
+                    .map_or_else(|| "-".into(), |w| format!("{w:.1}")),
             );
         }
         println!();

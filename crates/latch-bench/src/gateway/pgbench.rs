@@ -1,6 +1,7 @@
 //! Running `pgbench` against one target and reading what it says: the summary on stdout, and
 //! the per-transaction log (`--log`) for latency percentiles.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -56,12 +57,19 @@ pub struct Summary {
     pub proxy_cpu_us_per_tx: Option<f64>,
     /// CPU time of the whole machine per transaction (µs): pgbench, PostgreSQL and the proxy.
     pub machine_cpu_us_per_tx: Option<f64>,
+    /// How long the proxy's busiest thread (latch's relay, pgbouncer's one thread) waited,
+    /// runnable, for a CPU at each of its turns on one (µs): the queueing a proxy adds to every
+    /// transaction at each of its wake-ups, on a machine it shares with pgbench and PostgreSQL.
+    pub proxy_wait_us_per_turn: Option<f64>,
+    /// Turns on a CPU of that thread per transaction: its wake-ups and preemptions.
+    pub proxy_turns_per_tx: Option<f64>,
 }
 
 /// `pgbench ARGS… DATABASE` against `target`; a failed run is a [`Summary`] with `error` set,
 /// not an `Err` (which is kept for not being able to run pgbench at all).
 pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result<Summary> {
     let proxy_before = target.proxy_pid.and_then(process_cpu_ticks);
+    let threads_before = target.proxy_pid.and_then(thread_schedstats);
     let machine_before = machine_busy_ticks();
     let output = target
         .command(host)
@@ -82,6 +90,16 @@ pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result
     summary.proxy_cpu_us_per_tx =
         per_tx(proxy_before, target.proxy_pid.and_then(process_cpu_ticks));
     summary.machine_cpu_us_per_tx = per_tx(machine_before, machine_busy_ticks());
+    if let (Some(before), Some(after)) =
+        (threads_before, target.proxy_pid.and_then(thread_schedstats))
+        && let Some(busiest) = busiest_thread(&before, &after)
+        && busiest.turns > 0
+    {
+        summary.proxy_wait_us_per_turn = Some(busiest.wait_ns as f64 / 1e3 / busiest.turns as f64);
+        if summary.transactions > 0 {
+            summary.proxy_turns_per_tx = Some(busiest.turns as f64 / summary.transactions as f64);
+        }
+    }
     let aborted = stderr
         .lines()
         .filter(|line| line.contains("aborted") || line.contains("error"))
@@ -116,6 +134,63 @@ fn process_cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// One thread's scheduler statistics (`/proc/PID/task/TID/schedstat`), or their change over a
+/// run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ThreadSched {
+    /// Nanoseconds on a CPU.
+    run_ns: u64,
+    /// Nanoseconds runnable but waiting for a CPU.
+    wait_ns: u64,
+    /// Turns on a CPU.
+    turns: u64,
+}
+
+/// `/proc/PID/task/TID/schedstat` of every thread of `pid`, by thread id; none where the
+/// kernel keeps no scheduler statistics.
+fn thread_schedstats(pid: u32) -> Option<HashMap<String, ThreadSched>> {
+    let mut threads = HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(entry) = entry else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            // The thread ended meanwhile.
+            continue;
+        };
+        if let Some(sched) = parse_schedstat(&text) {
+            threads.insert(entry.file_name().to_string_lossy().into_owned(), sched);
+        }
+    }
+    (!threads.is_empty()).then_some(threads)
+}
+
+/// `RUN_NS WAIT_NS TURNS`.
+fn parse_schedstat(text: &str) -> Option<ThreadSched> {
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some(ThreadSched {
+        run_ns: fields.next()?.ok()?,
+        wait_ns: fields.next()?.ok()?,
+        turns: fields.next()?.ok()?,
+    })
+}
+
+/// The change over a run of the thread that ran longest in it (present at both ends).
+fn busiest_thread(
+    before: &HashMap<String, ThreadSched>,
+    after: &HashMap<String, ThreadSched>,
+) -> Option<ThreadSched> {
+    after
+        .iter()
+        .filter_map(|(tid, a)| {
+            let b = before.get(tid)?;
+            Some(ThreadSched {
+                run_ns: a.run_ns.checked_sub(b.run_ns)?,
+                wait_ns: a.wait_ns.checked_sub(b.wait_ns)?,
+                turns: a.turns.checked_sub(b.turns)?,
+            })
+        })
+        .max_by_key(|change| change.run_ns)
 }
 
 /// Ticks the machine's CPUs spent on anything but idling and waiting for I/O (`/proc/stat`).
@@ -226,6 +301,35 @@ fn parse_log(text: &str, into: &mut Latencies) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_busiest_thread_is_the_one_that_ran_longest_over_the_run() {
+        let at = |run_ns, wait_ns, turns| ThreadSched {
+            run_ns,
+            wait_ns,
+            turns,
+        };
+        let before = HashMap::from([
+            ("10".to_owned(), at(5_000_000_000, 1_000, 10)),
+            ("11".to_owned(), at(100, 200, 3)),
+        ]);
+        let after = HashMap::from([
+            // Ran longest in all, but only 1 ms in the run.
+            ("10".to_owned(), at(5_001_000_000, 2_000, 20)),
+            ("11".to_owned(), at(2_000_000_100, 3_000_200, 1_003)),
+            // Started during the run: no start to measure from.
+            ("12".to_owned(), at(9_000_000_000, 0, 1)),
+        ]);
+        assert_eq!(
+            busiest_thread(&before, &after),
+            Some(at(2_000_000_000, 3_000_000, 1_000))
+        );
+        assert_eq!(
+            parse_schedstat("2276312000 3079512000 66022\n"),
+            Some(at(2_276_312_000, 3_079_512_000, 66_022))
+        );
+        assert_eq!(parse_schedstat("12 x 3"), None);
+    }
 
     #[test]
     fn reads_the_summary_of_pgbench_15() {
