@@ -325,8 +325,10 @@ async fn bench(
         match sessions::memory(latch, &tokens, setup::RES_POOLED, options.memory_sessions).await {
             Ok(memory) => {
                 eprintln!(
-                    "  RSS {} → {} KiB: {:.1} KiB per session",
-                    memory.rss_before_kib, memory.rss_after_kib, memory.per_session_kib
+                    "  RSS {} → {} KiB: {}",
+                    memory.rss_before_kib,
+                    memory.rss_after_kib,
+                    memory.per_session_text()
                 );
                 Some(memory)
             }
@@ -755,8 +757,11 @@ fn print_report(report: &Report, options: &Options) {
     if let Some(m) = &report.memory {
         println!();
         println!(
-            "memory: {} idle sessions through latch (via pgbouncer's transaction pool): VmRSS {} → {} KiB, {:.1} KiB per session (target < 64 KiB)",
-            m.sessions, m.rss_before_kib, m.rss_after_kib, m.per_session_kib
+            "memory: {} idle sessions through latch (via pgbouncer's transaction pool): VmRSS {} → {} KiB, {} (target < 64 KiB)",
+            m.sessions,
+            m.rss_before_kib,
+            m.rss_after_kib,
+            m.per_session_text()
         );
     }
 

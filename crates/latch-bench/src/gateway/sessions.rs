@@ -85,6 +85,26 @@ pub struct Memory {
     pub per_session_kib: f64,
 }
 
+/// latch's RSS moves by this much on its own between readings (the allocator, the server's
+/// background tasks): a growth smaller than this says nothing about the sessions.
+const RSS_NOISE_KIB: f64 = 512.0;
+
+impl Memory {
+    /// The figure per session, or why there is none: too few sessions to rise above the
+    /// RSS's own movement (a quick run's ten sessions can even show it falling).
+    pub fn per_session_text(&self) -> String {
+        let grew = self.rss_after_kib as f64 - self.rss_before_kib as f64;
+        if grew < RSS_NOISE_KIB {
+            format!(
+                "not measurable: {grew:.0} KiB for {} sessions is within the RSS's own movement (±{RSS_NOISE_KIB:.0} KiB); open more (`--memory-sessions`)",
+                self.sessions
+            )
+        } else {
+            format!("{:.1} KiB per session", self.per_session_kib)
+        }
+    }
+}
+
 /// Opens one session (so that the first session's one-off costs are paid), reads latch's
 /// RSS, opens `count` more idle sessions, waits for the recorder to settle, reads it again.
 pub async fn memory(
@@ -96,10 +116,10 @@ pub async fn memory(
     let credential = latch.grant(tokens, resource, "mem", "4h").await?;
     let first = open_many(latch.gateway_port, &credential, 1).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = latch.rss_kib()?;
+    let before = settled_rss_kib(latch).await?;
     let sessions = open_many(latch.gateway_port, &credential, count).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = latch.rss_kib()?;
+    let after = settled_rss_kib(latch).await?;
     for session in sessions.into_iter().chain(first) {
         drop(session.client);
         let _ = session.connection.await;
@@ -111,6 +131,22 @@ pub async fn memory(
         per_session_kib: (after as f64 - before as f64) / count.max(1) as f64,
     })
 }
+
+/// The median of a few readings of latch's RSS: the allocator returns and takes pages while
+/// the server's background tasks run, a few hundred KiB either way, which a single reading
+/// would count against (or for) the sessions.
+async fn settled_rss_kib(latch: &Latch) -> anyhow::Result<u64> {
+    let mut readings = Vec::with_capacity(RSS_READINGS);
+    for _ in 0..RSS_READINGS {
+        readings.push(latch.rss_kib()? as f64);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    crate::stats::median(&readings)
+        .map(|kib| kib.round() as u64)
+        .context("no RSS reading")
+}
+
+const RSS_READINGS: usize = 5;
 
 /// What a scenario's sessions do when their grant ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -334,4 +370,34 @@ pub async fn revocation(
         statements_recorded,
         statements_after_end,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(sessions: usize, before: u64, after: u64) -> Memory {
+        Memory {
+            sessions,
+            rss_before_kib: before,
+            rss_after_kib: after,
+            per_session_kib: (after as f64 - before as f64) / sessions as f64,
+        }
+    }
+
+    #[test]
+    fn a_growth_within_the_rss_noise_is_not_reported_as_a_figure() {
+        // A quick run's ten sessions once read as −29.2 KiB each.
+        let fell = memory(10, 63_960, 63_668).per_session_text();
+        assert!(fell.starts_with("not measurable"), "{fell}");
+        assert!(
+            !memory(10, 60_000, 60_300)
+                .per_session_text()
+                .contains("per session")
+        );
+        assert_eq!(
+            memory(500, 60_000, 70_000).per_session_text(),
+            "20.0 KiB per session"
+        );
+    }
 }
