@@ -24,6 +24,7 @@ mod analytics;
 mod backend;
 mod expiry;
 mod gateway;
+mod host;
 mod ledger;
 mod lifecycle;
 mod stats;

@@ -567,7 +567,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
     eprintln!(
-        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms, CPU µs/tx proxy {} machine {}{}{}",
+        "  round {round} {mode:<8} {target:<20} {:>9.1} tps, {} ms, CPU µs/tx proxy {} machine {}{}{}{}",
         summary.tps,
         summary
             .latency_avg_ms
@@ -583,6 +583,10 @@ fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
                 format!(", proxy thread {turns:.2} turns/tx waiting {wait:.1} µs each"),
             _ => String::new(),
         },
+        summary
+            .host_steal_pct
+            .map(|steal| format!(", host steal {steal:.0} %"))
+            .unwrap_or_default(),
         summary
             .error
             .as_deref()

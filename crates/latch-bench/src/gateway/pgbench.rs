@@ -9,6 +9,8 @@ use anyhow::{Context, ensure};
 use serde::Serialize;
 use tokio::process::Command;
 
+use crate::host::MachineTicks;
+
 /// Where pgbench connects: PostgreSQL itself, pgbouncer, or latch's gateway.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -56,7 +58,11 @@ pub struct Summary {
     /// steadier than throughput on a machine whose speed varies from hour to hour.
     pub proxy_cpu_us_per_tx: Option<f64>,
     /// CPU time of the whole machine per transaction (µs): pgbench, PostgreSQL and the proxy.
+    /// Time the host took (steal) is not counted.
     pub machine_cpu_us_per_tx: Option<f64>,
+    /// The share of the machine's time the host took during the run (%): a run at 30 % is
+    /// not comparable with one at 0 %.
+    pub host_steal_pct: Option<f64>,
     /// How long the proxy's busiest thread (latch's relay, pgbouncer's one thread) waited,
     /// runnable, for a CPU at each of its turns on one (µs): the queueing a proxy adds to every
     /// transaction at each of its wake-ups, on a machine it shares with pgbench and PostgreSQL.
@@ -70,7 +76,7 @@ pub struct Summary {
 pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result<Summary> {
     let proxy_before = target.proxy_pid.and_then(process_cpu_ticks);
     let threads_before = target.proxy_pid.and_then(thread_schedstats);
-    let machine_before = machine_busy_ticks();
+    let machine_before = MachineTicks::read();
     let output = target
         .command(host)
         .args(args)
@@ -89,7 +95,14 @@ pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result
     };
     summary.proxy_cpu_us_per_tx =
         per_tx(proxy_before, target.proxy_pid.and_then(process_cpu_ticks));
-    summary.machine_cpu_us_per_tx = per_tx(machine_before, machine_busy_ticks());
+    let machine_after = MachineTicks::read();
+    summary.machine_cpu_us_per_tx = per_tx(
+        machine_before.map(|t| t.busy),
+        machine_after.map(|t| t.busy),
+    );
+    if let (Some(before), Some(after)) = (machine_before, machine_after) {
+        summary.host_steal_pct = after.steal_pct_since(&before);
+    }
     if let (Some(before), Some(after)) =
         (threads_before, target.proxy_pid.and_then(thread_schedstats))
         && let Some(busiest) = busiest_thread(&before, &after)
@@ -191,24 +204,6 @@ fn busiest_thread(
             })
         })
         .max_by_key(|change| change.run_ns)
-}
-
-/// Ticks the machine's CPUs spent on anything but idling and waiting for I/O (`/proc/stat`).
-fn machine_busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal …
-    let busy = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4);
-    Some(busy.map(|(_, t)| t).sum())
 }
 
 /// The summary lines of pgbench 15: `tps = …`, `latency average = … ms`, `number of

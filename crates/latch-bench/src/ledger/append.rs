@@ -24,6 +24,7 @@ use latch_store::{Executed, SqlStore, Store};
 use tokio::task::JoinSet;
 
 use crate::backend::{Backend, BackendChoice, open};
+use crate::host::MachineTicks;
 use crate::stats::{median, ms, percentile};
 
 /// The target, for the embedded store with 64 writers.
@@ -86,6 +87,8 @@ struct RunResult {
     latencies: Vec<i64>,
     errors: u64,
     first_error: Option<String>,
+    /// The share of the machine's time the host took during the run (%).
+    host_steal_pct: Option<f64>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -115,17 +118,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         for &workload in &options.workload {
             for &writers in &options.writers {
                 for &backend in &backends {
-                    let result = run_once(round, workload, backend, writers, &options)
+                    let machine_before = MachineTicks::read();
+                    let mut result = run_once(round, workload, backend, writers, &options)
                         .await
                         .with_context(|| {
                             format!("round {round}, {workload}, {writers} writers on {backend}")
                         })?;
+                    result.host_steal_pct = machine_before
+                        .zip(MachineTicks::read())
+                        .and_then(|(before, after)| after.steal_pct_since(&before));
                     eprintln!(
-                        "  round {round} {workload} {backend} {writers} writers: {:.0} events/s, p50 {} ms, p99 {} ms, {} errors",
+                        "  round {round} {workload} {backend} {writers} writers: {:.0} events/s, p50 {} ms, p99 {} ms, {} errors, host steal {}",
                         result.events_per_sec,
                         percentile(&result.latencies, 50.0).map_or_else(|| "-".into(), ms),
                         percentile(&result.latencies, 99.0).map_or_else(|| "-".into(), ms),
-                        result.errors
+                        result.errors,
+                        steal_text(result.host_steal_pct)
                     );
                     results.push(result);
                 }
@@ -182,6 +190,7 @@ async fn run_once(
         latencies: Vec::new(),
         errors: 0,
         first_error: None,
+        host_steal_pct: None,
     };
     let mut acknowledged = 0;
     let mut last_end = until;
@@ -368,6 +377,12 @@ async fn write(
     result
 }
 
+/// The host's share of a run as printed: a run whose host took much of the CPU is a reading of
+/// the host, not of latch.
+fn steal_text(steal_pct: Option<f64>) -> String {
+    steal_pct.map_or_else(|| "-".into(), |steal| format!("{steal:.0} %"))
+}
+
 fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
     println!();
     println!(
@@ -377,12 +392,12 @@ fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
     );
     println!();
     println!(
-        "| round | workload | backend | writers | events | events/s | p50 ms | p99 ms | errors |"
+        "| round | workload | backend | writers | events | events/s | p50 ms | p99 ms | errors | host steal |"
     );
-    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
             r.round,
             r.workload,
             r.backend,
@@ -391,7 +406,8 @@ fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
             r.events_per_sec,
             percentile(&r.latencies, 50.0).map_or_else(|| "-".into(), ms),
             percentile(&r.latencies, 99.0).map_or_else(|| "-".into(), ms),
-            r.errors
+            r.errors,
+            steal_text(r.host_steal_pct)
         );
     }
     let rate = |workload: Workload, backend: Backend, writers: usize| {
