@@ -46,6 +46,20 @@ impl MachineTicks {
         let steal = self.steal.checked_sub(before.steal)?;
         (total > 0).then(|| steal as f64 * 100.0 / total as f64)
     }
+
+    /// The host's share of a run read by [`MachineTicks::read`] before and after it, when
+    /// both readings were had.
+    pub fn steal_pct_between(before: Option<Self>, after: Option<Self>) -> Option<f64> {
+        before
+            .zip(after)
+            .and_then(|(before, after)| after.steal_pct_since(&before))
+    }
+}
+
+/// A run's steal as the reports print it: a run whose host took much of the CPU is a reading of
+/// the host, not of latch.
+pub fn steal_text(steal_pct: f64) -> String {
+    format!("{steal_pct:.0} %")
 }
 
 #[cfg(test)]
@@ -62,6 +76,12 @@ mod tests {
         assert_eq!(after.busy - before.busy, 300);
         assert_eq!(after.steal_pct_since(&before), Some(20.0));
         assert_eq!(before.steal_pct_since(&before), None, "no time passed");
+        assert_eq!(
+            MachineTicks::steal_pct_between(Some(before), Some(after)),
+            Some(20.0)
+        );
+        assert_eq!(MachineTicks::steal_pct_between(Some(before), None), None);
+        assert_eq!(steal_text(20.0), "20 %");
         assert_eq!(MachineTicks::parse("cpu  1 2"), None);
         assert_eq!(MachineTicks::parse("cpu  1 2 x 4"), None);
     }

@@ -585,7 +585,7 @@ fn log_run(round: usize, mode: &str, target: &str, summary: &Summary) {
         },
         summary
             .host_steal_pct
-            .map(|steal| format!(", host steal {steal:.0} %"))
+            .map(|steal| format!(", host steal {}", crate::host::steal_text(steal)))
             .unwrap_or_default(),
         summary
             .error

@@ -100,9 +100,7 @@ pub async fn run(host: &str, target: &Target, args: &[String]) -> anyhow::Result
         machine_before.map(|t| t.busy),
         machine_after.map(|t| t.busy),
     );
-    if let (Some(before), Some(after)) = (machine_before, machine_after) {
-        summary.host_steal_pct = after.steal_pct_since(&before);
-    }
+    summary.host_steal_pct = MachineTicks::steal_pct_between(machine_before, machine_after);
     if let (Some(before), Some(after)) =
         (threads_before, target.proxy_pid.and_then(thread_schedstats))
         && let Some(busiest) = busiest_thread(&before, &after)

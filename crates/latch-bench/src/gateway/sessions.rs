@@ -137,9 +137,11 @@ pub async fn memory(
 /// would count against (or for) the sessions.
 async fn settled_rss_kib(latch: &Latch) -> anyhow::Result<u64> {
     let mut readings = Vec::with_capacity(RSS_READINGS);
-    for _ in 0..RSS_READINGS {
+    for reading in 0..RSS_READINGS {
+        if reading > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         readings.push(latch.rss_kib()? as f64);
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     crate::stats::median(&readings)
         .map(|kib| kib.round() as u64)

@@ -124,9 +124,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                         .with_context(|| {
                             format!("round {round}, {workload}, {writers} writers on {backend}")
                         })?;
-                    result.host_steal_pct = machine_before
-                        .zip(MachineTicks::read())
-                        .and_then(|(before, after)| after.steal_pct_since(&before));
+                    result.host_steal_pct =
+                        MachineTicks::steal_pct_between(machine_before, MachineTicks::read());
                     eprintln!(
                         "  round {round} {workload} {backend} {writers} writers: {:.0} events/s, p50 {} ms, p99 {} ms, {} errors, host steal {}",
                         result.events_per_sec,
@@ -377,10 +376,9 @@ async fn write(
     result
 }
 
-/// The host's share of a run as printed: a run whose host took much of the CPU is a reading of
-/// the host, not of latch.
+/// The host's share of a run, or `-` where `/proc/stat` could not be read.
 fn steal_text(steal_pct: Option<f64>) -> String {
-    steal_pct.map_or_else(|| "-".into(), |steal| format!("{steal:.0} %"))
+    steal_pct.map_or_else(|| "-".into(), crate::host::steal_text)
 }
 
 fn report(results: &[RunResult], backends: &[Backend], options: &Options) {
